@@ -1,0 +1,199 @@
+//! Planning: one notification for any number of receivers becomes batch calls
+//! of at most 500 receivers, each with its own body and trace id, ready to be
+//! signed and sent by whatever transport the caller has.
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::notification::{AccountId, BatchNotification, MAX_RECEIVERS_PER_REQUEST};
+use crate::sign::{Credentials, CurTime, Nonce, SignedHeaders, TraceId};
+
+/// The path of the batch custom notification call.
+pub const BATCH_PATH: &str = "/im/v2/custom_notification/batch";
+
+/// The mainland data centre, Yunxin's default.
+pub const DEFAULT_BASE_URL: &str = "https://open.yunxinapi.com";
+
+/// Where calls go: a base URL such as `https://open-sg.yunxinapi.com`,
+/// `https://api-cn.yunxinapi.com/nimserver` or a local emulator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    batch_url: String,
+}
+
+impl Endpoint {
+    /// An endpoint from a base URL (`http` or `https`, no query or fragment);
+    /// a trailing slash is ignored.
+    pub fn new(base_url: &str) -> Result<Self> {
+        let invalid = |reason| Error::Invalid {
+            field: "base_url".into(),
+            reason,
+            value: base_url.to_owned(),
+        };
+        let rest = base_url
+            .strip_prefix("https://")
+            .or_else(|| base_url.strip_prefix("http://"))
+            .ok_or_else(|| invalid("must start with http:// or https://"))?;
+        if rest.is_empty() || rest.starts_with('/') {
+            return Err(invalid("has no host"));
+        }
+        if rest.contains(['?', '#']) || rest.chars().any(char::is_whitespace) {
+            return Err(invalid("may not contain a query, a fragment or whitespace"));
+        }
+        Ok(Endpoint {
+            batch_url: format!("{}{BATCH_PATH}", base_url.trim_end_matches('/')),
+        })
+    }
+
+    /// The full URL of the batch call.
+    pub fn batch_url(&self) -> &str {
+        &self.batch_url
+    }
+}
+
+impl Default for Endpoint {
+    fn default() -> Self {
+        Endpoint {
+            batch_url: format!("{DEFAULT_BASE_URL}{BATCH_PATH}"),
+        }
+    }
+}
+
+/// How a plan is made.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Derive each call's trace id from this id and the chunk index, so that
+    /// planning the same event again yields the same trace ids. Without it,
+    /// trace ids are random.
+    pub event_id: Option<String>,
+    /// Refuse notifications with more (unique) receivers than this.
+    pub max_receivers: Option<usize>,
+}
+
+/// One batch call, planned but not signed yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedRequest {
+    /// Position of this call in the plan, from 0.
+    pub index: usize,
+    /// The `X-custom-traceid` of this call; reused on every retry.
+    pub trace_id: TraceId,
+    /// The receivers of this call (1 to 500).
+    pub receiver_ids: Vec<AccountId>,
+    /// The JSON body.
+    pub body: String,
+}
+
+/// A request ready for any HTTP client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignedRequest {
+    /// Always `POST`.
+    pub method: &'static str,
+    /// The full URL.
+    pub url: String,
+    /// Header (name, value) pairs, `Content-Type` included.
+    pub headers: Vec<(&'static str, String)>,
+    /// The JSON body.
+    pub body: String,
+}
+
+impl PlannedRequest {
+    /// Signs this call with the current time and a fresh nonce. Call it again
+    /// for a retry: the trace id stays, the five-minute signature is renewed.
+    pub fn sign(&self, credentials: &Credentials, endpoint: &Endpoint) -> SignedRequest {
+        self.with_headers(credentials.sign(), endpoint)
+    }
+
+    /// Signs this call with the given time and nonce.
+    pub fn sign_at(
+        &self,
+        credentials: &Credentials,
+        endpoint: &Endpoint,
+        cur_time: CurTime,
+        nonce: Nonce,
+    ) -> SignedRequest {
+        self.with_headers(credentials.sign_at(cur_time, nonce), endpoint)
+    }
+
+    fn with_headers(&self, signed: SignedHeaders, endpoint: &Endpoint) -> SignedRequest {
+        let mut headers: Vec<(&'static str, String)> = signed
+            .pairs()
+            .into_iter()
+            .map(|(name, value)| (name, value.to_owned()))
+            .collect();
+        headers.push(("X-custom-traceid", self.trace_id.to_string()));
+        headers.push(("Content-Type", "application/json;charset=utf-8".to_owned()));
+        SignedRequest {
+            method: "POST",
+            url: endpoint.batch_url().to_owned(),
+            headers,
+            body: self.body.clone(),
+        }
+    }
+}
+
+/// A notification split into batch calls of at most 500 receivers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    requests: Vec<PlannedRequest>,
+}
+
+impl Plan {
+    /// Validates the notification, removes duplicate receivers and splits the
+    /// rest into calls of at most 500, in order.
+    pub fn new(notification: &BatchNotification, options: &PlanOptions) -> Result<Self> {
+        notification.validate()?;
+        let receivers = notification.unique_receivers();
+        if let Some(limit) = options.max_receivers
+            && receivers.len() > limit
+        {
+            return Err(Error::TooMany {
+                field: "receiver_ids".into(),
+                limit,
+                actual: receivers.len(),
+            });
+        }
+
+        // One template serialised per chunk: only `receiver_ids` changes.
+        let mut template = BatchNotification {
+            receiver_ids: Vec::new(),
+            ..notification.clone()
+        };
+        let mut requests = Vec::with_capacity(receivers.len().div_ceil(MAX_RECEIVERS_PER_REQUEST));
+        for (index, chunk) in receivers.chunks(MAX_RECEIVERS_PER_REQUEST).enumerate() {
+            template.receiver_ids = chunk.to_vec();
+            let body = serde_json::to_string(&template).map_err(|e| Error::Json {
+                field: "body".into(),
+                reason: e.to_string(),
+            })?;
+            let trace_id = match &options.event_id {
+                Some(event_id) => TraceId::derived(event_id, index),
+                None => TraceId::random(),
+            };
+            requests.push(PlannedRequest {
+                index,
+                trace_id,
+                receiver_ids: std::mem::take(&mut template.receiver_ids),
+                body,
+            });
+        }
+        Ok(Plan { requests })
+    }
+
+    /// The planned calls, in order.
+    pub fn requests(&self) -> &[PlannedRequest] {
+        &self.requests
+    }
+
+    /// Every receiver of the plan once, in order.
+    pub fn receivers(&self) -> impl Iterator<Item = &AccountId> {
+        self.requests.iter().flat_map(|r| r.receiver_ids.iter())
+    }
+
+    /// Signs every call with the current time and its own fresh nonce.
+    pub fn sign(&self, credentials: &Credentials, endpoint: &Endpoint) -> Vec<SignedRequest> {
+        self.requests
+            .iter()
+            .map(|r| r.sign(credentials, endpoint))
+            .collect()
+    }
+}

@@ -1,0 +1,358 @@
+//! The request body of `POST /im/v2/custom_notification/batch` and its limits.
+//!
+//! Field names and limits follow the API reference; unset optional fields are
+//! left out of the JSON (Yunxin treats `null` differently from "absent").
+//! Unknown fields are rejected when deserialising, so that a typo such as
+//! `recevier_ids` is an error instead of a silently dropped setting.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Most receivers Yunxin accepts in one batch call.
+pub const MAX_RECEIVERS_PER_REQUEST: usize = 500;
+/// Longest account id, in characters.
+pub const MAX_ACCOUNT_ID_CHARS: usize = 32;
+/// Longest `content`, in characters.
+pub const MAX_CONTENT_CHARS: usize = 4096;
+/// Longest `sound`, in characters.
+pub const MAX_SOUND_CHARS: usize = 30;
+/// Longest `push_config.push_content` and `push_config.push_forcepush_content`.
+pub const MAX_PUSH_CONTENT_CHARS: usize = 500;
+/// Longest `push_config.push_payload`, in characters.
+pub const MAX_PUSH_PAYLOAD_CHARS: usize = 2048;
+/// Most ids in `push_config.push_forcepush_ids`.
+pub const MAX_FORCEPUSH_IDS: usize = 100;
+
+/// A Yunxin IM account id (`accid`).
+///
+/// Yunxin lower-cases account ids, so two ids that differ only in case name
+/// the same account; see [`AccountId::key`].
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[serde(transparent)]
+pub struct AccountId(String);
+
+impl AccountId {
+    /// Wraps an id without checking it; [`BatchNotification::validate`] checks it.
+    pub fn new(id: impl Into<String>) -> Self {
+        AccountId(id.into())
+    }
+
+    /// The id as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The id as Yunxin stores it (lower-cased), for comparing ids.
+    pub fn key(&self) -> String {
+        self.0.to_lowercase()
+    }
+
+    fn validate(&self, field: impl Fn() -> Cow<'static, str>) -> Result<()> {
+        let len = self.0.chars().count();
+        if len == 0 {
+            return Err(Error::Missing { field: field() });
+        }
+        if len > MAX_ACCOUNT_ID_CHARS {
+            return Err(Error::TooLong {
+                field: field(),
+                limit: MAX_ACCOUNT_ID_CHARS,
+                actual: len,
+            });
+        }
+        if self.0.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(Error::Invalid {
+                field: field(),
+                reason: "account ids may not contain whitespace or control characters",
+                value: self.0.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for AccountId {
+    fn from(id: &str) -> Self {
+        AccountId::new(id)
+    }
+}
+
+impl From<String> for AccountId {
+    fn from(id: String) -> Self {
+        AccountId(id)
+    }
+}
+
+/// The notification's `content`: always sent as a string.
+///
+/// When deserialising, a JSON string is taken as it is and any other JSON
+/// value (an object, say) is serialised to its compact JSON text, because
+/// apps usually put a JSON document in `content` and should not have to
+/// escape it by hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[serde(transparent)]
+pub struct Content(String);
+
+impl Content {
+    /// Content given as text.
+    pub fn text(text: impl Into<String>) -> Self {
+        Content(text.into())
+    }
+
+    /// Content given as a value, stored as its compact JSON text.
+    pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Self> {
+        serde_json::to_string(value)
+            .map(Content)
+            .map_err(|e| Error::Json {
+                field: "content".into(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// The text that will be sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::String(text) => Ok(Content(text)),
+            other => Ok(Content(other.to_string())),
+        }
+    }
+}
+
+/// Push settings (`push_config`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushConfig {
+    /// Whether the notification is pushed (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_enabled: Option<bool>,
+    /// Whether the push shows the sender's nickname (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_nick_enabled: Option<bool>,
+    /// Push text, at most 500 characters; without it no text is shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_content: Option<String>,
+    /// Push payload (a JSON string), at most 2048 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_payload: Option<String>,
+    /// Enables forced push (official SDKs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_forcepush_enable: Option<bool>,
+    /// Force-push to everyone (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_forcepush_all: Option<bool>,
+    /// Accounts to force-push to, at most 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_forcepush_ids: Option<Vec<AccountId>>,
+    /// Forced push text, at most 500 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_forcepush_content: Option<String>,
+}
+
+/// Copy-to-app-server settings (`route_config`, 抄送).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Whether the notification is copied to the app server (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_enabled: Option<bool>,
+    /// The environment the copy is routed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_environment: Option<String>,
+}
+
+/// Notification settings (`notification_config`).
+///
+/// The sources disagree on its fields, so both spellings are accepted: the
+/// official docs and SDKs use `offline_enabled`/`unread_enabled`, the seed's
+/// field table lists the other four.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationConfig {
+    /// Whether the notification is stored for offline receivers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_enabled: Option<bool>,
+    /// Whether the notification counts as unread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unread_enabled: Option<bool>,
+    /// Whether the notification is delivered as a notification (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_enabled: Option<bool>,
+    /// App-defined extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_extension: Option<String>,
+    /// High-priority flag (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high_priority: Option<i64>,
+    /// High-priority policy (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high_priority_policy: Option<i64>,
+}
+
+/// One custom system notification for any number of receivers.
+///
+/// This is the body of a batch call, except that `receiver_ids` may hold any
+/// number of ids: [`crate::Plan`] splits them into calls of at most 500.
+/// Required fields default to empty when deserialising so that
+/// [`validate`](Self::validate) can name what is missing.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchNotification {
+    /// The sending account (required).
+    #[serde(default)]
+    pub sender_id: AccountId,
+    /// The receiving accounts (at least one).
+    #[serde(default)]
+    pub receiver_ids: Vec<AccountId>,
+    /// The notification text (required, at most 4096 characters).
+    #[serde(default)]
+    pub content: Content,
+    /// Sound file name, at most 30 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sound: Option<String>,
+    /// Push settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_config: Option<PushConfig>,
+    /// Copy-to-app-server settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_config: Option<RouteConfig>,
+    /// Notification settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_config: Option<NotificationConfig>,
+}
+
+impl BatchNotification {
+    /// A notification from `sender` with `content` and no receivers yet.
+    pub fn new(sender: impl Into<AccountId>, content: Content) -> Self {
+        BatchNotification {
+            sender_id: sender.into(),
+            content,
+            ..Default::default()
+        }
+    }
+
+    /// Adds receivers (builder style).
+    pub fn to<I, A>(mut self, receivers: I) -> Self
+    where
+        I: IntoIterator<Item = A>,
+        A: Into<AccountId>,
+    {
+        self.receiver_ids
+            .extend(receivers.into_iter().map(Into::into));
+        self
+    }
+
+    /// Parses a notification from JSON, naming the position of any syntax error.
+    pub fn from_json(json: &str) -> Result<Self> {
+        serde_json::from_str(json).map_err(|e| Error::Json {
+            field: "body".into(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Checks every documented limit except the 500-receiver cap per call,
+    /// which planning takes care of. Reports the first violation found.
+    pub fn validate(&self) -> Result<()> {
+        self.sender_id.validate(|| "sender_id".into())?;
+        if self.receiver_ids.is_empty() {
+            return Err(Error::TooFew {
+                field: "receiver_ids".into(),
+                limit: 1,
+                actual: 0,
+            });
+        }
+        for (i, id) in self.receiver_ids.iter().enumerate() {
+            id.validate(|| format!("receiver_ids[{i}]").into())?;
+        }
+        if self.content.as_str().is_empty() {
+            return Err(Error::Missing {
+                field: "content".into(),
+            });
+        }
+        max_chars("content", self.content.as_str(), MAX_CONTENT_CHARS)?;
+        if let Some(sound) = &self.sound {
+            max_chars("sound", sound, MAX_SOUND_CHARS)?;
+        }
+        if let Some(push) = &self.push_config {
+            push.validate()?;
+        }
+        Ok(())
+    }
+
+    /// The receivers with duplicates removed, first occurrence kept.
+    ///
+    /// Ids are compared case-insensitively because Yunxin lower-cases them:
+    /// `Alice` and `alice` are one account and must be notified once.
+    pub fn unique_receivers(&self) -> Vec<AccountId> {
+        let mut seen = HashSet::with_capacity(self.receiver_ids.len());
+        self.receiver_ids
+            .iter()
+            .filter(|id| seen.insert(id.key()))
+            .cloned()
+            .collect()
+    }
+}
+
+impl PushConfig {
+    fn validate(&self) -> Result<()> {
+        if let Some(text) = &self.push_content {
+            max_chars("push_config.push_content", text, MAX_PUSH_CONTENT_CHARS)?;
+        }
+        if let Some(payload) = &self.push_payload {
+            max_chars("push_config.push_payload", payload, MAX_PUSH_PAYLOAD_CHARS)?;
+        }
+        if let Some(text) = &self.push_forcepush_content {
+            max_chars(
+                "push_config.push_forcepush_content",
+                text,
+                MAX_PUSH_CONTENT_CHARS,
+            )?;
+        }
+        if let Some(ids) = &self.push_forcepush_ids {
+            if ids.len() > MAX_FORCEPUSH_IDS {
+                return Err(Error::TooMany {
+                    field: "push_config.push_forcepush_ids".into(),
+                    limit: MAX_FORCEPUSH_IDS,
+                    actual: ids.len(),
+                });
+            }
+            for (i, id) in ids.iter().enumerate() {
+                id.validate(|| format!("push_config.push_forcepush_ids[{i}]").into())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn max_chars(field: &'static str, value: &str, limit: usize) -> Result<()> {
+    let actual = value.chars().count();
+    if actual > limit {
+        return Err(Error::TooLong {
+            field: field.into(),
+            limit,
+            actual,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,267 @@
+//! Signing of Yunxin server API calls.
+//!
+//! Every call carries `AppKey`, `Nonce`, `CurTime` (UNIX seconds) and
+//! `CheckSum = lowercase hex SHA1(AppSecret + Nonce + CurTime)`, plus an
+//! optional `X-custom-traceid` by which Yunxin de-duplicates retries.
+//! A CheckSum is valid for five minutes, so a retry is signed anew while it
+//! keeps its trace id.
+
+use std::fmt;
+
+use sha1::{Digest, Sha1};
+use sha2::Sha256;
+
+use crate::error::{Error, Result};
+
+/// Longest nonce Yunxin accepts, in characters.
+pub const MAX_NONCE_CHARS: usize = 128;
+
+/// The app key from the Yunxin console. Not a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AppKey(String);
+
+impl AppKey {
+    /// Wraps an app key.
+    pub fn new(key: impl Into<String>) -> Self {
+        AppKey(key.into())
+    }
+
+    /// The key as sent in the `AppKey` header.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The app secret from the Yunxin console.
+///
+/// Its `Debug` output is redacted and it has no `Display`, so it cannot end up
+/// in a log line or an error message by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AppSecret(String);
+
+impl AppSecret {
+    /// Wraps an app secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        AppSecret(secret.into())
+    }
+
+    /// The secret itself. Call this only to compute a checksum.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AppSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AppSecret(<redacted>)")
+    }
+}
+
+/// An app's key and secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The app key.
+    pub app_key: AppKey,
+    /// The app secret.
+    pub app_secret: AppSecret,
+}
+
+impl Credentials {
+    /// Credentials from a key and a secret.
+    pub fn new(app_key: impl Into<String>, app_secret: impl Into<String>) -> Self {
+        Credentials {
+            app_key: AppKey::new(app_key),
+            app_secret: AppSecret::new(app_secret),
+        }
+    }
+
+    /// Signs with the current time and a fresh random nonce.
+    pub fn sign(&self) -> SignedHeaders {
+        self.sign_at(CurTime::now(), Nonce::random())
+    }
+
+    /// Signs with the given time and nonce (deterministic, for tests and replays).
+    pub fn sign_at(&self, cur_time: CurTime, nonce: Nonce) -> SignedHeaders {
+        let cur_time = cur_time.to_string();
+        let checksum = checksum(&self.app_secret, nonce.as_str(), &cur_time);
+        SignedHeaders {
+            app_key: self.app_key.clone(),
+            nonce,
+            cur_time,
+            checksum,
+        }
+    }
+}
+
+/// `lowercase hex SHA1(AppSecret + Nonce + CurTime)`, as Yunxin computes it.
+///
+/// ```
+/// use yunxin_edge::{checksum, AppSecret};
+/// let sum = checksum(&AppSecret::new("secret"), "abc", "1443592222");
+/// assert_eq!(sum, "6461e65304e590d2268093aa1d290482274995b9");
+/// ```
+pub fn checksum(app_secret: &AppSecret, nonce: &str, cur_time: &str) -> String {
+    let mut sha = Sha1::new();
+    sha.update(app_secret.expose().as_bytes());
+    sha.update(nonce.as_bytes());
+    sha.update(cur_time.as_bytes());
+    hex::encode(sha.finalize())
+}
+
+/// A request nonce: at most 128 characters; random ones are 32 lowercase hex
+/// characters, as the official SDKs send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nonce(String);
+
+impl Nonce {
+    /// 16 random bytes from the platform's CSPRNG, as 32 hex characters.
+    pub fn random() -> Self {
+        Nonce(hex::encode(random_bytes::<16>()))
+    }
+
+    /// A given nonce, checked against Yunxin's limit.
+    pub fn new(nonce: impl Into<String>) -> Result<Self> {
+        let nonce = nonce.into();
+        let len = nonce.chars().count();
+        if len == 0 {
+            return Err(Error::Missing {
+                field: "Nonce".into(),
+            });
+        }
+        if len > MAX_NONCE_CHARS {
+            return Err(Error::TooLong {
+                field: "Nonce".into(),
+                limit: MAX_NONCE_CHARS,
+                actual: len,
+            });
+        }
+        Ok(Nonce(nonce))
+    }
+
+    /// The nonce as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A point in time as UNIX seconds, the unit of the `CurTime` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CurTime(pub u64);
+
+impl CurTime {
+    /// The current time from the platform's clock (`Date.now()` on wasm32,
+    /// where `std::time::SystemTime` is unavailable).
+    pub fn now() -> Self {
+        CurTime(now_millis() / 1000)
+    }
+}
+
+impl fmt::Display for CurTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Milliseconds since the UNIX epoch from the platform's clock.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Milliseconds since the UNIX epoch from the platform's clock.
+#[cfg(target_arch = "wasm32")]
+pub fn now_millis() -> u64 {
+    js_sys::Date::now() as u64
+}
+
+/// The value of `X-custom-traceid`: Yunxin drops a call whose trace id it has
+/// already seen, which makes a retry with the same trace id idempotent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TraceId(String);
+
+impl TraceId {
+    /// A random trace id, shaped like a UUID.
+    pub fn random() -> Self {
+        TraceId(uuid_shape(random_bytes::<16>()))
+    }
+
+    /// A trace id derived from an event id and a chunk index.
+    ///
+    /// The same event re-delivered to the relay produces the same trace ids,
+    /// so Yunxin de-duplicates each chunk instead of notifying twice.
+    pub fn derived(event_id: &str, chunk_index: usize) -> Self {
+        let mut sha = Sha256::new();
+        sha.update(b"yunxin-edge trace v1\0");
+        sha.update(event_id.as_bytes());
+        sha.update(b"\0");
+        sha.update(chunk_index.to_string().as_bytes());
+        let digest = sha.finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        TraceId(uuid_shape(bytes))
+    }
+
+    /// A trace id given by the caller.
+    pub fn new(trace_id: impl Into<String>) -> Self {
+        TraceId(trace_id.into())
+    }
+
+    /// The trace id as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn uuid_shape(bytes: [u8; 16]) -> String {
+    let h = hex::encode(bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    // The OS (or `crypto.getRandomValues` on wasm) has no reason to fail once
+    // the process is running; if it does, signing cannot be trusted anyway.
+    getrandom::fill(&mut bytes).expect("the platform's random number generator failed");
+    bytes
+}
+
+/// The authentication headers of one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedHeaders {
+    /// `AppKey`.
+    pub app_key: AppKey,
+    /// `Nonce`.
+    pub nonce: Nonce,
+    /// `CurTime`, UNIX seconds as decimal text.
+    pub cur_time: String,
+    /// `CheckSum`.
+    pub checksum: String,
+}
+
+impl SignedHeaders {
+    /// The headers as (name, value) pairs, in the order the reference lists them.
+    pub fn pairs(&self) -> [(&'static str, &str); 4] {
+        [
+            ("AppKey", self.app_key.as_str()),
+            ("Nonce", self.nonce.as_str()),
+            ("CurTime", &self.cur_time),
+            ("CheckSum", &self.checksum),
+        ]
+    }
+}
