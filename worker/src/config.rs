@@ -1,0 +1,85 @@
+//! The Worker's configuration, read once per request from its bindings.
+
+use worker::Env;
+use yunxin_edge::{Credentials, Endpoint};
+
+use crate::error::RelayError;
+use crate::webhook::WebhookSecrets;
+
+/// Upstream calls in flight at once; workerd allows six open connections per request.
+pub const MAX_IN_FLIGHT: usize = 6;
+/// Extra attempts after the first, for transport errors and retryable codes.
+pub const RETRIES: u32 = 2;
+/// Largest accepted event body.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Everything the relay needs from its bindings.
+#[derive(Debug)]
+pub struct Config {
+    /// `YUNXIN_APP_KEY` and `YUNXIN_APP_SECRET`.
+    pub credentials: Credentials,
+    /// `WEBHOOK_SECRET`: one or more `whsec_…`, space-separated.
+    pub webhook_secrets: WebhookSecrets,
+    /// `YUNXIN_BASE_URL`, default `https://open.yunxinapi.com`.
+    pub endpoint: Endpoint,
+    /// `MAX_RECEIVERS_PER_EVENT`, default 10,000.
+    pub max_receivers: usize,
+    /// `UPSTREAM_TIMEOUT_MS`, default 10,000: one upstream attempt's deadline.
+    pub upstream_timeout_ms: u64,
+}
+
+impl Config {
+    /// Reads and checks every binding. Errors name the binding, never its value.
+    pub fn from_env(env: &Env) -> Result<Self, RelayError> {
+        let app_key = required(env, "YUNXIN_APP_KEY")?;
+        let app_secret = required(env, "YUNXIN_APP_SECRET")?;
+        let webhook_secrets = WebhookSecrets::parse(&required(env, "WEBHOOK_SECRET")?)
+            .map_err(|e| config_error("WEBHOOK_SECRET", e.to_string()))?;
+        let endpoint = match optional(env, "YUNXIN_BASE_URL") {
+            Some(url) => Endpoint::new(&url)
+                .map_err(|_| config_error("YUNXIN_BASE_URL", "is not an http(s) base URL"))?,
+            None => Endpoint::default(),
+        };
+        Ok(Config {
+            credentials: Credentials::new(app_key, app_secret),
+            webhook_secrets,
+            endpoint,
+            max_receivers: number(env, "MAX_RECEIVERS_PER_EVENT", 10_000)?,
+            upstream_timeout_ms: number(env, "UPSTREAM_TIMEOUT_MS", 10_000)?,
+        })
+    }
+}
+
+fn config_error(binding: &'static str, problem: impl Into<String>) -> RelayError {
+    RelayError::Config {
+        binding,
+        problem: problem.into(),
+    }
+}
+
+/// A binding's text, whether it was bound as a secret or as a plain var.
+fn optional(env: &Env, binding: &str) -> Option<String> {
+    env.secret(binding)
+        .or_else(|_| env.var(binding))
+        .ok()
+        .map(|value| value.to_string())
+        .filter(|value| !value.trim().is_empty())
+}
+
+fn required(env: &Env, binding: &'static str) -> Result<String, RelayError> {
+    optional(env, binding).ok_or_else(|| config_error(binding, "is not set"))
+}
+
+fn number<T: std::str::FromStr>(
+    env: &Env,
+    binding: &'static str,
+    default: T,
+) -> Result<T, RelayError> {
+    match optional(env, binding) {
+        None => Ok(default),
+        Some(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| config_error(binding, "is not a positive whole number")),
+    }
+}

@@ -1,0 +1,111 @@
+//! The relay's one error enum, mapped to an HTTP status and a JSON body in
+//! exactly one place ([`RelayError::status`] and [`RelayError::body`]).
+
+use serde_json::{Value, json};
+
+use crate::webhook::VerifyError;
+
+/// Everything that makes the relay refuse an event or fail to run.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// A binding is missing or malformed. Names the binding, never its value.
+    #[error("binding `{binding}` {problem}")]
+    Config {
+        /// The binding's name.
+        binding: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// No route for this path.
+    #[error("no route for {0}")]
+    NotFound(String),
+    /// The route exists, with another method.
+    #[error("method {method} not allowed; use {allowed}")]
+    MethodNotAllowed {
+        /// The method used.
+        method: String,
+        /// The method to use.
+        allowed: &'static str,
+    },
+    /// Not `application/json`.
+    #[error("Content-Type must be application/json, got {0:?}")]
+    UnsupportedMediaType(String),
+    /// Body over the limit.
+    #[error("body is {actual} bytes; the limit is {limit}")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+        /// The size received or announced.
+        actual: usize,
+    },
+    /// Standard Webhooks verification failed.
+    #[error("webhook signature rejected: {0}")]
+    Unauthorized(#[from] VerifyError),
+    /// Not JSON at all (syntax error or truncated).
+    #[error("body is not valid JSON: {0}")]
+    MalformedJson(String),
+    /// JSON of the wrong shape (unknown field, wrong type).
+    #[error("body does not match the notification schema: {0}")]
+    Schema(String),
+    /// A documented limit is crossed.
+    #[error(transparent)]
+    Invalid(#[from] yunxin_edge::Error),
+    /// The runtime failed (not the caller's fault).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<worker::Error> for RelayError {
+    fn from(e: worker::Error) -> Self {
+        RelayError::Internal(e.to_string())
+    }
+}
+
+impl RelayError {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            RelayError::Config { .. } | RelayError::Internal(_) => 500,
+            RelayError::NotFound(_) => 404,
+            RelayError::MethodNotAllowed { .. } => 405,
+            RelayError::UnsupportedMediaType(_) => 415,
+            RelayError::PayloadTooLarge { .. } => 413,
+            RelayError::Unauthorized(_) => 401,
+            RelayError::MalformedJson(_) => 400,
+            RelayError::Schema(_) | RelayError::Invalid(_) => 422,
+        }
+    }
+
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RelayError::Config { .. } => "misconfigured",
+            RelayError::NotFound(_) => "not_found",
+            RelayError::MethodNotAllowed { .. } => "method_not_allowed",
+            RelayError::UnsupportedMediaType(_) => "unsupported_media_type",
+            RelayError::PayloadTooLarge { .. } => "payload_too_large",
+            RelayError::Unauthorized(_) => "unauthorized",
+            RelayError::MalformedJson(_) => "malformed_json",
+            RelayError::Schema(_) => "invalid_schema",
+            RelayError::Invalid(e) => e.code(),
+            RelayError::Internal(_) => "internal",
+        }
+    }
+
+    /// `{ "error": { "code", "message", "field"?, "limit"? } }`.
+    pub fn body(&self) -> Value {
+        let mut error = json!({ "code": self.code(), "message": self.to_string() });
+        if let RelayError::Invalid(e) = self {
+            if let Some(field) = e.field() {
+                error["field"] = json!(field);
+            }
+            if let Some(limit) = e.limit() {
+                error["limit"] = json!(limit);
+            }
+        }
+        if let RelayError::Config { binding, .. } = self {
+            error["field"] = json!(binding);
+        }
+        json!({ "error": error })
+    }
+}
