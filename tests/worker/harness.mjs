@@ -1,8 +1,9 @@
 // Test harness for the relay: the built Worker (worker/build, made by
 // scripts/build-worker) in real workerd through Miniflare, plus Standard
 // Webhooks signing with node:crypto, independent of the Rust implementation.
-import { createHmac, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { Miniflare } from 'miniflare';
+import { signWebhook } from '../../scripts/lib/webhook.mjs';
 
 export const APP_KEY = 'relay-test-app';
 export const APP_SECRET = 'relay-test-app-secret-值';
@@ -43,11 +44,9 @@ export async function startRelay(bindings = {}) {
   return { url, logs, close: () => mf.dispose() };
 }
 
-/** Standard Webhooks signature of `body` (a string) under `secret`. */
+/** Standard Webhooks signature of `body` (a string), by default under the relay's secret. */
 export function sign(body, { secret = WEBHOOK_SECRET, id, timestamp }) {
-  const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
-  const mac = createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest('base64');
-  return `v1,${mac}`;
+  return signWebhook(body, { secret, id, timestamp });
 }
 
 /**

@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+// Sends one signed sample event to the relay and prints its report:
+//   node scripts/send-sample.mjs [relay-url]     (default http://127.0.0.1:8787)
+// The webhook secret is read from .dev.vars (see .dev.vars.example).
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { signWebhook } from './lib/webhook.mjs';
+
+const relayUrl = (process.argv[2] ?? 'http://127.0.0.1:8787').replace(/\/$/, '');
+const vars = Object.fromEntries(
+  readFileSync(new URL('../.dev.vars', import.meta.url), 'utf8')
+    .split('\n')
+    .filter((line) => /^[A-Z_]+=/.test(line))
+    .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1).trim()]),
+);
+// With several secrets (rotation), senders sign with the first.
+const secret = vars.WEBHOOK_SECRET.split(/\s+/)[0];
+
+// 1,200 receivers (three Yunxin calls), two of them unknown to Yunxin.
+const receivers = Array.from({ length: 1198 }, (_, i) => `user${i}`).concat(['ghost-carol', 'ghost-dave']);
+const body = JSON.stringify({
+  sender_id: 'ops-bot',
+  receiver_ids: receivers,
+  content: { type: 'deploy', service: 'api', status: 'finished' },
+  push_config: { push_content: 'Deploy finished' },
+});
+const id = `evt_${randomUUID()}`;
+const timestamp = String(Math.floor(Date.now() / 1000));
+
+const response = await fetch(`${relayUrl}/v1/notifications`, {
+  method: 'POST',
+  headers: {
+    'content-type': 'application/json',
+    'webhook-id': id,
+    'webhook-timestamp': timestamp,
+    'webhook-signature': signWebhook(body, { secret, id, timestamp }),
+  },
+  body,
+});
+const report = await response.json();
+console.log(`POST ${relayUrl}/v1/notifications → HTTP ${response.status}`);
+console.log(
+  JSON.stringify(
+    { ...report, delivered: `${report.delivered?.length} receivers: ${report.delivered?.slice(0, 3).join(', ')}, …` },
+    null,
+    2,
+  ),
+);
+const accounted = (report.delivered?.length ?? 0) + (report.failed?.length ?? 0) + (report.not_attempted?.length ?? 0);
+if (response.status !== 200 || accounted !== receivers.length) {
+  console.error(`expected HTTP 200 and ${receivers.length} receivers accounted for, got ${accounted}`);
+  process.exit(1);
+}
