@@ -10,7 +10,9 @@ use yunxin_edge::{BatchNotification, Content, Credentials, Endpoint, Plan, PlanO
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let receivers: usize = args.next().as_deref().unwrap_or("1000").parse()?;
-    let base_url = args.next().unwrap_or_else(|| yunxin_edge::DEFAULT_BASE_URL.to_owned());
+    let base_url = args
+        .next()
+        .unwrap_or_else(|| yunxin_edge::DEFAULT_BASE_URL.to_owned());
     let credentials = Credentials::new(
         std::env::var("YUNXIN_APP_KEY")?,
         std::env::var("YUNXIN_APP_SECRET")?,
