@@ -2,7 +2,7 @@
 //! of at most 500 receivers, each with its own body and trace id, ready to be
 //! signed and sent by whatever transport the caller has.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::notification::{AccountId, BatchNotification, MAX_RECEIVERS_PER_REQUEST};
@@ -70,8 +70,9 @@ pub struct PlanOptions {
     pub max_receivers: Option<usize>,
 }
 
-/// One batch call, planned but not signed yet.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One batch call, planned but not signed yet. It serialises, so that it can
+/// wait in a queue or a store and be signed when it is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedRequest {
     /// Position of this call in the plan, from 0.
     pub index: usize,

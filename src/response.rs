@@ -143,8 +143,10 @@ impl RetryVerdict {
     }
 }
 
-/// What became of one batch call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What became of one batch call. Serialises tagged by `kind`
+/// (`{"kind":"partial_failure","success":[…],"failed":[…]}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Outcome {
     /// `code` 200 and no failed receivers.
     Delivered {
@@ -230,7 +232,7 @@ impl Outcome {
 }
 
 /// A receiver that did not get the notification.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
     /// The receiver, as the caller spelled it.
     pub account_id: AccountId,
@@ -244,7 +246,7 @@ pub struct Failure {
 }
 
 /// A receiver whose call was never sent (or never answered before giving up).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotAttempted {
     /// The receiver, as the caller spelled it.
     pub account_id: AccountId,

@@ -179,7 +179,8 @@ pub fn now_millis() -> u64 {
 
 /// The value of `X-custom-traceid`: Yunxin drops a call whose trace id it has
 /// already seen, which makes a retry with the same trace id idempotent.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct TraceId(String);
 
 impl TraceId {

@@ -1,8 +1,11 @@
 // Test harness for the relay: the built Worker (worker/build, made by
-// scripts/build-worker) in real workerd through Miniflare, plus Standard
-// Webhooks signing with node:crypto, independent of the Rust implementation.
+// scripts/build-worker) in real workerd through Miniflare, configured from
+// wrangler.toml (Durable Objects, queues, vars) the way `wrangler dev` is,
+// plus Standard Webhooks signing with node:crypto, independent of the Rust
+// implementation.
 import { randomUUID } from 'node:crypto';
 import { Miniflare } from 'miniflare';
+import { unstable_getMiniflareWorkerOptions, unstable_readConfig } from 'wrangler';
 import { signWebhook } from '../../scripts/lib/webhook.mjs';
 
 export const APP_KEY = 'relay-test-app';
@@ -11,11 +14,15 @@ export const WEBHOOK_SECRET = `whsec_${Buffer.from('relay-test-webhook-key').toS
 
 /**
  * Starts the built relay on an ephemeral loopback port. `bindings` override
- * the defaults; a binding set to `undefined` is left out. Everything workerd
- * prints is collected in `logs` so tests can inspect log lines.
+ * wrangler.toml's [vars] and the test credentials (never .dev.vars); a
+ * binding set to `undefined` is left out. With `persistTo`, Durable Object
+ * and queue state survive a restart. Everything workerd prints is collected
+ * in `logs` (and passed to `onLog`) so tests can inspect log lines.
  */
-export async function startRelay(bindings = {}) {
+export async function startRelay(bindings = {}, { persistTo, onLog } = {}) {
+  const { workerOptions } = unstable_getMiniflareWorkerOptions('wrangler.toml');
   const all = {
+    ...unstable_readConfig({ config: 'wrangler.toml' }).vars,
     YUNXIN_APP_KEY: APP_KEY,
     YUNXIN_APP_SECRET: APP_SECRET,
     WEBHOOK_SECRET,
@@ -25,16 +32,21 @@ export async function startRelay(bindings = {}) {
   const logs = [];
   const collect = (stream) => {
     stream.setEncoding('utf8');
-    stream.on('data', (chunk) => logs.push(...chunk.split('\n').filter(Boolean)));
+    stream.on('data', (chunk) => {
+      const lines = chunk.split('\n').filter(Boolean);
+      logs.push(...lines);
+      if (onLog) lines.forEach(onLog);
+    });
   };
   const mf = new Miniflare({
+    ...workerOptions,
     host: '127.0.0.1',
     port: 0,
     modules: true,
     scriptPath: 'worker/build/index.js',
     modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
-    compatibilityDate: '2026-04-01',
     bindings: Object.fromEntries(Object.entries(all).filter(([, v]) => v !== undefined)),
+    ...(persistTo ? { defaultPersistRoot: persistTo } : {}),
     handleRuntimeStdio: (stdout, stderr) => {
       collect(stdout);
       collect(stderr);
@@ -50,8 +62,10 @@ export function sign(body, { secret = WEBHOOK_SECRET, id, timestamp }) {
 }
 
 /**
- * POSTs a signed event. `overrides` may replace any header (undefined drops
- * it), the body text, the secret, or shift the timestamp by `skewSeconds`.
+ * POSTs a signed event, by default with `Prefer: wait` (deliver before
+ * answering; `wait: false` for the queued path). `overrides` may replace any
+ * header (undefined drops it), the body text, the secret, the id, or shift
+ * the timestamp by `skewSeconds`.
  */
 export async function postEvent(relayUrl, notification, overrides = {}) {
   const body = overrides.body ?? JSON.stringify(notification);
@@ -62,6 +76,7 @@ export async function postEvent(relayUrl, notification, overrides = {}) {
     'webhook-id': id,
     'webhook-timestamp': timestamp,
     'webhook-signature': sign(overrides.signedBody ?? body, { secret: overrides.secret, id, timestamp }),
+    ...(overrides.wait === false ? {} : { prefer: 'wait' }),
     ...overrides.headers,
   };
   for (const [name, value] of Object.entries(headers)) if (value === undefined) delete headers[name];
@@ -83,4 +98,23 @@ export function notification(n, { prefix = 'user', content = 'deploy finished' }
     receiver_ids: Array.from({ length: n }, (_, i) => `${prefix}${i}`),
     content,
   };
+}
+
+/** GETs an event's status with the bearer token, or with `headers` instead. */
+export async function eventStatus(relayUrl, id, { token, headers } = {}) {
+  const response = await fetch(`${relayUrl}/v1/events/${id}`, {
+    headers: headers ?? (token ? { authorization: `Bearer ${token}` } : {}),
+  });
+  return { status: response.status, json: await response.json() };
+}
+
+/** Polls `check` every 200 ms until it returns a truthy value, or throws after `ms`. */
+export async function eventually(check, { ms = 60_000, what = 'condition' } = {}) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }

@@ -26,6 +26,40 @@ pub struct Config {
     pub max_receivers: usize,
     /// `UPSTREAM_TIMEOUT_MS`, default 10,000: one upstream attempt's deadline.
     pub upstream_timeout_ms: u64,
+    /// `YUNXIN_RATE_PER_MINUTE`, default 120: Yunxin's batch-call quota per app.
+    pub rate_per_minute: u32,
+    /// `RETRY_SCHEDULE_SECS`, default `5,30,120,600,3600`: the wait before
+    /// each retry of a queued call; one attempt more than it has entries.
+    pub retry_schedule_secs: Vec<u32>,
+    /// `RATE_LIMIT_BACKOFF_SECS`, default 60: the least wait after a 416.
+    pub rate_limit_backoff_secs: u32,
+    /// `STATUS_TOKEN` (optional secret): a bearer token for the status API.
+    pub status_token: Option<StatusToken>,
+}
+
+/// The bearer token of the status API. `Debug` never shows it.
+#[derive(Clone)]
+pub struct StatusToken(String);
+
+impl StatusToken {
+    /// Whether `presented` is the token, compared in constant time.
+    pub fn matches(&self, presented: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.as_bytes().ct_eq(presented.as_bytes()).into()
+    }
+}
+
+impl std::fmt::Debug for StatusToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StatusToken(<redacted>)")
+    }
+}
+
+impl Config {
+    /// Attempts at one queued call before it is given up and dead-lettered.
+    pub fn max_attempts(&self) -> u32 {
+        self.retry_schedule_secs.len() as u32 + 1
+    }
 }
 
 impl Config {
@@ -46,6 +80,10 @@ impl Config {
             endpoint,
             max_receivers: number(env, "MAX_RECEIVERS_PER_EVENT", 10_000)?,
             upstream_timeout_ms: number(env, "UPSTREAM_TIMEOUT_MS", 10_000)?,
+            rate_per_minute: number(env, "YUNXIN_RATE_PER_MINUTE", 120)?,
+            retry_schedule_secs: schedule(env, "RETRY_SCHEDULE_SECS", &[5, 30, 120, 600, 3600])?,
+            rate_limit_backoff_secs: number(env, "RATE_LIMIT_BACKOFF_SECS", 60)?,
+            status_token: optional(env, "STATUS_TOKEN").map(StatusToken),
         })
     }
 }
@@ -70,7 +108,18 @@ fn required(env: &Env, binding: &'static str) -> Result<String, RelayError> {
     optional(env, binding).ok_or_else(|| config_error(binding, "is not set"))
 }
 
-fn number<T: std::str::FromStr>(
+fn schedule(env: &Env, binding: &'static str, default: &[u32]) -> Result<Vec<u32>, RelayError> {
+    match optional(env, binding) {
+        None => Ok(default.to_vec()),
+        Some(text) => text
+            .split(',')
+            .map(|part| part.trim().parse())
+            .collect::<Result<_, _>>()
+            .map_err(|_| config_error(binding, "is not a comma-separated list of seconds")),
+    }
+}
+
+fn number<T: std::str::FromStr + PartialOrd + Default>(
     env: &Env,
     binding: &'static str,
     default: T,
@@ -80,6 +129,8 @@ fn number<T: std::str::FromStr>(
         Some(text) => text
             .trim()
             .parse()
-            .map_err(|_| config_error(binding, "is not a positive whole number")),
+            .ok()
+            .filter(|n| *n > T::default())
+            .ok_or_else(|| config_error(binding, "is not a positive whole number")),
     }
 }

@@ -41,6 +41,9 @@ pub enum RelayError {
     /// Standard Webhooks verification failed.
     #[error("webhook signature rejected: {0}")]
     Unauthorized(#[from] VerifyError),
+    /// A bearer token was given and is not `STATUS_TOKEN` (or none is set).
+    #[error("bearer token rejected")]
+    BadBearer,
     /// Not JSON at all (syntax error or truncated).
     #[error("body is not valid JSON: {0}")]
     MalformedJson(String),
@@ -70,7 +73,7 @@ impl RelayError {
             RelayError::MethodNotAllowed { .. } => 405,
             RelayError::UnsupportedMediaType(_) => 415,
             RelayError::PayloadTooLarge { .. } => 413,
-            RelayError::Unauthorized(_) => 401,
+            RelayError::Unauthorized(_) | RelayError::BadBearer => 401,
             RelayError::MalformedJson(_) => 400,
             RelayError::Schema(_) | RelayError::Invalid(_) => 422,
         }
@@ -84,7 +87,7 @@ impl RelayError {
             RelayError::MethodNotAllowed { .. } => "method_not_allowed",
             RelayError::UnsupportedMediaType(_) => "unsupported_media_type",
             RelayError::PayloadTooLarge { .. } => "payload_too_large",
-            RelayError::Unauthorized(_) => "unauthorized",
+            RelayError::Unauthorized(_) | RelayError::BadBearer => "unauthorized",
             RelayError::MalformedJson(_) => "malformed_json",
             RelayError::Schema(_) => "invalid_schema",
             RelayError::Invalid(e) => e.code(),

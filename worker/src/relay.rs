@@ -1,6 +1,8 @@
-//! Forwarding: every planned call is sent with `fetch`, at most six at a time,
-//! each retried on transport errors and retryable codes with its trace id kept
-//! and its signature renewed, under a per-attempt deadline.
+//! Sending to Yunxin with `fetch`. [`send_once`] is one attempt under a
+//! deadline (used by the queue consumer too); [`forward`] is the synchronous
+//! path: every call of a plan, at most six at a time, each retried on
+//! transport errors and retryable codes with its trace id kept and its
+//! signature renewed.
 
 use std::time::Duration;
 
@@ -27,7 +29,7 @@ pub async fn forward(plan: &Plan, config: &Config) -> Report {
 async fn send_with_retries(request: &PlannedRequest, config: &Config) -> Outcome {
     let mut retries = 0;
     loop {
-        let outcome = send_once(request, config).await;
+        let Attempt { outcome, .. } = send_once(request, config).await;
         match outcome.retry() {
             RetryVerdict::Retry { min_delay_secs: 0 } if retries < RETRIES => {
                 retries += 1;
@@ -38,12 +40,30 @@ async fn send_with_retries(request: &PlannedRequest, config: &Config) -> Outcome
     }
 }
 
-async fn send_once(request: &PlannedRequest, config: &Config) -> Outcome {
+/// What one attempt brought back.
+pub struct Attempt {
+    /// The classified answer.
+    pub outcome: Outcome,
+    /// The answer's `Retry-After`, in seconds, when it had one.
+    pub retry_after_secs: Option<u64>,
+}
+
+impl From<Outcome> for Attempt {
+    fn from(outcome: Outcome) -> Self {
+        Attempt {
+            outcome,
+            retry_after_secs: None,
+        }
+    }
+}
+
+/// One signed attempt at one call, under the configured deadline.
+pub async fn send_once(request: &PlannedRequest, config: &Config) -> Attempt {
     let signed = request.sign(&config.credentials, &config.endpoint);
     let headers = Headers::new();
     for (name, value) in &signed.headers {
         if let Err(e) = headers.set(name, value) {
-            return Outcome::transport(format!("could not set header {name}: {e}"));
+            return Outcome::transport(format!("could not set header {name}: {e}")).into();
         }
     }
     let mut init = RequestInit::new();
@@ -52,27 +72,32 @@ async fn send_once(request: &PlannedRequest, config: &Config) -> Outcome {
         .with_body(Some(JsValue::from_str(&signed.body)));
     let upstream = match Request::new_with_init(&signed.url, &init) {
         Ok(upstream) => upstream,
-        Err(e) => return Outcome::transport(format!("could not build the request: {e}")),
+        Err(e) => return Outcome::transport(format!("could not build the request: {e}")).into(),
     };
 
     let controller = AbortController::default();
     let signal = controller.signal();
     let exchange = async {
         let mut response = Fetch::Request(upstream).send_with_signal(&signal).await?;
+        let retry_after = response.headers().get("retry-after")?;
         let body = response.bytes().await?;
-        Ok::<_, worker::Error>((response.status_code(), body))
+        Ok::<_, worker::Error>((response.status_code(), retry_after, body))
     };
     let deadline = Delay::from(Duration::from_millis(config.upstream_timeout_ms));
     pin_mut!(exchange, deadline);
     match select(exchange, deadline).await {
-        Either::Left((Ok((status, body)), _)) => Outcome::from_http(status, &body),
-        Either::Left((Err(e), _)) => Outcome::transport(format!("fetch failed: {e}")),
+        Either::Left((Ok((status, retry_after, body)), _)) => Attempt {
+            outcome: Outcome::from_http(status, &body),
+            retry_after_secs: retry_after.and_then(|v| v.trim().parse().ok()),
+        },
+        Either::Left((Err(e), _)) => Outcome::transport(format!("fetch failed: {e}")).into(),
         Either::Right(_) => {
             controller.abort();
             Outcome::transport(format!(
                 "no answer within {} ms",
                 config.upstream_timeout_ms
             ))
+            .into()
         }
     }
 }

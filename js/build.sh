@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Builds the npm package `yunxin-edge` into js/pkg/, offline:
+#
+#   1. the wasm-bindgen exports (js/src) for wasm32-unknown-unknown, release profile;
+#   2. wasm-bindgen's glue, `--target web`: one ES module whose initSync() takes bytes or
+#      a WebAssembly.Module, so one build serves every runtime through tiny entry files;
+#   3. wasm-opt -Oz (binaryen from npm: Debian's is broken);
+#   4. the hand-written sources (js/npm: package.json, entries, types, README, licenses);
+#   5. node.cjs, the Node build, bundled to CommonJS with esbuild;
+#
+# then prints the packed size and the raw and gzip size of the .wasm.
+# Tools (all installed by scripts/setup and npm; nothing is downloaded here):
+#   WASM_BINDGEN_BIN  wasm-bindgen CLI at the crate's exact version (default: on PATH)
+#   WASM_OPT_BIN      default: node_modules/.bin/wasm-opt at the repository root
+#   ESBUILD_BIN       default: node_modules/.bin/esbuild at the repository root
+set -euo pipefail
+
+js_dir="$(cd "$(dirname "$0")" && pwd)"
+root="$(dirname "$js_dir")"
+cd "$root"
+
+wasm_bindgen="${WASM_BINDGEN_BIN:-wasm-bindgen}"
+wasm_opt="${WASM_OPT_BIN:-$root/node_modules/.bin/wasm-opt}"
+esbuild="${ESBUILD_BIN:-$root/node_modules/.bin/esbuild}"
+
+step() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'js/build.sh: %s\n' "$*" >&2; exit 1; }
+
+for tool in "$wasm_bindgen" "$wasm_opt" "$esbuild"; do
+  command -v "$tool" >/dev/null || die "$tool not found (run scripts/setup and npm ci at the repository root)"
+done
+
+# The glue and the crate speak a private protocol that changes between patch versions:
+# a mismatched CLI produces a package that fails at load time, so refuse early.
+want="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)"
+have="$("$wasm_bindgen" --version | awk '{ print $2 }')"
+[ "$want" = "$have" ] || die "wasm-bindgen CLI is $have but the crate uses $want"
+
+step "cargo build (wasm32-unknown-unknown, release)"
+cargo build -p yunxin-edge-js --release --target wasm32-unknown-unknown
+target_dir="$(cargo metadata --format-version 1 --no-deps |
+  node -e 'process.stdout.write(JSON.parse(require("fs").readFileSync(0, "utf8")).target_directory)')"
+
+# Built next to js/pkg and swapped in at the end, so a failed build leaves the previous
+# package intact and nobody sees a half-written one.
+staging="$js_dir/pkg.staging"
+rm -rf "$staging"
+trap 'rm -rf "$staging"' EXIT
+mkdir -p "$staging"
+
+step "wasm-bindgen $have --target web"
+"$wasm_bindgen" --target web --no-typescript --out-dir "$staging" --out-name yunxin_edge \
+  "$target_dir/wasm32-unknown-unknown/release/yunxin_edge_js.wasm"
+
+step "wasm-opt -Oz"
+"$wasm_opt" -Oz --strip-debug --strip-producers \
+  "$staging/yunxin_edge_bg.wasm" -o "$staging/yunxin_edge_bg.wasm"
+
+step "package sources"
+cp "$js_dir"/npm/{package.json,README.md,LICENSE-MIT,LICENSE-APACHE,index.d.ts} "$staging/"
+cp "$js_dir"/npm/{api.js,node.mjs,workerd.js,deno.js,browser.js} "$staging/"
+# The same declarations for `require` under TypeScript's node16/nodenext resolution,
+# which reads a .d.ts in a "type": "module" package as ESM only.
+cp "$js_dir/npm/index.d.ts" "$staging/index.d.cts"
+
+step "esbuild node.cjs"
+# The entry is bundled from inside the package directory so that its imports resolve to
+# the files just assembled, then removed. import.meta is only used by the glue's async
+# loader, which the Node build never calls.
+cp "$js_dir/npm/build/node-entry.js" "$staging/node-entry.js"
+"$esbuild" "$staging/node-entry.js" --bundle --format=cjs --platform=node --target=node20 \
+  --log-level=warning --log-override:empty-import-meta=silent --outfile="$staging/node.cjs"
+rm "$staging/node-entry.js"
+
+rm -rf "$js_dir/pkg"
+mv "$staging" "$js_dir/pkg"
+trap - EXIT
+
+step "sizes"
+wasm="$js_dir/pkg/yunxin_edge_bg.wasm"
+wasm_raw="$(wc -c <"$wasm")"
+wasm_gzip="$(gzip -9c "$wasm" | wc -c)"
+packed="$(cd "$js_dir/pkg" && npm pack --dry-run --json --ignore-scripts 2>/dev/null |
+  node -e 'const [p] = JSON.parse(require("fs").readFileSync(0, "utf8")); console.log(`${p.filename}: ${p.size} bytes packed, ${p.unpackedSize} unpacked, ${p.entryCount} files`)')"
+echo "package: $packed"
+echo "wasm:    $wasm_raw bytes raw, $wasm_gzip bytes gzip -9"

@@ -1,0 +1,456 @@
+// Type declarations of yunxin-edge, for every entry (Node, Workers, Deno, browsers).
+// Field names of the notification, the answer and the report are Yunxin's (snake_case);
+// options and requests, which this package defines, are camelCase. Optional inputs
+// also accept `undefined` (as absent), for projects with exactOptionalPropertyTypes.
+
+// ---------------------------------------------------------------------------
+// Inputs
+// ---------------------------------------------------------------------------
+
+/** An app's key and secret from the Yunxin console. The secret must stay server-side. */
+export interface Credentials {
+  appKey: string;
+  appSecret: string;
+}
+
+/** A Yunxin IM account id (accid): at most 32 characters; Yunxin lower-cases it. */
+export type AccountId = string;
+
+/** Any JSON value. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** Push settings (`push_config`). */
+export interface PushConfig {
+  /** Whether the notification is pushed (default true). */
+  push_enabled?: boolean | undefined;
+  /** Whether the push shows the sender's nickname (default true). */
+  push_nick_enabled?: boolean | undefined;
+  /** Push text, at most 500 characters; without it no text is shown. */
+  push_content?: string | undefined;
+  /** Push payload (a JSON string), at most 2048 characters. */
+  push_payload?: string | undefined;
+  /** Enables forced push (official SDKs only). */
+  push_forcepush_enable?: boolean | undefined;
+  /** Force-push to everyone (default false). */
+  push_forcepush_all?: boolean | undefined;
+  /** Accounts to force-push to, at most 100. */
+  push_forcepush_ids?: readonly AccountId[] | undefined;
+  /** Forced push text, at most 500 characters. */
+  push_forcepush_content?: string | undefined;
+}
+
+/** Copy-to-app-server settings (`route_config`, 抄送). */
+export interface RouteConfig {
+  /** Whether the notification is copied to the app server (default true). */
+  route_enabled?: boolean | undefined;
+  /** The environment the copy is routed to. */
+  route_environment?: string | undefined;
+}
+
+/**
+ * Notification settings (`notification_config`). The sources disagree on its fields, so
+ * both spellings are accepted: `offline_enabled`/`unread_enabled` (official docs and
+ * SDKs) and the other four (the original API page's field table).
+ */
+export interface NotificationConfig {
+  /** Whether the notification is stored for offline receivers. */
+  offline_enabled?: boolean | undefined;
+  /** Whether the notification counts as unread. */
+  unread_enabled?: boolean | undefined;
+  /** Whether the notification is delivered as a notification (default true). */
+  notification_enabled?: boolean | undefined;
+  /** App-defined extension. */
+  notification_extension?: string | undefined;
+  /** High-priority flag (default 0), a whole number. */
+  high_priority?: number | undefined;
+  /** High-priority policy (default 0), a whole number. */
+  high_priority_policy?: number | undefined;
+}
+
+/**
+ * One custom system notification for any number of receivers: the body of Yunxin's
+ * batch call, except that `receiver_ids` may hold more than 500 ids (they are split into
+ * several calls) and may repeat an id (duplicates are removed, case-insensitively).
+ * Fields set to `undefined` or `null` count as absent; unknown fields are an error.
+ */
+export interface BatchNotification {
+  /** The sending account. */
+  sender_id: AccountId;
+  /** The receiving accounts, at least one. */
+  receiver_ids: readonly AccountId[];
+  /**
+   * The notification text, at most 4096 characters (Unicode characters, not bytes).
+   * Any other JSON value is sent as its compact JSON text.
+   */
+  content: string | JsonValue[] | { [key: string]: JsonValue };
+  /** Sound file name, at most 30 characters. */
+  sound?: string | undefined;
+  push_config?: PushConfig | undefined;
+  route_config?: RouteConfig | undefined;
+  notification_config?: NotificationConfig | undefined;
+}
+
+/** A point in time: milliseconds since 1970 (like `Date.now()`) or a `Date`. */
+export type Instant = number | Date;
+
+/** Options of {@link signHeaders}. */
+export interface SignOptions {
+  /** The signing time; the runtime's clock by default. */
+  now?: Instant | undefined;
+  /** The Nonce, at most 128 characters; 32 random hex characters by default. */
+  nonce?: string | undefined;
+  /** Adds `X-custom-traceid`. */
+  traceId?: string | undefined;
+}
+
+/** Options of {@link buildBatchRequests}. */
+export interface BuildOptions {
+  /** Yunxin's base URL, e.g. `https://open-sg.yunxinapi.com`; {@link DEFAULT_BASE_URL} by default. */
+  baseUrl?: string | undefined;
+  /**
+   * Derives each call's trace id from this id, so that building the same event again
+   * (a re-delivered webhook, a retried job) yields the same trace ids and Yunxin does
+   * not deliver twice. Random trace ids without it.
+   */
+  eventId?: string | undefined;
+  /** Refuses notifications with more unique receivers than this (code `too_many`). */
+  maxReceivers?: number | undefined;
+  /** The signing time; the runtime's clock by default. */
+  now?: Instant | undefined;
+}
+
+/** Options of {@link resignRequest}. */
+export interface ResignOptions {
+  /** The signing time; the runtime's clock by default. */
+  now?: Instant | undefined;
+  /** The Nonce; 32 random hex characters by default. */
+  nonce?: string | undefined;
+}
+
+// ---------------------------------------------------------------------------
+// Requests
+// ---------------------------------------------------------------------------
+
+/** Yunxin's authentication headers. */
+export type SignedHeaders = {
+  AppKey: string;
+  Nonce: string;
+  /** UNIX seconds, as decimal text. */
+  CurTime: string;
+  /** Lowercase hex SHA1(AppSecret + Nonce + CurTime); valid for 5 minutes. */
+  CheckSum: string;
+  /** Present when a trace id was given. */
+  'X-custom-traceid'?: string;
+};
+
+/** The headers of a batch call. */
+export type BatchRequestHeaders = {
+  AppKey: string;
+  Nonce: string;
+  CurTime: string;
+  CheckSum: string;
+  /** Yunxin de-duplicates calls by it: a retry keeps it. */
+  'X-custom-traceid': string;
+  'Content-Type': string;
+};
+
+/** One signed batch call of at most 500 receivers: `fetch(request.url, request)` sends it. */
+export interface BatchRequest {
+  /** Position of the call in its plan, from 0. */
+  readonly index: number;
+  readonly method: 'POST';
+  readonly url: string;
+  readonly headers: BatchRequestHeaders;
+  /** The JSON body. */
+  readonly body: string;
+  /** The call's `X-custom-traceid`. */
+  readonly traceId: string;
+  /** The call's receivers, as the caller spelled them. */
+  readonly receiverIds: AccountId[];
+}
+
+// ---------------------------------------------------------------------------
+// Answers, outcomes, reports
+// ---------------------------------------------------------------------------
+
+/** A receiver Yunxin did not deliver to, as it answers. */
+export interface FailedReceiver {
+  account_id: AccountId;
+  /** Six digits: 1 + resource (2) + code (3), e.g. 102404 (account does not exist). */
+  error_code: number;
+  error_msg: string;
+}
+
+/** Yunxin's answer to a batch call, normalised (missing lists are empty). */
+export interface BatchResponse {
+  /** 200 when the call was accepted (which may still fail some receivers). */
+  code: number;
+  msg: string;
+  data: {
+    success_list: AccountId[];
+    failed_list: FailedReceiver[];
+  };
+}
+
+/** Whether a failure is worth another try, and how soon. */
+export type RetryVerdict = { verdict: 'permanent' } | { verdict: 'retry'; min_delay_secs: number };
+
+/** Code 200 and no failed receiver. */
+export interface DeliveredOutcome {
+  kind: 'delivered';
+  success: AccountId[];
+  retry: RetryVerdict;
+}
+
+/** Code 200, but some receivers failed: not a success. */
+export interface PartialFailureOutcome {
+  kind: 'partial_failure';
+  success: AccountId[];
+  failed: FailedReceiver[];
+  retry: RetryVerdict;
+}
+
+/** Yunxin refused the whole call (e.g. 414 bad signature, 416 rate limit). */
+export interface RejectedOutcome {
+  kind: 'rejected';
+  code: number;
+  msg: string;
+  retry: RetryVerdict;
+}
+
+/** No Yunxin answer: network error, timeout, or an HTTP error page. */
+export interface TransportOutcome {
+  kind: 'transport';
+  http_status: number | null;
+  reason: string;
+  retry: RetryVerdict;
+}
+
+/** What became of one batch call. */
+export type Outcome = DeliveredOutcome | PartialFailureOutcome | RejectedOutcome | TransportOutcome;
+
+/** One call's share of a report. A {@link BatchRequest} with an `outcome` is one. */
+export interface ReportPart {
+  receiverIds: readonly AccountId[];
+  /** Absent or `null`: the call was never sent. */
+  outcome?: Outcome | null | undefined;
+}
+
+/** A receiver that did not get the notification. */
+export interface Failure {
+  account_id: AccountId;
+  /** Yunxin's code, or the HTTP status of a transport failure (0 when there was none). */
+  error_code: number;
+  error_msg: string;
+  /** Whether a later attempt may succeed. */
+  retryable: boolean;
+}
+
+/** A receiver whose call was never sent. */
+export interface NotAttempted {
+  account_id: AccountId;
+  reason: string;
+}
+
+/** Every receiver of a notification, each exactly once. */
+export interface Report {
+  delivered: AccountId[];
+  failed: Failure[];
+  not_attempted: NotAttempted[];
+  /** Present when some failure is retryable: the least time to wait, in seconds. */
+  retry_after_secs?: number;
+}
+
+// ---------------------------------------------------------------------------
+// send()
+// ---------------------------------------------------------------------------
+
+/** What {@link send} passes to `fetch`. */
+export interface FetchInit {
+  method: 'POST';
+  headers: BatchRequestHeaders;
+  body: string;
+  signal: AbortSignal;
+}
+
+/** What {@link send} reads from `fetch`'s answer. */
+export interface FetchResponse {
+  readonly status: number;
+  text(): Promise<string>;
+}
+
+/** A `fetch`: the runtime's global one fits. */
+export type FetchFunction = (url: string, init: FetchInit) => Promise<FetchResponse>;
+
+/** Options of {@link send}. */
+export interface SendOptions {
+  /** Yunxin's base URL; {@link DEFAULT_BASE_URL} by default. */
+  baseUrl?: string | undefined;
+  /** See {@link BuildOptions.eventId}. */
+  eventId?: string | undefined;
+  /** See {@link BuildOptions.maxReceivers}. */
+  maxReceivers?: number | undefined;
+  /** The fetch to use; the runtime's global `fetch` by default. */
+  fetch?: FetchFunction | undefined;
+  /** Further attempts of a call after a retryable failure (default 2). */
+  retries?: number | undefined;
+  /** Wait before the first retry, doubled for each further one (default 200 ms). */
+  retryDelayMs?: number | undefined;
+  /** Time allowed for each attempt, answer body included (default 10000 ms). */
+  timeoutMs?: number | undefined;
+  /** Calls in flight at once (default 6). */
+  concurrency?: number | undefined;
+  /** Stops sending: calls not started yet are reported as `not_attempted`. */
+  signal?: AbortSignal | undefined;
+}
+
+// ---------------------------------------------------------------------------
+// Callbacks from Yunxin
+// ---------------------------------------------------------------------------
+
+/** A `Headers` object, Node's `req.headers`, or any object of header name to value. */
+export type CallbackHeaders =
+  | { get(name: string): string | null }
+  | { readonly [name: string]: string | readonly string[] | undefined };
+
+/** A raw request body. Bytes are hashed as they are; text as its UTF-8 encoding. */
+export type CallbackBody = string | ArrayBuffer | ArrayBufferView;
+
+/** Options of {@link verifyYunxinCallback}. */
+export interface VerifyCallbackOptions {
+  /** The current time; the runtime's clock by default. */
+  now?: Instant | undefined;
+  /** Largest accepted distance between CurTime and now, in ms (default 300000). */
+  toleranceMs?: number | undefined;
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+/**
+ * `missing`, `too_long`, `too_few`, `too_many`, `invalid`, `json`: the input breaks a
+ * documented limit or has the wrong type. `response`: Yunxin's answer is not its JSON.
+ * `callback`: a callback failed verification. `unsupported`: the runtime lacks `fetch`
+ * or `crypto.getRandomValues`. `internal`: a bug in this package.
+ */
+export type YunxinErrorCode =
+  | 'missing'
+  | 'too_long'
+  | 'too_few'
+  | 'too_many'
+  | 'invalid'
+  | 'json'
+  | 'response'
+  | 'callback'
+  | 'unsupported'
+  | 'internal';
+
+/** Every error this package throws. Messages never contain the app secret. */
+export declare class YunxinError extends Error {
+  constructor(
+    message: string,
+    details: { code: YunxinErrorCode; field?: string; limit?: number; cause?: unknown },
+  );
+  readonly name: 'YunxinError';
+  readonly code: YunxinErrorCode;
+  /** The input at fault, e.g. `content` or `receiver_ids[3]`. */
+  readonly field: string | undefined;
+  /** The documented limit that was crossed, e.g. 4096. */
+  readonly limit: number | undefined;
+}
+
+// ---------------------------------------------------------------------------
+// Functions and constants
+// ---------------------------------------------------------------------------
+
+/** Yunxin's mainland data centre. */
+export declare const DEFAULT_BASE_URL: 'https://open.yunxinapi.com';
+/** The path of the batch call. */
+export declare const BATCH_PATH: '/im/v2/custom_notification/batch';
+/** Most receivers per batch call. */
+export declare const MAX_RECEIVERS_PER_REQUEST: 500;
+
+/** Lowercase hex SHA1(appSecret + nonce + curTime): Yunxin's CheckSum. */
+export declare function checksum(appSecret: string, nonce: string, curTime: string | number): string;
+
+/** Yunxin's authentication headers for one call. */
+export declare function signHeaders(credentials: Credentials, options?: SignOptions): SignedHeaders;
+
+/**
+ * Validates the notification (throws {@link YunxinError}), removes duplicate receivers,
+ * splits them into calls of at most 500 and signs each call.
+ */
+export declare function buildBatchRequests(
+  credentials: Credentials,
+  notification: BatchNotification,
+  options?: BuildOptions,
+): BatchRequest[];
+
+/** Options of {@link validateNotification}. */
+export interface ValidateOptions {
+  /** See {@link BuildOptions.maxReceivers}. */
+  maxReceivers?: number | undefined;
+}
+
+/** What {@link validateNotification} returns. */
+export interface ValidatedNotification {
+  /** The receivers after de-duplication (case-insensitive, first spelling kept). */
+  receiverIds: AccountId[];
+  /** How many batch calls of at most 500 they need. */
+  requestCount: number;
+}
+
+/**
+ * The checks of {@link buildBatchRequests} without credentials, for code that must not
+ * hold the app secret, such as a browser form that posts to the app's own server.
+ * Throws {@link YunxinError}.
+ */
+export declare function validateNotification(
+  notification: BatchNotification,
+  options?: ValidateOptions,
+): ValidatedNotification;
+
+/**
+ * The same request with a fresh signature and the same trace id and body, for a retry:
+ * a CheckSum is valid for 5 minutes, the trace id lets Yunxin deliver at most once.
+ */
+export declare function resignRequest(
+  credentials: Credentials,
+  request: Pick<BatchRequest, 'url' | 'body' | 'traceId' | 'receiverIds'> & { index?: number },
+  options?: ResignOptions,
+): BatchRequest;
+
+/** Yunxin's answer (text, bytes or parsed JSON), checked and normalised. */
+export declare function parseBatchResponse(json: string | ArrayBuffer | ArrayBufferView | object): BatchResponse;
+
+/** What became of one call, from its HTTP status and body, with the retry verdict. */
+export declare function classifyResponse(status: number, body?: string | ArrayBuffer | ArrayBufferView): Outcome;
+
+/** The outcome of a call without a Yunxin answer: network error, timeout, error page. */
+export declare function transportFailure(reason: string, httpStatus?: number | null): TransportOutcome;
+
+/** One report in which every receiver of every part appears exactly once. */
+export declare function mergeReport(parts: readonly ReportPart[]): Report;
+
+/**
+ * Sends a notification to any number of receivers and resolves to the per-receiver
+ * report. Rejects only for invalid input; upstream failures are in the report.
+ */
+export declare function send(
+  credentials: Credentials,
+  notification: BatchNotification,
+  options?: SendOptions,
+): Promise<Report>;
+
+/**
+ * Checks a callback Yunxin POSTed to the app server (抄送): AppKey, MD5 of the raw body,
+ * CheckSum, and CurTime within the tolerance. Returns normally when genuine; throws a
+ * {@link YunxinError} with code `callback` otherwise.
+ */
+export declare function verifyYunxinCallback(
+  credentials: Credentials,
+  headers: CallbackHeaders,
+  body: CallbackBody,
+  options?: VerifyCallbackOptions,
+): void;
