@@ -1,0 +1,254 @@
+// Turns the figures bench/run collected into its one table (Markdown, on stdout).
+//
+//   node bench/report.mjs DIR
+//
+// DIR holds: criterion/ (CRITERION_HOME of benches/core.rs), memory.json (its heap
+// figures), peak-<n>.json + peak-<n>.time (one plan + sign under /usr/bin/time -v),
+// signing.json (bench/signing.mjs), worker.json (bench/worker.mjs). Sizes are measured
+// here, from worker/build, js/pkg and bench/baseline-worker.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+
+const dir = process.argv[2];
+if (!dir) throw new Error('usage: node bench/report.mjs DIR');
+const readJson = (name) => JSON.parse(readFileSync(join(dir, name), 'utf8'));
+
+// Targets of issue 6.
+const TARGET = {
+  workerGzip: 250_000,
+  npmWasmGzip: 120_000,
+  wasmSigningRatio: 1.0,
+  nativeChecksumsPerSec: 5e6,
+  plan100kMs: 50,
+  workerThroughputRatio: 1.0,
+  workerP99Ratio: 1.2,
+};
+
+// ---------------------------------------------------------------------------
+// formatting
+// ---------------------------------------------------------------------------
+const rows = [];
+const row = (section, what, value, baseline, ratio, target = '', status = '') =>
+  rows.push([section, what, value, baseline, ratio, target, status]);
+const met = (ok) => (ok ? 'met' : '**NOT MET**');
+
+function rate(perSec) {
+  if (perSec >= 1e6) return `${(perSec / 1e6).toFixed(2)} M/s`;
+  if (perSec >= 1e3) return `${(perSec / 1e3).toFixed(1)} k/s`;
+  return `${perSec.toFixed(1)}/s`;
+}
+function duration(ns) {
+  if (ns >= 1e6) return `${(ns / 1e6).toFixed(2)} ms`;
+  if (ns >= 1e3) return `${(ns / 1e3).toFixed(2)} µs`;
+  return `${ns.toFixed(0)} ns`;
+}
+/** Decimal units: 1 KB = 1000 bytes (so the targets are read strictly). */
+function bytes(n) {
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)} MB`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} KB`;
+  return `${n} B`;
+}
+const ratio = (x) => `${x.toFixed(2)}×`;
+/** `gzip -9` (the CLI scripts/test and js/build.sh report with). */
+const gzip = (path) => execFileSync('gzip', ['-9c', path], { maxBuffer: 64 << 20 }).length;
+/** What `wrangler deploy` prints as "gzip" (and Cloudflare's limit counts): zlib's default level over all modules. */
+const wranglerGzip = (paths) => gzipSync(Buffer.concat(paths.map((p) => readFileSync(p)))).length;
+
+// ---------------------------------------------------------------------------
+// 1. signing
+// ---------------------------------------------------------------------------
+/** criterion's typical time for one iteration, ns: the slope when it has one. */
+function criterionNs(id) {
+  return criterionEstimate(id).point_estimate;
+}
+/** { point_estimate, confidence_interval: { lower_bound, upper_bound } } in ns. */
+function criterionEstimate(id) {
+  const estimates = JSON.parse(readFileSync(join(dir, 'criterion', id, 'new', 'estimates.json'), 'utf8'));
+  return estimates.slope ?? estimates.mean;
+}
+
+const signing = readJson('signing.json');
+{
+  const base = signing.checksum['node:crypto createHash'].per_second;
+  row('1 signing', 'CheckSum: JS, node:crypto `createHash(\'sha1\')` — baseline', rate(base), '—', ratio(1));
+  const wasm = signing.checksum['wasm checksum'].per_second;
+  row(
+    '1 signing',
+    'CheckSum: wasm `checksum()` (js/pkg in Node)',
+    rate(wasm),
+    rate(base),
+    ratio(wasm / base),
+    '≥ 1.0× baseline',
+    met(wasm / base >= TARGET.wasmSigningRatio),
+  );
+  const nativeNs = criterionNs('sign/checksum');
+  const native = 1e9 / nativeNs;
+  row(
+    '1 signing',
+    'CheckSum: Rust native `checksum()` (criterion)',
+    `${rate(native)} (${duration(nativeNs)})`,
+    rate(base),
+    ratio(native / base),
+    '≥ 5 M/s',
+    met(native >= TARGET.nativeChecksumsPerSec),
+  );
+  const oneShot = signing.checksum['node:crypto hash()'];
+  if (oneShot) {
+    row('1 signing', 'CheckSum: JS, node:crypto one-shot `hash()` (reference)', rate(oneShot.per_second), rate(base), ratio(oneShot.per_second / base));
+  }
+
+  const hBase = signing.headers['node:crypto createHash'].per_second;
+  row('1 signing', 'headers (random nonce + clock): JS, node:crypto — baseline', rate(hBase), '—', ratio(1));
+  const hWasm = signing.headers['wasm signHeaders'].per_second;
+  row(
+    '1 signing',
+    'headers (random nonce + clock): wasm `signHeaders()`',
+    rate(hWasm),
+    rate(hBase),
+    ratio(hWasm / hBase),
+    '≥ 1.0× baseline',
+    met(hWasm / hBase >= TARGET.wasmSigningRatio),
+  );
+  const signNs = criterionNs('sign/sign');
+  row('1 signing', 'headers (random nonce + clock): Rust native `Credentials::sign()`', `${rate(1e9 / signNs)} (${duration(signNs)})`, rate(hBase), ratio(1e9 / signNs / hBase));
+  const signAtNs = criterionNs('sign/sign_at');
+  row('1 signing', 'headers (given nonce + time): Rust native `Credentials::sign_at()`', `${rate(1e9 / signAtNs)} (${duration(signAtNs)})`, rate(hBase), ratio(1e9 / signAtNs / hBase));
+}
+
+// ---------------------------------------------------------------------------
+// 2. planning + signing, native
+// ---------------------------------------------------------------------------
+{
+  const memory = Object.fromEntries(readJson('memory.json').map((m) => [m.receivers, m]));
+  const sizes = [1, 500, 10_000, 100_000];
+  const perReceiver = Object.fromEntries(sizes.map((n) => [n, criterionNs(`plan_sign/${n}`) / n]));
+  for (const n of sizes) {
+    const ns = criterionNs(`plan_sign/${n}`);
+    const time = readFileSync(join(dir, `peak-${n}.time`), 'utf8');
+    const rssKb = Number(/Maximum resident set size \(kbytes\): ([0-9]+)/.exec(time)?.[1]);
+    const m = memory[n];
+    const { lower_bound: lo, upper_bound: hi } = criterionEstimate(`plan_sign/${n}`).confidence_interval;
+    const value =
+      `${duration(ns)} (95 % CI ${duration(lo)} – ${duration(hi)}) = ${duration(perReceiver[n])}/receiver; ` +
+      `${m.requests} call${m.requests === 1 ? '' : 's'}; ` +
+      `peak heap ${bytes(m.peak_bytes)} (${(m.peak_bytes / n).toFixed(0)} B/receiver); max RSS ${bytes(rssKb * 1024)}`;
+    const isTarget = n === 100_000;
+    let status = '';
+    if (isTarget) {
+      status = met(ns / 1e6 < TARGET.plan100kMs);
+      if (ns / 1e6 < TARGET.plan100kMs && hi / 1e6 >= TARGET.plan100kMs) status += ' (marginal: the 95 % CI reaches 50 ms)';
+      if (ns / 1e6 >= TARGET.plan100kMs && lo / 1e6 < TARGET.plan100kMs) status += ' (marginal: the 95 % CI reaches below 50 ms)';
+    }
+    row(
+      '2 plan + sign',
+      `${n.toLocaleString('en-US')} receiver${n === 1 ? '' : 's'}: time per receiver vs 500${n === 500 ? ' — baseline' : ''}`,
+      value,
+      `${duration(perReceiver[500])}/receiver`,
+      ratio(perReceiver[n] / perReceiver[500]),
+      isTarget ? '< 50 ms' : '',
+      status,
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------
+// 3 and 5. the Worker in workerd
+// ---------------------------------------------------------------------------
+{
+  const worker = readJson('worker.json');
+  for (const s of worker.scenarios) {
+    const r = s.workers.relay;
+    const b = s.workers.baseline;
+    const label = `${s.receivers} receiver${s.receivers === 1 ? '' : 's'}/event`;
+    const failures = (w) => {
+      const n = Object.values(w.failures).reduce((a, c) => a + c, 0);
+      return n ? ` (${n} of ${w.events} failed: ${JSON.stringify(w.failures)})` : '';
+    };
+    row(
+      '3 Worker',
+      `${label}: events/s, relay vs JS Worker (${s.events_per_worker} events each, ${worker.concurrency} in flight)`,
+      `${r.events_per_second.toFixed(1)}/s${failures(r)}`,
+      `${b.events_per_second.toFixed(1)}/s${failures(b)}`,
+      ratio(r.events_per_second / b.events_per_second),
+      '≥ 1.0× baseline',
+      met(r.events_per_second / b.events_per_second >= TARGET.workerThroughputRatio && !failures(r)),
+    );
+    row('3 Worker', `${label}: p50 latency`, `${r.p50_ms.toFixed(1)} ms`, `${b.p50_ms.toFixed(1)} ms`, ratio(r.p50_ms / b.p50_ms));
+    row(
+      '3 Worker',
+      `${label}: p99 latency`,
+      `${r.p99_ms.toFixed(1)} ms`,
+      `${b.p99_ms.toFixed(1)} ms`,
+      ratio(r.p99_ms / b.p99_ms),
+      '≤ 1.2× baseline',
+      met(r.p99_ms / b.p99_ms <= TARGET.workerP99Ratio),
+    );
+  }
+  for (const s of worker.scenarios) {
+    const r = s.workers.relay;
+    const b = s.workers.baseline;
+    row(
+      '5 CPU/event',
+      `${s.receivers} receiver${s.receivers === 1 ? '' : 's'}/event: workerd process CPU (user + sys) per event`,
+      `${r.workerd_cpu_ms_per_event.toFixed(2)} ms (Miniflare's Node host: ${r.host_node_cpu_ms_per_event.toFixed(2)} ms)`,
+      `${b.workerd_cpu_ms_per_event.toFixed(2)} ms (host: ${b.host_node_cpu_ms_per_event.toFixed(2)} ms)`,
+      ratio(r.workerd_cpu_ms_per_event / b.workerd_cpu_ms_per_event),
+      '(free plan: 10 ms)',
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------
+// 4. sizes
+// ---------------------------------------------------------------------------
+{
+  const size = (path) => readFileSync(path).length;
+  const wasm = 'worker/build/index_bg.wasm';
+  const glue = 'worker/build/index.js';
+  const baseline = 'bench/baseline-worker/index.js';
+  row('4 size', `Worker: \`${wasm}\``, `${bytes(size(wasm))} raw, ${bytes(gzip(wasm))} gzip -9`, '', '');
+  row('4 size', `Worker: \`${glue}\` (glue)`, `${bytes(size(glue))} raw, ${bytes(gzip(glue))} gzip -9`, '', '');
+  const total = wranglerGzip([glue, wasm]);
+  const baseTotal = wranglerGzip([baseline]);
+  row(
+    '4 size',
+    'Worker bundle (.wasm + glue), gzip as `wrangler deploy` counts it, vs the JS Worker',
+    `${bytes(size(wasm) + size(glue))} raw, ${bytes(total)} gzip`,
+    `${bytes(size(baseline))} raw, ${bytes(baseTotal)} gzip`,
+    ratio(total / baseTotal),
+    '≤ 250 KB gzip',
+    met(total <= TARGET.workerGzip),
+  );
+  const npmWasm = 'js/pkg/yunxin_edge_bg.wasm';
+  const npmWasmGz = gzip(npmWasm);
+  row(
+    '4 size',
+    `npm: \`${npmWasm}\`, vs the target`,
+    `${bytes(size(npmWasm))} raw, ${bytes(npmWasmGz)} gzip -9`,
+    '120 KB gzip',
+    ratio(npmWasmGz / TARGET.npmWasmGzip),
+    '≤ 120 KB gzip',
+    met(npmWasmGz <= TARGET.npmWasmGzip),
+  );
+  const [pack] = JSON.parse(
+    execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+      cwd: 'js/pkg',
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }),
+  );
+  row('4 size', 'npm: `npm pack --dry-run` of js/pkg', `${bytes(pack.size)} packed, ${bytes(pack.unpackedSize)} unpacked, ${pack.entryCount} files`, '', '');
+}
+
+// ---------------------------------------------------------------------------
+const header = ['#', 'measurement', 'value', 'baseline', 'ratio', 'target', 'status'];
+const escape = (cell) => String(cell).replaceAll('|', '\\|');
+const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => ' --- ').join('|')}|`];
+for (const r of rows) lines.push(`| ${r.map(escape).join(' | ')} |`);
+process.stdout.write(`${lines.join('\n')}\n`);
+
+const missed = rows.filter((r) => r[6].startsWith(met(false))).length;
+const kept = rows.filter((r) => r[6].startsWith(met(true))).length;
+process.stdout.write(`\ntargets: ${kept} met, ${missed} not met\n`);
