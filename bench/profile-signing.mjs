@@ -1,7 +1,7 @@
 // CPU profile of the npm package's signing in Node, for BENCHMARKS.md (not part of
 // bench/run). js/pkg's .wasm has its names stripped (wasm-opt --strip-debug), so this
 // loads the same build before wasm-opt: it runs wasm-bindgen (the CLI js/build.sh uses)
-// on target/wasm32-unknown-unknown/release/yunxin_edge_js.wasm into a temporary
+// on target/wasm32-unknown-unknown/npm/yunxin_edge_js.wasm into a temporary
 // directory, next to a copy of js/pkg/api.js, and profiles that with node:inspector.
 //
 //   node bench/profile-signing.mjs [checksum|signHeaders] [calls=300000]
@@ -20,7 +20,7 @@ const dir = mkdtempSync(join(tmpdir(), 'yunxin-profile-'));
 try {
   execFileSync(process.env.WASM_BINDGEN_BIN ?? 'wasm-bindgen', [
     '--target', 'web', '--no-typescript', '--out-dir', dir, '--out-name', 'yunxin_edge',
-    join(targetDir, 'wasm32-unknown-unknown/release/yunxin_edge_js.wasm'),
+    join(targetDir, 'wasm32-unknown-unknown/npm/yunxin_edge_js.wasm'),
   ]);
   copyFileSync('js/pkg/api.js', join(dir, 'api.js'));
   const glue = await import(join(dir, 'yunxin_edge.js'));

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the npm package `yunxin-edge` into js/pkg/, offline:
 #
-#   1. the wasm-bindgen exports (js/src) for wasm32-unknown-unknown, release profile;
+#   1. the wasm-bindgen exports (js/src) for wasm32-unknown-unknown, profile `npm`;
 #   2. wasm-bindgen's glue, `--target web`: one ES module whose initSync() takes bytes or
 #      a WebAssembly.Module, so one build serves every runtime through tiny entry files;
 #   3. wasm-opt -Oz (binaryen from npm: Debian's is broken);
@@ -36,8 +36,8 @@ want="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; ex
 have="$("$wasm_bindgen" --version | awk '{ print $2 }')"
 [ "$want" = "$have" ] || die "wasm-bindgen CLI is $have but the crate uses $want"
 
-step "cargo build (wasm32-unknown-unknown, release)"
-cargo build -p yunxin-edge-js --release --target wasm32-unknown-unknown
+step "cargo build (wasm32-unknown-unknown, profile npm)"
+cargo build -p yunxin-edge-js --profile npm --target wasm32-unknown-unknown
 target_dir="$(cargo metadata --format-version 1 --no-deps |
   node -e 'process.stdout.write(JSON.parse(require("fs").readFileSync(0, "utf8")).target_directory)')"
 
@@ -50,10 +50,14 @@ mkdir -p "$staging"
 
 step "wasm-bindgen $have --target web"
 "$wasm_bindgen" --target web --no-typescript --out-dir "$staging" --out-name yunxin_edge \
-  "$target_dir/wasm32-unknown-unknown/release/yunxin_edge_js.wasm"
+  "$target_dir/wasm32-unknown-unknown/npm/yunxin_edge_js.wasm"
 
 step "wasm-opt -Oz"
+# The features rustc enables for wasm32-unknown-unknown by default, named
+# because the release profile strips the section that would tell wasm-opt.
 "$wasm_opt" -Oz --strip-debug --strip-producers \
+  --enable-bulk-memory --enable-bulk-memory-opt --enable-nontrapping-float-to-int \
+  --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
   "$staging/yunxin_edge_bg.wasm" -o "$staging/yunxin_edge_bg.wasm"
 
 step "package sources"

@@ -160,8 +160,13 @@ impl Plan {
             ..notification.clone()
         };
         let mut requests = Vec::with_capacity(receivers.len().div_ceil(MAX_RECEIVERS_PER_REQUEST));
-        for (index, chunk) in receivers.chunks(MAX_RECEIVERS_PER_REQUEST).enumerate() {
-            template.receiver_ids = chunk.to_vec();
+        let mut receivers = receivers.into_iter();
+        for index in 0.. {
+            // Moved, not cloned, into each chunk.
+            template.receiver_ids = receivers.by_ref().take(MAX_RECEIVERS_PER_REQUEST).collect();
+            if template.receiver_ids.is_empty() {
+                break;
+            }
             let body = serde_json::to_string(&template).map_err(|e| Error::Json {
                 field: "body".into(),
                 reason: e.to_string(),

@@ -47,9 +47,14 @@ impl AccountId {
         &self.0
     }
 
-    /// The id as Yunxin stores it (lower-cased), for comparing ids.
-    pub fn key(&self) -> String {
-        self.0.to_lowercase()
+    /// The id as Yunxin stores it (lower-cased), for comparing ids. Borrows
+    /// when the id has no upper-case letter, as most ids have none.
+    pub fn key(&self) -> Cow<'_, str> {
+        if self.0.chars().any(char::is_uppercase) {
+            Cow::Owned(self.0.to_lowercase())
+        } else {
+            Cow::Borrowed(&self.0)
+        }
     }
 
     fn validate(&self, field: impl Fn() -> Cow<'static, str>) -> Result<()> {

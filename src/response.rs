@@ -1,6 +1,7 @@
 //! Yunxin's answers: parsing, classification, retry verdicts, and the merge of
 //! every call of one notification into one per-receiver [`Report`].
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -286,12 +287,12 @@ impl Report {
                 })),
             Some(Outcome::Delivered { .. }) => self.delivered.extend_from_slice(receivers),
             Some(Outcome::PartialFailure { failed, .. }) => {
-                let mut by_key: HashMap<String, &FailedReceiver> = HashMap::new();
+                let mut by_key: HashMap<Cow<'_, str>, &FailedReceiver> = HashMap::new();
                 for f in failed {
                     by_key.entry(f.account_id.key()).or_insert(f);
                 }
                 for id in receivers {
-                    match by_key.get(&id.key()) {
+                    match by_key.get(id.key().as_ref()) {
                         Some(f) => self.fail(
                             id,
                             f.error_code,

@@ -105,7 +105,9 @@ pub fn checksum(app_secret: &AppSecret, nonce: &str, cur_time: &str) -> String {
     sha.update(app_secret.expose().as_bytes());
     sha.update(nonce.as_bytes());
     sha.update(cur_time.as_bytes());
-    hex::encode(sha.finalize())
+    let mut hex = [0u8; 40];
+    hex::encode_to_slice(sha.finalize(), &mut hex).expect("a SHA-1 digest is 20 bytes");
+    String::from_utf8_lossy(&hex).into_owned()
 }
 
 /// A request nonce: at most 128 characters; random ones are 32 lowercase hex

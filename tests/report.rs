@@ -241,7 +241,7 @@ proptest! {
             .chain(report.failed.iter().map(|f| &f.account_id))
             .chain(report.not_attempted.iter().map(|n| &n.account_id))
         {
-            *count.entry(id.key()).or_default() += 1;
+            *count.entry(id.key().into_owned()).or_default() += 1;
         }
         let requested: std::collections::HashSet<String> =
             names.iter().map(|n| n.to_lowercase()).collect();

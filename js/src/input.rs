@@ -14,8 +14,15 @@ use crate::error::{JsResult, js_error, unsupported_runtime};
 /// The core draws nonces and trace ids from it and treats a failure as fatal
 /// (a panic, i.e. a wasm trap). It is missing in some embedded runtimes and
 /// refused in a Cloudflare Worker's global scope, so it is tried on one byte
-/// before any call that needs randomness.
+/// before any call that needs randomness — until it has worked once: a
+/// source that worked keeps working (a Worker's global scope runs only
+/// before its first handler), and the probe costs more than the signing.
 pub fn ensure_random_source() -> JsResult<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static WORKED: AtomicBool = AtomicBool::new(false);
+    if WORKED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
     let works = Reflect::get(&js_sys::global(), &JsValue::from_str("crypto"))
         .and_then(|crypto| {
             let get_random_values = Reflect::get(&crypto, &JsValue::from_str("getRandomValues"))?;
@@ -24,6 +31,7 @@ pub fn ensure_random_source() -> JsResult<()> {
         })
         .is_ok();
     if works {
+        WORKED.store(true, Ordering::Relaxed);
         Ok(())
     } else {
         Err(unsupported_runtime(
