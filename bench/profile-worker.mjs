@@ -10,12 +10,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
 import { Miniflare } from 'miniflare';
 import { unstable_getMiniflareWorkerOptions } from 'wrangler';
 import WebSocket from 'ws';
 import { startEmulator } from '../emulator/index.mjs';
-import { signWebhook } from '../scripts/lib/webhook.mjs';
+import { webhookHeaders } from '../scripts/lib/webhook.mjs';
 
 const [which = 'relay', receiversArg = '1', eventsArg = '300', out] = process.argv.slice(2);
 const receivers = Number(receiversArg);
@@ -98,15 +97,11 @@ try {
     content: 'deploy finished',
   });
   const post = async () => {
-    const id = `evt_${randomUUID()}`;
-    const timestamp = String(Math.floor(Date.now() / 1000));
     const r = await fetch(`${url}/v1/notifications`, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
-        'webhook-id': id,
-        'webhook-timestamp': timestamp,
-        'webhook-signature': signWebhook(body, { secret: WEBHOOK_SECRET, id, timestamp }),
+        ...webhookHeaders(body, { secret: WEBHOOK_SECRET }),
         prefer: 'wait',
       },
       body,

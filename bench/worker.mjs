@@ -16,8 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
-import { randomUUID } from 'node:crypto';
-import { signWebhook } from '../scripts/lib/webhook.mjs';
+import { webhookHeaders } from '../scripts/lib/webhook.mjs';
 
 const quick = process.argv.includes('--quick');
 const APP_KEY = 'bench-app';
@@ -160,13 +159,9 @@ function notificationBody(receivers, prefix) {
 
 /** POSTs one signed event with Prefer: wait; resolves to { ms, ok, status }. */
 async function postEvent(url, body, receivers) {
-  const id = `evt_${randomUUID()}`;
-  const timestamp = String(Math.floor(Date.now() / 1000));
   const headers = {
     'content-type': 'application/json',
-    'webhook-id': id,
-    'webhook-timestamp': timestamp,
-    'webhook-signature': signWebhook(body, { secret: WEBHOOK_SECRET, id, timestamp }),
+    ...webhookHeaders(body, { secret: WEBHOOK_SECRET }),
     prefer: 'wait',
   };
   const started = process.hrtime.bigint();

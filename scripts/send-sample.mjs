@@ -5,7 +5,7 @@
 // The webhook secret is read from .dev.vars (see .dev.vars.example).
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { signWebhook } from './lib/webhook.mjs';
+import { webhookHeaders } from './lib/webhook.mjs';
 
 const relayUrl = (process.argv[2] ?? 'http://127.0.0.1:8787').replace(/\/$/, '');
 const vars = Object.fromEntries(
@@ -25,17 +25,12 @@ const body = JSON.stringify({
   content: { type: 'deploy', service: 'api', status: 'finished' },
   push_config: { push_content: 'Deploy finished' },
 });
-const id = `evt_${randomUUID()}`;
-const timestamp = String(Math.floor(Date.now() / 1000));
+const signed = webhookHeaders(body, { secret });
+const id = signed['webhook-id'];
 
 const accepted = await fetch(`${relayUrl}/v1/notifications`, {
   method: 'POST',
-  headers: {
-    'content-type': 'application/json',
-    'webhook-id': id,
-    'webhook-timestamp': timestamp,
-    'webhook-signature': signWebhook(body, { secret, id, timestamp }),
-  },
+  headers: { 'content-type': 'application/json', ...signed },
   body,
 });
 console.log(`POST ${relayUrl}/v1/notifications → HTTP ${accepted.status}`);
@@ -44,14 +39,8 @@ if (accepted.status !== 202) process.exit(1);
 
 // The status API takes a Standard Webhooks signature over an empty body.
 async function status() {
-  const now = String(Math.floor(Date.now() / 1000));
-  const statusId = `status_${randomUUID()}`;
   const response = await fetch(`${relayUrl}/v1/events/${id}`, {
-    headers: {
-      'webhook-id': statusId,
-      'webhook-timestamp': now,
-      'webhook-signature': signWebhook('', { secret, id: statusId, timestamp: now }),
-    },
+    headers: webhookHeaders('', { secret, id: `status_${randomUUID()}` }),
   });
   return response.json();
 }

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEmulator } from '../../emulator/index.mjs';
 import { runBurst } from './burst.mjs';
-import { APP_KEY, APP_SECRET, eventStatus, eventually, notification, postEvent, sign, startRelay } from './harness.mjs';
+import { webhookHeaders } from '../../scripts/lib/webhook.mjs';
+import { APP_KEY, APP_SECRET, WEBHOOK_SECRET, eventStatus, eventually, notification, postEvent, startRelay } from './harness.mjs';
 
 const TOKEN = 'status-token-for-tests';
 const FAST = {
@@ -72,10 +73,7 @@ test('the status API: bearer token or a signed GET; unknown ids 404', async (t) 
   const wrong = await eventStatus(relay.url, id, { token: 'nope' });
   assert.deepEqual([wrong.status, wrong.json.error.code], [401, 'unauthorized']);
   assert.equal((await eventStatus(relay.url, id, { token: TOKEN })).status, 200);
-  const timestamp = String(Math.floor(Date.now() / 1000));
-  const signed = await eventStatus(relay.url, id, {
-    headers: { 'webhook-id': 'status-1', 'webhook-timestamp': timestamp, 'webhook-signature': sign('', { id: 'status-1', timestamp }) },
-  });
+  const signed = await eventStatus(relay.url, id, { headers: webhookHeaders('', { secret: WEBHOOK_SECRET }) });
   assert.equal(signed.status, 200);
   assert.equal(signed.json.event_id, id);
   const unknown = await eventStatus(relay.url, 'evt_never_seen', { token: TOKEN });

@@ -3,10 +3,9 @@
 // wrangler.toml (Durable Objects, queues, vars) the way `wrangler dev` is,
 // plus Standard Webhooks signing with node:crypto, independent of the Rust
 // implementation.
-import { randomUUID } from 'node:crypto';
 import { Miniflare } from 'miniflare';
 import { unstable_getMiniflareWorkerOptions, unstable_readConfig } from 'wrangler';
-import { signWebhook } from '../../scripts/lib/webhook.mjs';
+import { signWebhook, webhookHeaders } from '../../scripts/lib/webhook.mjs';
 
 export const APP_KEY = 'relay-test-app';
 export const APP_SECRET = 'relay-test-app-secret-值';
@@ -69,13 +68,15 @@ export function sign(body, { secret = WEBHOOK_SECRET, id, timestamp }) {
  */
 export async function postEvent(relayUrl, notification, overrides = {}) {
   const body = overrides.body ?? JSON.stringify(notification);
-  const id = overrides.id ?? `evt_${randomUUID()}`;
-  const timestamp = String(Math.floor(Date.now() / 1000) + (overrides.skewSeconds ?? 0));
+  const signed = webhookHeaders(overrides.signedBody ?? body, {
+    secret: overrides.secret ?? WEBHOOK_SECRET,
+    id: overrides.id,
+    timestamp: String(Math.floor(Date.now() / 1000) + (overrides.skewSeconds ?? 0)),
+  });
+  const id = signed['webhook-id'];
   const headers = {
     'content-type': 'application/json',
-    'webhook-id': id,
-    'webhook-timestamp': timestamp,
-    'webhook-signature': sign(overrides.signedBody ?? body, { secret: overrides.secret, id, timestamp }),
+    ...signed,
     ...(overrides.wait === false ? {} : { prefer: 'wait' }),
     ...overrides.headers,
   };
