@@ -105,13 +105,11 @@ fn plan_and_sign(
     credentials: &Credentials,
     endpoint: &Endpoint,
 ) -> Vec<SignedRequest> {
-    let options = PlanOptions {
-        event_id: Some("evt_2zvJ3bench".to_owned()),
-        max_receivers: None,
-    };
+    let options = PlanOptions::for_event("evt_2zvJ3bench");
     Plan::new(notification, &options)
         .expect("the bench notification is valid")
         .sign(credentials, endpoint)
+        .expect("the platform has a random source")
 }
 
 fn signing(c: &mut Criterion) {

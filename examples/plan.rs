@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let notification = BatchNotification::new("ops-bot", Content::text("通知: deploy finished"))
         .to((0..receivers).map(|i| format!("user{i}")));
     let plan = Plan::new(&notification, &PlanOptions::default())?;
-    let requests = plan.sign(&credentials, &Endpoint::new(&base_url)?);
+    let requests = plan.sign(&credentials, &Endpoint::new(&base_url)?)?;
     println!("{}", serde_json::to_string(&requests)?);
     Ok(())
 }

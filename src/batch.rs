@@ -61,23 +61,38 @@ impl Default for Endpoint {
 
 /// How a plan is made.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct PlanOptions {
-    /// Derive each call's trace id from this id and the chunk index, so that
-    /// planning the same event again yields the same trace ids. Without it,
-    /// trace ids are random.
+    /// Derive each call's trace id from this id (see [`TraceId::derived`]),
+    /// so that planning the same event again yields the same trace ids.
+    /// Without it, trace ids are drawn at random when the plan is signed or
+    /// delivered; planning itself never draws randomness.
     pub event_id: Option<String>,
     /// Refuse notifications with more (unique) receivers than this.
     pub max_receivers: Option<usize>,
 }
 
-/// One batch call, planned but not signed yet. It serialises, so that it can
-/// wait in a queue or a store and be signed when it is sent.
+impl PlanOptions {
+    /// Options with trace ids derived from `event_id`.
+    pub fn for_event(event_id: impl Into<String>) -> Self {
+        PlanOptions {
+            event_id: Some(event_id.into()),
+            ..Default::default()
+        }
+    }
+
+    /// The same options with a cap on unique receivers.
+    pub fn max_receivers(mut self, limit: usize) -> Self {
+        self.max_receivers = Some(limit);
+        self
+    }
+}
+
+/// One batch call, planned but not signed yet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedRequest {
     /// Position of this call in the plan, from 0.
     pub index: usize,
-    /// The `X-custom-traceid` of this call; reused on every retry.
-    pub trace_id: TraceId,
     /// The receivers of this call (1 to 500).
     pub receiver_ids: Vec<AccountId>,
     /// The JSON body.
@@ -91,51 +106,74 @@ pub struct SignedRequest {
     pub method: &'static str,
     /// The full URL.
     pub url: String,
-    /// Header (name, value) pairs, `Content-Type` included.
+    /// Header (name, value) pairs, `X-custom-traceid` and `Content-Type` included.
     pub headers: Vec<(&'static str, String)>,
     /// The JSON body.
     pub body: String,
+    /// The `X-custom-traceid` of this call; a retry must keep it.
+    pub trace_id: TraceId,
 }
 
-impl PlannedRequest {
-    /// Signs this call with the current time and a fresh nonce. Call it again
-    /// for a retry: the trace id stays, the five-minute signature is renewed.
-    pub fn sign(&self, credentials: &Credentials, endpoint: &Endpoint) -> SignedRequest {
-        self.with_headers(credentials.sign(), endpoint)
-    }
-
-    /// Signs this call with the given time and nonce.
-    pub fn sign_at(
-        &self,
+impl SignedRequest {
+    /// Signs a call: `body` to `endpoint` under `trace_id`, with the current
+    /// time and a fresh nonce. Sign again for a retry: the trace id stays,
+    /// the five-minute signature is renewed. Fails only if the platform's
+    /// random source does.
+    pub fn new(
         credentials: &Credentials,
         endpoint: &Endpoint,
-        cur_time: CurTime,
-        nonce: Nonce,
-    ) -> SignedRequest {
-        self.with_headers(credentials.sign_at(cur_time, nonce), endpoint)
+        trace_id: TraceId,
+        body: String,
+    ) -> Result<Self> {
+        Ok(Self::at(
+            credentials,
+            endpoint,
+            trace_id,
+            body,
+            CurTime::now(),
+            Nonce::random()?,
+        ))
     }
 
-    fn with_headers(&self, signed: SignedHeaders, endpoint: &Endpoint) -> SignedRequest {
+    /// Signs a call with the given time and nonce (deterministic).
+    pub fn at(
+        credentials: &Credentials,
+        endpoint: &Endpoint,
+        trace_id: TraceId,
+        body: String,
+        cur_time: CurTime,
+        nonce: Nonce,
+    ) -> Self {
+        let signed: SignedHeaders = credentials.sign_at(cur_time, nonce);
         let mut headers: Vec<(&'static str, String)> = signed
             .pairs()
             .into_iter()
             .map(|(name, value)| (name, value.to_owned()))
             .collect();
-        headers.push(("X-custom-traceid", self.trace_id.to_string()));
+        headers.push(("X-custom-traceid", trace_id.to_string()));
         headers.push(("Content-Type", "application/json;charset=utf-8".to_owned()));
         SignedRequest {
             method: "POST",
             url: endpoint.batch_url().to_owned(),
             headers,
-            body: self.body.clone(),
+            body,
+            trace_id,
         }
     }
 }
 
 /// A notification split into batch calls of at most 500 receivers.
+///
+/// Planning validates and splits; it draws no randomness and never fails
+/// for any reason but the input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     requests: Vec<PlannedRequest>,
+    /// The notification without receivers: each call's body is this with
+    /// the call's receivers, so that a follow-up call for some of them can
+    /// be built later.
+    template: BatchNotification,
+    event_id: Option<String>,
 }
 
 impl Plan {
@@ -167,22 +205,18 @@ impl Plan {
             if template.receiver_ids.is_empty() {
                 break;
             }
-            let body = serde_json::to_string(&template).map_err(|e| Error::Json {
-                field: "body".into(),
-                reason: e.to_string(),
-            })?;
-            let trace_id = match &options.event_id {
-                Some(event_id) => TraceId::derived(event_id, index),
-                None => TraceId::random(),
-            };
+            let body = body_json(&template);
             requests.push(PlannedRequest {
                 index,
-                trace_id,
                 receiver_ids: std::mem::take(&mut template.receiver_ids),
                 body,
             });
         }
-        Ok(Plan { requests })
+        Ok(Plan {
+            requests,
+            template,
+            event_id: options.event_id.clone(),
+        })
     }
 
     /// The planned calls, in order.
@@ -195,11 +229,42 @@ impl Plan {
         self.requests.iter().flat_map(|r| r.receiver_ids.iter())
     }
 
-    /// Signs every call with the current time and its own fresh nonce.
-    pub fn sign(&self, credentials: &Credentials, endpoint: &Endpoint) -> Vec<SignedRequest> {
+    /// The event id trace ids are derived from, if one was given.
+    pub fn event_id(&self) -> Option<&str> {
+        self.event_id.as_deref()
+    }
+
+    /// The notification without its receivers.
+    pub fn template(&self) -> &BatchNotification {
+        &self.template
+    }
+
+    /// Signs every call with the current time and its own fresh nonce. Trace
+    /// ids are derived from the event id, or drawn at random without one.
+    /// Fails only if the platform's random source does.
+    pub fn sign(&self, credentials: &Credentials, endpoint: &Endpoint) -> Result<Vec<SignedRequest>> {
+        let seed = self.trace_seed()?;
         self.requests
             .iter()
-            .map(|r| r.sign(credentials, endpoint))
+            .map(|r| {
+                let trace_id = TraceId::derived(&seed, r.index, 0);
+                SignedRequest::new(credentials, endpoint, trace_id, r.body.clone())
+            })
             .collect()
     }
+
+    /// What trace ids are derived from: the event id, or a random id.
+    pub(crate) fn trace_seed(&self) -> Result<String> {
+        match &self.event_id {
+            Some(event_id) => Ok(event_id.clone()),
+            None => Ok(TraceId::random()?.to_string()),
+        }
+    }
+}
+
+/// The JSON body of a call.
+pub(crate) fn body_json(notification: &BatchNotification) -> String {
+    // Strings, booleans, integers and lists of them: serde_json cannot fail
+    // on these (it fails only for non-string map keys and failing writers).
+    serde_json::to_string(notification).expect("a BatchNotification always serialises")
 }

@@ -7,7 +7,7 @@
 use md5::{Digest, Md5};
 use subtle::ConstantTimeEq;
 
-use crate::error::{Error, Result};
+use crate::error::{CallbackError, Result};
 use crate::sign::{Credentials, checksum};
 
 /// Default tolerance between a callback's `CurTime` and the local clock.
@@ -35,33 +35,37 @@ pub fn verify_callback(
     now_ms: u64,
     tolerance_ms: u64,
 ) -> Result<()> {
-    let reject = |reason: &'static str| {
-        Err(Error::Callback {
-            reason: reason.into(),
-        })
-    };
+    for (value, header) in [
+        (headers.app_key, "AppKey"),
+        (headers.cur_time, "CurTime"),
+        (headers.md5, "MD5"),
+        (headers.checksum, "CheckSum"),
+    ] {
+        if value.is_empty() {
+            return Err(CallbackError::MissingHeader(header).into());
+        }
+    }
     if headers.app_key != credentials.app_key.as_str() {
-        return reject("AppKey does not match this app");
+        return Err(CallbackError::AppKey.into());
     }
     let body_md5 = hex::encode(Md5::digest(body));
     if !ct_eq(&body_md5, &headers.md5.to_ascii_lowercase()) {
-        return reject("MD5 does not match the body");
+        return Err(CallbackError::Md5.into());
     }
     let expected = checksum(&credentials.app_secret, &body_md5, headers.cur_time);
     if !ct_eq(&expected, &headers.checksum.to_ascii_lowercase()) {
-        return reject("CheckSum does not match");
+        return Err(CallbackError::CheckSum.into());
     }
     let Ok(sent_ms) = headers.cur_time.parse::<u64>() else {
-        return reject("CurTime is not a whole number of milliseconds");
+        return Err(CallbackError::CurTimeFormat.into());
     };
-    if sent_ms.abs_diff(now_ms) > tolerance_ms {
-        return Err(Error::Callback {
-            reason: format!(
-                "CurTime is {} ms away from now, more than the tolerated {tolerance_ms} ms",
-                sent_ms.abs_diff(now_ms)
-            )
-            .into(),
-        });
+    let skew_ms = sent_ms.abs_diff(now_ms);
+    if skew_ms > tolerance_ms {
+        return Err(CallbackError::CurTimeSkew {
+            skew_ms,
+            tolerance_ms,
+        }
+        .into());
     }
     Ok(())
 }

@@ -65,6 +65,30 @@ pub enum Error {
         /// serde_json's explanation.
         reason: String,
     },
+    /// The notification is not JSON at all: a syntax error or a truncated text.
+    #[error("`{field}` is not valid JSON: {reason}")]
+    Syntax {
+        /// The document, e.g. `body` or `notification`.
+        field: Cow<'static, str>,
+        /// serde_json's explanation, with line and column.
+        reason: String,
+    },
+    /// The notification is JSON of the wrong shape: a wrong type, an unknown
+    /// field, or not an object at the top.
+    #[error("`{field}` does not match the notification schema: {reason}")]
+    Schema {
+        /// The JSON path of the value at fault, e.g. `receiver_ids[3]` or
+        /// `push_config.push_enabled` (`.` for the whole document).
+        field: Cow<'static, str>,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The platform's random source failed (nonces, random trace ids).
+    #[error("the platform's random number generator failed: {reason}")]
+    Random {
+        /// The platform's explanation.
+        reason: String,
+    },
     /// Yunxin's answer is not the documented JSON.
     #[error("the response is not Yunxin JSON: {reason}")]
     Response {
@@ -72,10 +96,37 @@ pub enum Error {
         reason: String,
     },
     /// A Yunxin callback (抄送) failed verification.
-    #[error("callback rejected: {reason}")]
-    Callback {
-        /// Which check failed; never the secret or the expected checksum.
-        reason: Cow<'static, str>,
+    #[error("callback rejected: {0}")]
+    Callback(#[from] CallbackError),
+}
+
+/// Which check of a Yunxin callback (抄送) failed. Never carries the secret
+/// or the expected checksum.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallbackError {
+    /// A required header is absent or empty.
+    #[error("the {0} header is missing")]
+    MissingHeader(&'static str),
+    /// `AppKey` names another app.
+    #[error("AppKey does not match this app")]
+    AppKey,
+    /// `MD5` is not the MD5 of the body.
+    #[error("MD5 does not match the body")]
+    Md5,
+    /// `CheckSum` is not `SHA1(AppSecret + MD5 + CurTime)`.
+    #[error("CheckSum does not match")]
+    CheckSum,
+    /// `CurTime` is not a whole number of milliseconds.
+    #[error("CurTime is not a whole number of milliseconds")]
+    CurTimeFormat,
+    /// `CurTime` is further from the local clock than the tolerance.
+    #[error("CurTime is {skew_ms} ms away from now, more than the tolerated {tolerance_ms} ms")]
+    CurTimeSkew {
+        /// How far `CurTime` is from now, either way.
+        skew_ms: u64,
+        /// The tolerance.
+        tolerance_ms: u64,
     },
 }
 
@@ -91,6 +142,9 @@ impl Error {
             Error::TooMany { .. } => "too_many",
             Error::Invalid { .. } => "invalid",
             Error::Json { .. } => "json",
+            Error::Syntax { .. } => "malformed_json",
+            Error::Schema { .. } => "invalid_schema",
+            Error::Random { .. } => "unsupported",
             Error::Response { .. } => "response",
             Error::Callback { .. } => "callback",
         }
@@ -104,8 +158,10 @@ impl Error {
             | Error::TooFew { field, .. }
             | Error::TooMany { field, .. }
             | Error::Invalid { field, .. }
-            | Error::Json { field, .. } => Some(field),
-            Error::Response { .. } | Error::Callback { .. } => None,
+            | Error::Json { field, .. }
+            | Error::Syntax { field, .. }
+            | Error::Schema { field, .. } => Some(field),
+            Error::Response { .. } | Error::Random { .. } | Error::Callback(_) => None,
         }
     }
 

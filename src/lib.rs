@@ -17,9 +17,9 @@
 //!     .to((0..1200).map(|i| format!("user{i}")));
 //!
 //! // 1,200 receivers become three calls of at most 500, each signed on its own.
-//! let options = PlanOptions { event_id: Some("evt_42".into()), ..Default::default() };
+//! let options = PlanOptions::for_event("evt_42");
 //! let plan = Plan::new(&notification, &options)?;
-//! let requests = plan.sign(&credentials, &Endpoint::default());
+//! let requests = plan.sign(&credentials, &Endpoint::default())?;
 //! assert_eq!(requests.len(), 3);
 //! assert_eq!(requests[0].url, "https://open.yunxinapi.com/im/v2/custom_notification/batch");
 //!
@@ -36,12 +36,17 @@
 //! assert!(report.has_retryable());
 //! # Ok::<(), yunxin_edge::Error>(())
 //! ```
+//!
+//! Retries (which calls again, with which trace id, after how long) are the
+//! [`delivery`] module's: a [`Delivery`] is the whole job as a state machine
+//! that its caller drives with time and outcomes.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod batch;
 pub mod callback;
+pub mod delivery;
 pub mod error;
 pub mod notification;
 pub mod response;
@@ -51,13 +56,17 @@ pub use batch::{
     BATCH_PATH, DEFAULT_BASE_URL, Endpoint, Plan, PlanOptions, PlannedRequest, SignedRequest,
 };
 pub use callback::{CallbackHeaders, DEFAULT_CALLBACK_TOLERANCE_MS, verify_callback};
-pub use error::{Error, Result};
+pub use delivery::{
+    Action, Attempt, AttemptId, AttemptOutcome, CallAction, Delivery, DeliveryState, Recorded,
+    RetryPolicy,
+};
+pub use error::{CallbackError, Error, Result};
 pub use notification::{
     AccountId, BatchNotification, Content, MAX_RECEIVERS_PER_REQUEST, NotificationConfig,
     PushConfig, RouteConfig,
 };
 pub use response::{
     BatchResponse, FailedReceiver, Failure, NotAttempted, Outcome, Report, ResponseData,
-    RetryVerdict,
+    RetryVerdict, Unknown,
 };
 pub use sign::{AppKey, AppSecret, Credentials, CurTime, Nonce, SignedHeaders, TraceId, checksum};

@@ -140,6 +140,9 @@ impl<'de> Deserialize<'de> for Content {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         match serde_json::Value::deserialize(deserializer)? {
             serde_json::Value::String(text) => Ok(Content(text)),
+            // `null` is no content: validation then names `content` as missing,
+            // rather than the four letters `null` being sent.
+            serde_json::Value::Null => Ok(Content::default()),
             other => Ok(Content(other.to_string())),
         }
     }
@@ -268,12 +271,52 @@ impl BatchNotification {
         self
     }
 
-    /// Parses a notification from JSON, naming the position of any syntax error.
-    pub fn from_json(json: &str) -> Result<Self> {
-        serde_json::from_str(json).map_err(|e| Error::Json {
+    /// Parses a notification from JSON text: the one parser of the
+    /// notification JSON, shared by every adapter.
+    ///
+    /// A syntax error is [`Error::Syntax`] (with line and column); a value of
+    /// the wrong type, an unknown field or a top level that is not an object
+    /// is [`Error::Schema`] naming the JSON path of the value at fault.
+    /// Optional fields given as `null` count as absent. The result is not
+    /// validated yet: [`crate::Plan::new`] does that.
+    ///
+    /// ```
+    /// use yunxin_edge::{BatchNotification, Error};
+    /// let err = BatchNotification::from_json(br#"{"sender_id":"bot","receiver_ids":["a",7]}"#)
+    ///     .unwrap_err();
+    /// assert_eq!(err.field(), Some("receiver_ids[1]"));
+    /// ```
+    pub fn from_json(json: impl AsRef<[u8]>) -> Result<Self> {
+        let json = json.as_ref();
+        // serde accepts a JSON array for a struct (its fields in order); a
+        // notification is an object, so anything else is refused up front.
+        let first = json.iter().find(|b| !b.is_ascii_whitespace());
+        if first.is_some_and(|b| *b != b'{') {
+            return Err(Error::Schema {
+                field: ".".into(),
+                reason: "the notification must be a JSON object".to_owned(),
+            });
+        }
+        let syntax = |e: serde_json::Error| Error::Syntax {
             field: "body".into(),
             reason: e.to_string(),
-        })
+        };
+        let mut deserializer = serde_json::Deserializer::from_slice(json);
+        let notification =
+            serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                if inner.is_syntax() || inner.is_eof() {
+                    syntax(inner)
+                } else {
+                    Error::Schema {
+                        field: path.into(),
+                        reason: inner.to_string(),
+                    }
+                }
+            })?;
+        deserializer.end().map_err(syntax)?; // trailing characters
+        Ok(notification)
     }
 
     /// Checks every documented limit except the 500-receiver cap per call,

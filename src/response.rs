@@ -146,8 +146,9 @@ impl RetryVerdict {
 
 /// What became of one batch call. Serialises tagged by `kind`
 /// (`{"kind":"partial_failure","success":[…],"failed":[…]}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Outcome {
     /// `code` 200 and no failed receivers.
     Delivered {
@@ -168,11 +169,20 @@ pub enum Outcome {
         /// Yunxin's message.
         msg: String,
     },
-    /// No Yunxin answer: connection error, timeout, or an HTTP error without
-    /// Yunxin JSON (a gateway's 502, say).
+    /// No Yunxin answer, and the request was not processed as far as the
+    /// caller can tell: the connection failed before the request went out,
+    /// or an HTTP error without Yunxin JSON (a gateway's 502, say).
     Transport {
         /// The HTTP status, when there was one.
         http_status: Option<u16>,
+        /// What went wrong, in a few words.
+        reason: String,
+    },
+    /// The request went out and its answer was lost (a timeout, a connection
+    /// closed mid-answer): Yunxin may or may not have notified the
+    /// receivers. A retry with the same trace id is safe, as Yunxin drops a
+    /// trace id it has already processed.
+    AnswerLost {
         /// What went wrong, in a few words.
         reason: String,
     },
@@ -221,6 +231,13 @@ impl Outcome {
         }
     }
 
+    /// An answer lost after the request went out.
+    pub fn answer_lost(reason: impl Into<String>) -> Self {
+        Outcome::AnswerLost {
+            reason: reason.into(),
+        }
+    }
+
     /// Whether the whole call should be sent again. Per-receiver failures of a
     /// partial failure are judged one by one in the [`Report`] instead.
     pub fn retry(&self) -> RetryVerdict {
@@ -228,6 +245,7 @@ impl Outcome {
             Outcome::Delivered { .. } | Outcome::PartialFailure { .. } => RetryVerdict::Permanent,
             Outcome::Rejected { code, .. } => RetryVerdict::for_code(*code),
             Outcome::Transport { http_status, .. } => RetryVerdict::for_transport(*http_status),
+            Outcome::AnswerLost { .. } => RetryVerdict::Retry { min_delay_secs: 0 },
         }
     }
 }
@@ -246,7 +264,18 @@ pub struct Failure {
     pub retryable: bool,
 }
 
-/// A receiver whose call was never sent (or never answered before giving up).
+/// A receiver whose fate is unknown: its call went out and the answer was
+/// lost. Yunxin may have notified it; a retry with the same trace id is
+/// safe, as Yunxin drops a trace id it has already processed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unknown {
+    /// The receiver, as the caller spelled it.
+    pub account_id: AccountId,
+    /// What happened, e.g. `request sent, answer lost: no answer within 10000 ms`.
+    pub reason: String,
+}
+
+/// A receiver whose call was never sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotAttempted {
     /// The receiver, as the caller spelled it.
@@ -256,13 +285,16 @@ pub struct NotAttempted {
 }
 
 /// Every receiver of one notification, each exactly once: delivered, failed,
-/// or not attempted.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+/// unknown, or not attempted.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Report {
     /// Receivers that got the notification.
     pub delivered: Vec<AccountId>,
-    /// Receivers that did not, with the reason.
+    /// Receivers that Yunxin refused, or whose call failed, with the reason.
     pub failed: Vec<Failure>,
+    /// Receivers whose call went out and whose answer was lost.
+    pub unknown: Vec<Unknown>,
     /// Receivers whose call was not sent.
     pub not_attempted: Vec<NotAttempted>,
     /// The least time to wait before retrying the retryable failures, if any.
@@ -308,6 +340,13 @@ impl Report {
                     self.fail(id, *code, msg, outcome.retry());
                 }
             }
+            Some(Outcome::AnswerLost { reason }) => {
+                self.retry_after_secs = Some(self.retry_after_secs.unwrap_or(0));
+                self.unknown.extend(receivers.iter().map(|id| Unknown {
+                    account_id: id.clone(),
+                    reason: format!("request sent, answer lost: {reason}"),
+                }));
+            }
             Some(
                 outcome @ Outcome::Transport {
                     http_status,
@@ -326,7 +365,7 @@ impl Report {
         }
     }
 
-    fn fail(&mut self, id: &AccountId, code: i64, msg: &str, verdict: RetryVerdict) {
+    pub(crate) fn fail(&mut self, id: &AccountId, code: i64, msg: &str, verdict: RetryVerdict) {
         if let RetryVerdict::Retry { min_delay_secs } = verdict {
             self.retry_after_secs = Some(self.retry_after_secs.unwrap_or(0).max(min_delay_secs));
         }
@@ -338,14 +377,27 @@ impl Report {
         });
     }
 
-    /// Whether some receiver failed in a way a later attempt may fix.
+    /// Whether some receiver failed, or has an unknown fate, in a way a later
+    /// attempt may fix.
     pub fn has_retryable(&self) -> bool {
         self.retry_after_secs.is_some()
     }
 
     /// How many receivers the report accounts for.
     pub fn len(&self) -> usize {
-        self.delivered.len() + self.failed.len() + self.not_attempted.len()
+        self.delivered.len() + self.failed.len() + self.unknown.len() + self.not_attempted.len()
+    }
+
+    /// Appends another report's receivers (of other calls) to this one.
+    pub fn extend(&mut self, other: Report) {
+        self.delivered.extend(other.delivered);
+        self.failed.extend(other.failed);
+        self.unknown.extend(other.unknown);
+        self.not_attempted.extend(other.not_attempted);
+        self.retry_after_secs = match (self.retry_after_secs, other.retry_after_secs) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
     }
 
     /// Whether the report accounts for no receiver.

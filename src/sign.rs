@@ -75,9 +75,10 @@ impl Credentials {
         }
     }
 
-    /// Signs with the current time and a fresh random nonce.
-    pub fn sign(&self) -> SignedHeaders {
-        self.sign_at(CurTime::now(), Nonce::random())
+    /// Signs with the current time and a fresh random nonce; fails only if
+    /// the platform's random source does.
+    pub fn sign(&self) -> Result<SignedHeaders> {
+        Ok(self.sign_at(CurTime::now(), Nonce::random()?))
     }
 
     /// Signs with the given time and nonce (deterministic, for tests and replays).
@@ -117,8 +118,8 @@ pub struct Nonce(String);
 
 impl Nonce {
     /// 16 random bytes from the platform's CSPRNG, as 32 hex characters.
-    pub fn random() -> Self {
-        Nonce(hex::encode(random_bytes::<16>()))
+    pub fn random() -> Result<Self> {
+        Ok(Nonce(hex::encode(random_bytes::<16>()?)))
     }
 
     /// A given nonce, checked against Yunxin's limit.
@@ -187,20 +188,35 @@ pub struct TraceId(String);
 
 impl TraceId {
     /// A random trace id, shaped like a UUID.
-    pub fn random() -> Self {
-        TraceId(uuid_shape(random_bytes::<16>()))
+    pub fn random() -> Result<Self> {
+        Ok(TraceId(uuid_shape(random_bytes::<16>()?)))
     }
 
-    /// A trace id derived from an event id and a chunk index.
+    /// A trace id derived from an event id, a call index and a generation.
     ///
     /// The same event re-delivered to the relay produces the same trace ids,
-    /// so Yunxin de-duplicates each chunk instead of notifying twice.
-    pub fn derived(event_id: &str, chunk_index: usize) -> Self {
+    /// so Yunxin de-duplicates each call instead of notifying twice. The
+    /// generation counts follow-up calls for receivers that failed retryably
+    /// inside an otherwise answered call: such a follow-up carries other
+    /// receivers, so it needs a trace id of its own. Generation 0 is the
+    /// call as planned.
+    ///
+    /// ```
+    /// use yunxin_edge::TraceId;
+    /// let first = TraceId::derived("evt_1", 0, 0);
+    /// assert_eq!(first, TraceId::derived("evt_1", 0, 0));
+    /// assert_ne!(first, TraceId::derived("evt_1", 0, 1));
+    /// ```
+    pub fn derived(event_id: &str, call: usize, generation: u32) -> Self {
         let mut sha = Sha256::new();
         sha.update(b"yunxin-edge trace v1\0");
         sha.update(event_id.as_bytes());
         sha.update(b"\0");
-        sha.update(chunk_index.to_string().as_bytes());
+        sha.update(call.to_string().as_bytes());
+        if generation > 0 {
+            sha.update(b"\0g");
+            sha.update(generation.to_string().as_bytes());
+        }
         let digest = sha.finalize();
         let mut bytes = [0u8; 16];
         bytes.copy_from_slice(&digest[..16]);
@@ -236,12 +252,16 @@ fn uuid_shape(bytes: [u8; 16]) -> String {
     )
 }
 
-fn random_bytes<const N: usize>() -> [u8; N] {
+/// Bytes from the platform's CSPRNG (`crypto.getRandomValues` on wasm32).
+///
+/// It can fail: some embedded runtimes lack it, and a Cloudflare Worker
+/// refuses it at global scope. The caller gets [`Error::Random`] then.
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut bytes = [0u8; N];
-    // The OS (or `crypto.getRandomValues` on wasm) has no reason to fail once
-    // the process is running; if it does, signing cannot be trusted anyway.
-    getrandom::fill(&mut bytes).expect("the platform's random number generator failed");
-    bytes
+    getrandom::fill(&mut bytes).map_err(|e| Error::Random {
+        reason: e.to_string(),
+    })?;
+    Ok(bytes)
 }
 
 /// The authentication headers of one call.

@@ -1,6 +1,6 @@
 //! Yunxin callback (抄送) verification, with vectors computed in Python.
 
-use yunxin_edge::{CallbackHeaders, Credentials, Error, verify_callback};
+use yunxin_edge::{CallbackError, CallbackHeaders, Credentials, Error, verify_callback};
 
 const BODY: &[u8] = br#"{"eventType":"1"}"#;
 // python3: hashlib.md5(b'{"eventType":"1"}').hexdigest()
@@ -22,9 +22,9 @@ fn headers() -> CallbackHeaders<'static> {
     }
 }
 
-fn reason(result: Result<(), Error>) -> String {
+fn reason(result: Result<(), Error>) -> CallbackError {
     match result.unwrap_err() {
-        Error::Callback { reason } => reason.into_owned(),
+        Error::Callback(reason) => reason,
         other => panic!("{other:?}"),
     }
 }
@@ -48,7 +48,7 @@ fn tampering_is_caught_in_order() {
         SENT_MS,
         300_000,
     ));
-    assert_eq!(r, "MD5 does not match the body");
+    assert_eq!(r, CallbackError::Md5);
     let wrong_secret = Credentials::new("cb-app", "other");
     let r = reason(verify_callback(
         &wrong_secret,
@@ -57,7 +57,7 @@ fn tampering_is_caught_in_order() {
         SENT_MS,
         300_000,
     ));
-    assert_eq!(r, "CheckSum does not match");
+    assert_eq!(r, CallbackError::CheckSum);
     let wrong_key = Credentials::new("other-app", "callback-secret");
     let r = reason(verify_callback(
         &wrong_key,
@@ -66,7 +66,7 @@ fn tampering_is_caught_in_order() {
         SENT_MS,
         300_000,
     ));
-    assert_eq!(r, "AppKey does not match this app");
+    assert_eq!(r, CallbackError::AppKey);
 }
 
 #[test]
@@ -80,7 +80,13 @@ fn time_tolerance_both_ways() {
         SENT_MS + 300_001,
         300_000,
     ));
-    assert!(r.contains("300001 ms"), "{r}");
+    assert_eq!(
+        r,
+        CallbackError::CurTimeSkew {
+            skew_ms: 300_001,
+            tolerance_ms: 300_000
+        }
+    );
     let r = reason(verify_callback(
         &creds(),
         &headers(),
@@ -88,7 +94,7 @@ fn time_tolerance_both_ways() {
         SENT_MS - 300_001,
         300_000,
     ));
-    assert!(r.contains("tolerated 300000 ms"), "{r}");
+    assert!(r.to_string().contains("tolerated 300000 ms"), "{r}");
 }
 
 #[test]
@@ -104,4 +110,14 @@ fn messages_never_reveal_the_secret_or_expected_checksum() {
         !message.contains("callback-secret") && !message.contains(CHECKSUM),
         "{message}"
     );
+}
+
+#[test]
+fn missing_headers_are_named() {
+    let no_md5 = CallbackHeaders {
+        md5: "",
+        ..headers()
+    };
+    let r = reason(verify_callback(&creds(), &no_md5, BODY, SENT_MS, 300_000));
+    assert_eq!(r, CallbackError::MissingHeader("MD5"));
 }

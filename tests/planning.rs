@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use serde_json::Value;
 use yunxin_edge::{
     AccountId, BatchNotification, Content, Credentials, CurTime, Endpoint, Error, Nonce, Plan,
-    PlanOptions, SignedRequest,
+    PlanOptions, SignedRequest, TraceId,
 };
 
 const SECRET: &str = "plan-test-secret";
@@ -43,7 +43,7 @@ fn verify_like_yunxin(request: &SignedRequest, now: u64) {
 fn plan_and_check(n: usize) {
     let creds = Credentials::new("plan-app", SECRET);
     let plan = Plan::new(&notification(n), &PlanOptions::default()).unwrap();
-    let requests = plan.sign(&creds, &Endpoint::default());
+    let requests = plan.sign(&creds, &Endpoint::default()).unwrap();
     let now = CurTime::now().0;
 
     assert_eq!(requests.len(), n.div_ceil(500), "n = {n}");
@@ -136,16 +136,15 @@ fn duplicates_are_removed_before_splitting() {
 
 #[test]
 fn event_id_gives_the_same_trace_ids_on_every_plan() {
-    let options = PlanOptions {
-        event_id: Some("evt_7".into()),
-        ..Default::default()
-    };
+    let options = PlanOptions::for_event("evt_7");
     let a = Plan::new(&notification(1201), &options).unwrap();
     let b = Plan::new(&notification(1201), &options).unwrap();
+    let creds = Credentials::new("plan-app", SECRET);
     let traces = |p: &Plan| {
-        p.requests()
-            .iter()
-            .map(|r| r.trace_id.clone())
+        p.sign(&creds, &Endpoint::default())
+            .unwrap()
+            .into_iter()
+            .map(|r| r.trace_id)
             .collect::<Vec<_>>()
     };
     assert_eq!(traces(&a), traces(&b));
@@ -161,8 +160,19 @@ fn a_retry_is_signed_anew_with_the_same_trace_id() {
     let plan = Plan::new(&notification(3), &PlanOptions::default()).unwrap();
     let request = &plan.requests()[0];
     let endpoint = Endpoint::default();
-    let first = request.sign_at(&creds, &endpoint, CurTime(1000), Nonce::new("n1").unwrap());
-    let retry = request.sign_at(&creds, &endpoint, CurTime(1100), Nonce::new("n2").unwrap());
+    let trace_id = TraceId::derived("evt_3", 0, 0);
+    let sign = |time, nonce| {
+        SignedRequest::at(
+            &creds,
+            &endpoint,
+            trace_id.clone(),
+            request.body.clone(),
+            CurTime(time),
+            Nonce::new(nonce).unwrap(),
+        )
+    };
+    let first = sign(1000, "n1");
+    let retry = sign(1100, "n2");
     assert_eq!(
         header(&first, "X-custom-traceid"),
         header(&retry, "X-custom-traceid")
@@ -173,10 +183,7 @@ fn a_retry_is_signed_anew_with_the_same_trace_id() {
 
 #[test]
 fn max_receivers_is_enforced_after_deduplication() {
-    let options = PlanOptions {
-        max_receivers: Some(1000),
-        ..Default::default()
-    };
+    let options = PlanOptions::default().max_receivers(1000);
     assert!(Plan::new(&notification(1000), &options).is_ok());
     let err = Plan::new(&notification(1001), &options).unwrap_err();
     assert_eq!(

@@ -142,12 +142,14 @@ fn report_json_shape() {
     );
     report.add(&ids(&["b"]), Some(&Outcome::transport("timed out")));
     report.add(&ids(&["c"]), None);
+    report.add(&ids(&["d"]), Some(&Outcome::answer_lost("connection reset")));
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(
         json,
         serde_json::json!({
             "delivered": ["a"],
             "failed": [{"account_id": "b", "error_code": 0, "error_msg": "timed out", "retryable": true}],
+            "unknown": [{"account_id": "d", "reason": "request sent, answer lost: connection reset"}],
             "not_attempted": [{"account_id": "c", "reason": "not sent"}],
             "retry_after_secs": 0
         })

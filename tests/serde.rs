@@ -110,15 +110,46 @@ fn both_notification_config_spellings_and_forcepush_enable() {
 fn unknown_fields_and_bad_json_are_named() {
     let err =
         BatchNotification::from_json(r#"{"sender_id":"bot","recevier_ids":["u1"]}"#).unwrap_err();
-    assert_eq!(err.field(), Some("body"));
+    assert_eq!(err.field(), Some("recevier_ids"));
     assert!(
         err.to_string().contains("unknown field `recevier_ids`"),
         "{err}"
     );
 
-    let err = BatchNotification::from_json("{\"sender_id\": \n 12}").unwrap_err();
-    assert!(matches!(err, Error::Json { .. }));
+    let err = BatchNotification::from_json("{\"sender_id\": \n \"x\",").unwrap_err();
+    assert!(matches!(err, Error::Syntax { .. }), "{err:?}");
     assert!(err.to_string().contains("line 2"), "{err}");
+}
+
+#[test]
+fn the_parser_names_the_json_path_of_the_bad_value() {
+    let cases = [
+        (r#"{"sender_id":12}"#, "sender_id"),
+        (r#"{"receiver_ids":["a","b",3]}"#, "receiver_ids[2]"),
+        (r#"{"push_config":{"push_enabled":"yes"}}"#, "push_config.push_enabled"),
+        (r#"{"push_config":{"push_forcepush_ids":["a",null]}}"#, "push_config.push_forcepush_ids[1]"),
+        (r#"{"notification_config":{"bogus":1}}"#, "notification_config.bogus"),
+        (r#"["bot",["u1"],"hi"]"#, "."),
+        (r#"  "text""#, "."),
+    ];
+    for (json, path) in cases {
+        let err = BatchNotification::from_json(json).unwrap_err();
+        assert!(matches!(err, Error::Schema { .. }), "{json}: {err:?}");
+        assert_eq!(err.field(), Some(path), "{json}: {err}");
+    }
+    let err = BatchNotification::from_json(r#"{"sender_id":"a"} x"#).unwrap_err();
+    assert!(matches!(err, Error::Syntax { .. }), "{err:?}");
+}
+
+#[test]
+fn null_means_absent_and_null_content_is_missing() {
+    let parsed = BatchNotification::from_json(
+        r#"{"sender_id":"bot","receiver_ids":["u1"],"content":null,"sound":null,"push_config":null}"#,
+    )
+    .unwrap();
+    assert_eq!((&parsed.sound, &parsed.push_config), (&None, &None));
+    let err = parsed.validate().unwrap_err();
+    assert_eq!(err, Error::Missing { field: "content".into() });
 }
 
 #[test]

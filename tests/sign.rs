@@ -66,8 +66,8 @@ fn sign_at_is_deterministic_and_uses_the_documented_headers() {
 
 #[test]
 fn random_nonces_are_32_lowercase_hex_and_differ() {
-    let a = Nonce::random();
-    let b = Nonce::random();
+    let a = Nonce::random().unwrap();
+    let b = Nonce::random().unwrap();
     assert_eq!(a.as_str().len(), 32);
     assert!(
         a.as_str()
@@ -82,7 +82,7 @@ fn default_clock_is_unix_seconds() {
     // Between 2024-01-01 and 2100-01-01: seconds, not milliseconds.
     let now = CurTime::now().0;
     assert!((1_704_067_200..4_102_444_800).contains(&now), "{now}");
-    let signed = Credentials::new("k", "s").sign();
+    let signed = Credentials::new("k", "s").sign().unwrap();
     assert_eq!(signed.cur_time.len(), 10);
 }
 
@@ -103,20 +103,24 @@ fn secrets_never_print() {
     let debug = format!("{creds:?}");
     assert!(debug.contains("visible-key"));
     assert!(!debug.contains("hunter2"), "{debug}");
-    let signed = format!("{:?}", creds.sign());
+    let signed = format!("{:?}", creds.sign().unwrap());
     assert!(!signed.contains("hunter2"), "{signed}");
 }
 
 #[test]
 fn derived_trace_ids_are_stable_and_distinct() {
-    let a0 = TraceId::derived("evt_1", 0);
-    assert_eq!(a0, TraceId::derived("evt_1", 0));
-    assert_ne!(a0, TraceId::derived("evt_1", 1));
-    assert_ne!(a0, TraceId::derived("evt_2", 0));
+    let a0 = TraceId::derived("evt_1", 0, 0);
+    assert_eq!(a0, TraceId::derived("evt_1", 0, 0));
+    assert_ne!(a0, TraceId::derived("evt_1", 1, 0));
+    assert_ne!(a0, TraceId::derived("evt_2", 0, 0));
     // "evt_1" + chunk 10 must not collide with "evt_11" + chunk 0.
-    assert_ne!(TraceId::derived("evt_1", 10), TraceId::derived("evt_11", 0));
+    assert_ne!(TraceId::derived("evt_1", 10, 0), TraceId::derived("evt_11", 0, 0));
     let s = a0.as_str();
     assert_eq!(s.len(), 36);
     assert_eq!(s.matches('-').count(), 4);
-    assert_ne!(TraceId::random(), TraceId::random());
+    assert_ne!(TraceId::random().unwrap(), TraceId::random().unwrap());
+    // Follow-up generations of one call get ids of their own.
+    assert_ne!(a0, TraceId::derived("evt_1", 0, 1));
+    assert_ne!(TraceId::derived("evt_1", 0, 1), TraceId::derived("evt_1", 0, 2));
+    assert_ne!(TraceId::derived("evt_1", 1, 0), TraceId::derived("evt_1", 0, 1));
 }
