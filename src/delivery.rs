@@ -115,8 +115,8 @@ impl RetryPolicy {
     }
 
     /// A policy for inline use: `retries` retries after `first_wait_ms`,
-    /// doubling each time, and no wait longer than `max_wait_ms` (a 416's
-    /// minute ends the call as failed, retryable).
+    /// doubling each time up to `max_wait_ms`, and no wait longer than
+    /// `max_wait_ms` (a 416's minute ends the call as failed, retryable).
     ///
     /// ```
     /// use yunxin_edge::delivery::RetryPolicy;
@@ -124,8 +124,15 @@ impl RetryPolicy {
     /// assert_eq!((policy.schedule_ms.as_slice(), policy.max_attempts), (&[200, 400][..], 3));
     /// ```
     pub fn backoff(retries: u32, first_wait_ms: u64, max_wait_ms: u64) -> Self {
+        // Doubling stops at `max_wait_ms`: uncapped, the first wait past it
+        // would end the call (as a wait the policy refuses) before the
+        // `retries` retries asked for were made.
         let schedule: Vec<u64> = (0..retries.min(64))
-            .map(|i| first_wait_ms.saturating_mul(1u64 << i.min(63)))
+            .map(|i| {
+                first_wait_ms
+                    .saturating_mul(1u64 << i.min(63))
+                    .min(max_wait_ms)
+            })
             .collect();
         RetryPolicy {
             max_attempts: retries.saturating_add(1),
@@ -296,7 +303,7 @@ pub enum DeliveryState {
 pub struct Pending {
     /// The receiver.
     pub account_id: AccountId,
-    /// Attempts made at its call so far.
+    /// Attempts at its call that have an outcome (one in flight is not counted).
     pub attempts: u32,
     /// When the next attempt is due (UNIX ms); `None` while one is in flight.
     pub next_attempt_at_ms: Option<u64>,
@@ -579,7 +586,8 @@ impl Delivery {
 
     /// Ends call `index` now, as a queue does when it gives up on a message:
     /// its open receivers fail with `reason` (retryable, as nothing says
-    /// Yunxin refused them), or are unknown if the last answer was lost.
+    /// Yunxin refused them), or are unknown if the last answer was lost or
+    /// an attempt is in flight.
     /// Returns false if the call was already finished.
     pub fn abandon(&mut self, index: usize, reason: &str) -> bool {
         let Some(call) = self.calls.get_mut(index) else {
@@ -589,7 +597,14 @@ impl Delivery {
             return false;
         }
         let open = std::mem::take(&mut call.open);
+        // An attempt in flight may have reached Yunxin: like a lost answer,
+        // its receivers are unknown, never failed (as `report` shows them).
+        let in_flight = matches!(call.phase, Phase::InFlight { .. });
         match &call.last_failure {
+            _ if in_flight => call.unknown.extend(open.into_iter().map(|id| Unknown {
+                account_id: id,
+                reason: format!("{reason} (request sent, no answer yet)"),
+            })),
             Some(last) if last.lost => call.unknown.extend(open.into_iter().map(|id| Unknown {
                 account_id: id,
                 reason: format!("{reason} ({})", last.message),
@@ -692,14 +707,15 @@ impl Delivery {
             status.delivered.extend(call.delivered.iter().cloned());
             status.failed.extend(call.failed.iter().cloned());
             status.unknown.extend(call.unknown.iter().cloned());
-            let next_attempt_at_ms = match call.phase {
+            // An attempt in flight is not counted until it has an outcome.
+            let (next_attempt_at_ms, attempts) = match call.phase {
                 Phase::Done => continue,
-                Phase::Ready { at_ms } => Some(at_ms),
-                Phase::InFlight { .. } => None,
+                Phase::Ready { at_ms } => (Some(at_ms), call.attempts),
+                Phase::InFlight { .. } => (None, call.attempts - 1),
             };
             status.pending.extend(call.open.iter().map(|id| Pending {
                 account_id: id.clone(),
-                attempts: call.attempts,
+                attempts,
                 next_attempt_at_ms,
                 last_error: call.last_failure.as_ref().map(|l| l.message.clone()),
             }));

@@ -97,6 +97,22 @@ test('pending receivers show their attempts, next attempt time and last error', 
   assert.ok(status.pending[0].next_attempt_at_ms > Date.now() + 20_000);
 });
 
+test('queued: receivers failed with a retryable per-receiver code are retried alone and delivered once', async (t) => {
+  const relay = await relayFor(t);
+  emu.injectFaults({ kind: 'receiver-code', code: 102449, accounts: ['user2', 'user600'], count: 2 });
+  const { id, status: accepted } = await postEvent(relay.url, notification(700), { wait: false });
+  assert.equal(accepted, 202);
+  const status = await settled(relay, id);
+  assert.equal(status.state, 'delivered');
+  assert.equal(status.delivered.length, 700);
+  const followUps = emu.requests().filter((r) => r.receiverCount === 1);
+  assert.equal(followUps.length, 2, 'one follow-up call per failed receiver (they were in different calls)');
+  assert.equal(new Set(emu.requests().map((r) => r.traceId)).size, 4, 'follow-ups carry trace ids of their own');
+  const counts = countsByReceiver();
+  assert.equal(counts.size, 700);
+  assert.ok([...counts.values()].every((n) => n === 1));
+});
+
 test('the same webhook three times (parallel and later) notifies each receiver once', async (t) => {
   const relay = await relayFor(t);
   const event = notification(700);

@@ -1,17 +1,24 @@
 //! The Worker's configuration, read once per request from its bindings.
 
 use worker::Env;
-use yunxin_edge::{Credentials, Endpoint};
+use yunxin_edge::{Credentials, Endpoint, RetryPolicy};
 
 use crate::error::RelayError;
 use crate::webhook::WebhookSecrets;
 
 /// Upstream calls in flight at once; workerd allows six open connections per request.
 pub const MAX_IN_FLIGHT: usize = 6;
-/// Extra attempts after the first, for transport errors and retryable codes.
-pub const RETRIES: u32 = 2;
+/// Synchronous path: retries after the first attempt, the first wait (doubling
+/// after), and the longest wait it holds a request for (a 416's minute is
+/// reported instead, with `Retry-After`).
+const SYNC_RETRIES: u32 = 2;
+const SYNC_FIRST_WAIT_MS: u64 = 200;
+const SYNC_MAX_WAIT_MS: u64 = 5_000;
 /// Largest accepted event body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Longest pacing wait the queue consumer spends inside one invocation;
+/// longer waits go back to the queue.
+pub const MAX_INLINE_WAIT_MS: u64 = 20_000;
 
 /// Everything the relay needs from its bindings.
 #[derive(Debug)]
@@ -56,9 +63,26 @@ impl std::fmt::Debug for StatusToken {
 }
 
 impl Config {
-    /// Attempts at one queued call before it is given up and dead-lettered.
-    pub fn max_attempts(&self) -> u32 {
-        self.retry_schedule_secs.len() as u32 + 1
+    /// The queued path's policy: `RETRY_SCHEDULE_SECS` (one attempt more
+    /// than it has entries), at least `RATE_LIMIT_BACKOFF_SECS` after a 416,
+    /// and a lease that covers a pacing wait, an upstream timeout and 10 s
+    /// more, so that an attempt is presumed lost only when its consumer must
+    /// have died.
+    pub fn queued_policy(&self) -> RetryPolicy {
+        let schedule: Vec<u64> = self
+            .retry_schedule_secs
+            .iter()
+            .map(|secs| u64::from(*secs) * 1000)
+            .collect();
+        let mut policy = RetryPolicy::scheduled(schedule);
+        policy.rate_limit_wait_ms = u64::from(self.rate_limit_backoff_secs) * 1000;
+        policy.lease_ms = MAX_INLINE_WAIT_MS + self.upstream_timeout_ms + 10_000;
+        policy
+    }
+
+    /// The synchronous path's policy: two quick retries, no wait over 5 s.
+    pub fn sync_policy(&self) -> RetryPolicy {
+        RetryPolicy::backoff(SYNC_RETRIES, SYNC_FIRST_WAIT_MS, SYNC_MAX_WAIT_MS)
     }
 }
 

@@ -44,13 +44,8 @@ pub enum RelayError {
     /// A bearer token was given and is not `STATUS_TOKEN` (or none is set).
     #[error("bearer token rejected")]
     BadBearer,
-    /// Not JSON at all (syntax error or truncated).
-    #[error("body is not valid JSON: {0}")]
-    MalformedJson(String),
-    /// JSON of the wrong shape (unknown field, wrong type).
-    #[error("body does not match the notification schema: {0}")]
-    Schema(String),
-    /// A documented limit is crossed.
+    /// The core refused the body (not JSON, the wrong shape, a documented
+    /// limit crossed) or could not work (no random source).
     #[error(transparent)]
     Invalid(#[from] yunxin_edge::Error),
     /// The runtime failed (not the caller's fault).
@@ -74,8 +69,9 @@ impl RelayError {
             RelayError::UnsupportedMediaType(_) => 415,
             RelayError::PayloadTooLarge { .. } => 413,
             RelayError::Unauthorized(_) | RelayError::BadBearer => 401,
-            RelayError::MalformedJson(_) => 400,
-            RelayError::Schema(_) | RelayError::Invalid(_) => 422,
+            RelayError::Invalid(yunxin_edge::Error::Syntax { .. }) => 400,
+            RelayError::Invalid(yunxin_edge::Error::Random { .. }) => 500,
+            RelayError::Invalid(_) => 422,
         }
     }
 
@@ -88,8 +84,6 @@ impl RelayError {
             RelayError::UnsupportedMediaType(_) => "unsupported_media_type",
             RelayError::PayloadTooLarge { .. } => "payload_too_large",
             RelayError::Unauthorized(_) | RelayError::BadBearer => "unauthorized",
-            RelayError::MalformedJson(_) => "malformed_json",
-            RelayError::Schema(_) => "invalid_schema",
             RelayError::Invalid(e) => e.code(),
             RelayError::Internal(_) => "internal",
         }

@@ -1,17 +1,22 @@
-//! The record of each accepted event: one Durable Object per `webhook-id`.
+//! The record of each accepted event: one Durable Object per `webhook-id`,
+//! holding the event's [`Delivery`].
 //!
 //! Why a Durable Object and not KV: idempotency needs "create if absent" to be
 //! atomic. KV is eventually consistent, so the same webhook delivered twice,
 //! to two locations or within a minute, could read "absent" twice and be
 //! enqueued twice. A Durable Object runs every request for one id in one
-//! place, one at a time, over strongly consistent storage.
+//! place, one at a time, over strongly consistent storage; its SQLite storage
+//! is synchronous, so a command reads, decides and writes without yielding.
 //!
-//! The object holds each planned call (body, trace id, receivers) and its
-//! progress, answers the status API, and runs a watchdog alarm that re-enqueues
-//! calls whose queue message was lost (the local runtime keeps queues in
-//! memory), so that nothing acknowledged with 202 is dropped. Re-sending is
-//! safe: the trace id makes Yunxin take each call once, and a finished call
-//! ignores later reports.
+//! The object speaks a typed protocol ([`Command`] in, one answer type per
+//! command out, JSON over the stub's `fetch`). It does no delivery itself:
+//! the queue consumer asks it what to do for a call ([`Command::Begin`]) and
+//! reports back ([`Command::Record`]); the core's [`Delivery`] decides. A
+//! watchdog alarm re-enqueues calls whose queue message was lost, including
+//! every call of an event whose intake died between recording and
+//! enqueueing, so that nothing acknowledged with 202 is dropped. Re-sending
+//! is safe: the trace id makes Yunxin take each call once, and the delivery
+//! ignores a report for an attempt that is not in flight.
 
 use std::time::Duration;
 
@@ -19,115 +24,118 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 use worker::{
-    Date, DurableObject, Env, Method, Request, RequestInit, Response, Result, State, Stub,
-    console_log, durable_object,
+    Date, DurableObject, Env, Method, Request, RequestInit, Response, Result, SqlStorage, State,
+    Stub, console_log, durable_object,
 };
-use yunxin_edge::{AccountId, Failure, PlannedRequest};
+use yunxin_edge::delivery::Status;
+use yunxin_edge::{Attempt, AttemptId, AttemptOutcome, CallAction, Delivery, Recorded};
 
-use crate::queue::{DELIVERIES, DeliveryTask};
+use crate::task;
 
 /// The binding of the namespace.
 pub const BINDING: &str = "EVENTS";
 /// How long a `webhook-id` is remembered.
 const IDEMPOTENCY_WINDOW_MS: u64 = 24 * 60 * 60 * 1000;
-/// A call not heard of for this long is re-enqueued (`WATCHDOG_SECS`, default 600).
+/// A call overdue for this long is re-enqueued (`WATCHDOG_SECS`, default 600).
 const DEFAULT_WATCHDOG_SECS: u64 = 600;
-/// An intake that created the record but never confirmed the enqueue is
-/// presumed dead after this long, and a re-delivery enqueues again.
+/// An intake that recorded the event but never confirmed the enqueue is
+/// presumed dead after this long: the watchdog enqueues in its place.
 const INTAKE_GRACE_MS: u64 = 30_000;
 
+/// What the object is asked.
 #[derive(Debug, Serialize, Deserialize)]
-struct Meta {
-    event_id: String,
-    requests: usize,
-    created_ms: u64,
-    enqueued: bool,
-}
-
-/// One planned call and what has become of it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Chunk {
-    /// The call, as planned at intake.
-    pub request: PlannedRequest,
-    /// Attempts made so far.
-    pub attempts: u32,
-    /// Whether every receiver has its final result.
-    pub done: bool,
-    /// Receivers that got the notification.
-    pub delivered: Vec<AccountId>,
-    /// Receivers that did not, with the reason.
-    pub failed: Vec<Failure>,
-    /// When the next attempt is due, while one is planned.
-    pub next_attempt_ms: Option<u64>,
-    /// The last retryable error.
-    pub last_error: Option<String>,
-    /// Last time anyone reported on this call.
-    pub updated_ms: u64,
-    /// Whether the call went to the dead-letter queue.
-    pub dead_lettered: bool,
-}
-
-/// What the queue consumer reports after one attempt.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum AttemptRecord {
-    /// The call failed retryably and will be tried again.
-    Retry {
-        /// When.
-        next_attempt_ms: u64,
-        /// Why it failed.
-        error: String,
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    /// Record a new event unless its id is known. Answer: [`Created`].
+    Create {
+        /// The `webhook-id`.
+        event_id: String,
+        /// The delivery to keep, none of it sent yet.
+        delivery: Box<Delivery>,
     },
-    /// Every receiver has its final result.
-    Final {
-        /// Receivers that got the notification.
-        delivered: Vec<AccountId>,
-        /// Receivers that did not.
-        failed: Vec<Failure>,
+    /// Every call is enqueued. Answer: `bool` (whether the event exists).
+    MarkEnqueued,
+    /// The event's status. Answer: `Option<EventStatus>`.
+    Status,
+    /// What to do now for one call. Answer: [`Step`].
+    Begin {
+        /// The call's index.
+        call: usize,
+    },
+    /// An attempt handed out by `Begin` was not sent (no send slot soon
+    /// enough): it does not count. Answer: `bool`.
+    Release {
+        /// The attempt.
+        attempt: AttemptId,
+        /// When the call may start again (UNIX ms).
+        at_ms: u64,
+    },
+    /// What became of an attempt. Answer: [`Recorded`].
+    Record {
+        /// The attempt.
+        attempt: AttemptId,
+        /// Its outcome.
+        outcome: AttemptOutcome,
+    },
+    /// The dead-letter queue received this call. Answer: `bool`.
+    DeadLettered {
+        /// The call's index.
+        call: usize,
+        /// Why, for a call the delivery had not finished itself.
+        reason: String,
     },
 }
 
-/// The answer to creating an event.
+/// The answer to [`Command::Create`].
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Created {
     /// False when the `webhook-id` was already known.
     pub created: bool,
-    /// Whether the caller must enqueue the calls.
-    pub enqueue: bool,
 }
 
-/// A receiver still waiting for its final result.
+/// The answer to [`Command::Begin`]: the core's [`CallAction`], over the wire.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Pending {
-    /// The receiver.
-    pub account_id: AccountId,
-    /// Attempts made at its call so far.
-    pub attempts: u32,
-    /// When the next attempt is due (UNIX ms), when known.
-    pub next_attempt_at_ms: Option<u64>,
-    /// The last retryable error.
-    pub last_error: Option<String>,
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    /// Sign and send this attempt, then record it.
+    Send {
+        /// The attempt.
+        attempt: Attempt,
+    },
+    /// Nothing to do before `until_ms`: an attempt is due then, or one in
+    /// flight elsewhere is presumed lost then.
+    Later {
+        /// When to look again (UNIX ms).
+        until_ms: u64,
+    },
+    /// The call is finished, or the event is unknown (forgotten).
+    Done,
 }
 
-/// The per-receiver report of an event so far.
+/// The per-receiver status of an event, as `GET /v1/events/{id}` shows it.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Status {
+pub struct EventStatus {
     /// The `webhook-id`.
     pub event_id: String,
-    /// `pending`, `delivered` (every receiver) or `completed_with_failures`.
-    pub state: String,
-    /// Number of Yunxin calls.
+    /// Number of Yunxin calls planned.
     pub requests: usize,
     /// When the event was accepted (UNIX ms).
     pub created_at_ms: u64,
-    /// Receivers that got the notification.
-    pub delivered: Vec<AccountId>,
-    /// Receivers that did not, with the reason.
-    pub failed: Vec<Failure>,
-    /// Receivers still waiting.
-    pub pending: Vec<Pending>,
+    /// State and receivers: delivered, failed, unknown, pending.
+    #[serde(flatten)]
+    pub status: Status,
     /// Calls that went to the dead-letter queue.
     pub dead_lettered_requests: Vec<usize>,
+}
+
+/// What the object stores: one row, one JSON document.
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    event_id: String,
+    created_ms: u64,
+    enqueued: bool,
+    dead_lettered: Vec<usize>,
+    delivery: Delivery,
 }
 
 /// The Durable Object class.
@@ -135,10 +143,6 @@ pub struct Status {
 pub struct EventStore {
     state: State,
     env: Env,
-}
-
-fn chunk_key(index: usize) -> String {
-    format!("chunk:{index:06}")
 }
 
 fn now_ms() -> u64 {
@@ -151,121 +155,74 @@ impl DurableObject for EventStore {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let path = req.path();
-        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        match (req.method(), segments.as_slice()) {
-            (Method::Put, ["event"]) => {
-                let (event_id, requests): (String, Vec<PlannedRequest>) = req.json().await?;
-                Response::from_json(&self.create(event_id, requests).await?)
+        let command: Command = req.json().await?;
+        let now = now_ms();
+        match command {
+            Command::Create { event_id, delivery } => {
+                Response::from_json(&self.create(event_id, *delivery, now).await?)
             }
-            (Method::Post, ["enqueued"]) => {
-                if let Some(mut meta) = self.meta().await? {
-                    meta.enqueued = true;
-                    self.state.storage().put("meta", &meta).await?;
+            Command::MarkEnqueued => Response::from_json(&self.update(|r| r.enqueued = true)?),
+            Command::Status => Response::from_json(&self.load()?.map(|r| status(&r))),
+            Command::Begin { call } => {
+                let mut step = Step::Done;
+                self.update(|r| step = begin(&mut r.delivery, call, now))?;
+                Response::from_json(&step)
+            }
+            Command::Release { attempt, at_ms } => {
+                let mut released = false;
+                self.update(|r| released = r.delivery.release(attempt, at_ms))?;
+                Response::from_json(&released)
+            }
+            Command::Record { attempt, outcome } => {
+                let mut recorded = Recorded::Stale;
+                self.update(|r| recorded = r.delivery.record(attempt, outcome, now))?;
+                Response::from_json(&recorded)
+            }
+            Command::DeadLettered { call, reason } => Response::from_json(&self.update(|r| {
+                if !r.dead_lettered.contains(&call) {
+                    r.dead_lettered.push(call);
                 }
-                Response::from_json(&true)
-            }
-            (Method::Get, ["status"]) => match self.status().await? {
-                Some(status) => Response::from_json(&status),
-                None => Response::error("unknown event", 404),
-            },
-            (Method::Get, ["chunk", index]) => {
-                match self.chunk(index.parse().unwrap_or(usize::MAX)).await? {
-                    Some(chunk) => Response::from_json(&chunk),
-                    None => Response::error("unknown chunk", 404),
-                }
-            }
-            (Method::Post, ["chunk", index, "attempt"]) => {
-                let record: AttemptRecord = req.json().await?;
-                self.update(index, |chunk| {
-                    if chunk.done {
-                        return; // a duplicate or late report changes nothing
-                    }
-                    chunk.attempts += 1;
-                    match record {
-                        AttemptRecord::Retry {
-                            next_attempt_ms,
-                            error,
-                        } => {
-                            chunk.next_attempt_ms = Some(next_attempt_ms);
-                            chunk.last_error = Some(error);
-                        }
-                        AttemptRecord::Final { delivered, failed } => {
-                            chunk.delivered = delivered;
-                            chunk.failed = failed;
-                            chunk.next_attempt_ms = None;
-                            chunk.done = true;
-                        }
-                    }
-                })
-                .await
-            }
-            (Method::Post, ["chunk", index, "dead"]) => {
-                let reason: String = req.json().await?;
-                self.update(index, |chunk| {
-                    chunk.dead_lettered = true;
-                    if chunk.done {
-                        return; // the consumer already recorded why it gave up
-                    }
-                    chunk.next_attempt_ms = None;
-                    chunk.done = true;
-                    let code = chunk.failed.first().map_or(0, |f| f.error_code);
-                    chunk.failed = chunk
-                        .request
-                        .receiver_ids
-                        .iter()
-                        .filter(|id| !chunk.delivered.contains(id))
-                        .map(|id| Failure {
-                            account_id: id.clone(),
-                            error_code: code,
-                            error_msg: reason.clone(),
-                            retryable: false,
-                        })
-                        .collect();
-                })
-                .await
-            }
-            _ => Response::error("no such route", 404),
+                // Only a call the queue itself gave up is still open here;
+                // one the delivery gave up keeps the reason it recorded.
+                r.delivery.abandon(call, &reason);
+            })?),
         }
     }
 
     async fn alarm(&self) -> Result<Response> {
-        let Some(meta) = self.meta().await? else {
+        let Some(mut record) = self.load()? else {
             return Response::ok("gone");
         };
         let now = now_ms();
         let watchdog_ms = self.watchdog_secs() * 1000;
-        let mut unfinished = false;
-        let mut redriven = Vec::new();
-        for index in 0..meta.requests {
-            let Some(mut chunk) = self.chunk(index).await? else {
-                continue;
-            };
-            if chunk.done {
-                continue;
+        let overdue = if record.enqueued {
+            record.delivery.overdue(now, watchdog_ms)
+        } else if now >= record.created_ms + INTAKE_GRACE_MS {
+            // The intake died between recording and enqueueing.
+            (0..record.delivery.calls()).collect()
+        } else {
+            Vec::new()
+        };
+        if !overdue.is_empty() {
+            task::enqueue(&self.env, &record.event_id, overdue.iter().copied()).await?;
+            if !record.enqueued {
+                record.enqueued = true;
+                self.store(&record)?;
             }
-            unfinished = true;
-            let due = chunk.updated_ms.max(chunk.next_attempt_ms.unwrap_or(0)) + watchdog_ms;
-            if meta.enqueued && now >= due {
-                let task = DeliveryTask {
-                    event_id: meta.event_id.clone(),
-                    index,
-                };
-                self.env.queue(DELIVERIES)?.send(task).await?;
-                chunk.updated_ms = now;
-                self.state.storage().put(&chunk_key(index), &chunk).await?;
-                redriven.push(index);
-            }
-        }
-        if !redriven.is_empty() {
             console_log!(
                 "{}",
-                serde_json::json!({ "event_id": meta.event_id, "watchdog_requeued": redriven })
+                serde_json::json!({ "event_id": record.event_id, "watchdog_requeued": overdue })
             );
         }
-        let forget_at = meta.created_ms + IDEMPOTENCY_WINDOW_MS;
-        let next_in_ms = if unfinished {
-            watchdog_ms
+        let forget_at = record.created_ms + IDEMPOTENCY_WINDOW_MS;
+        let next_in_ms = if !record.delivery.is_done() {
+            if record.enqueued {
+                watchdog_ms
+            } else {
+                (record.created_ms + INTAKE_GRACE_MS)
+                    .saturating_sub(now)
+                    .max(1000)
+            }
         } else if now >= forget_at {
             // Finished and older than the idempotency window: forget it.
             self.state.storage().delete_all().await?;
@@ -281,121 +238,101 @@ impl DurableObject for EventStore {
     }
 }
 
+/// The core's answer for one call, as a [`Step`].
+fn begin(delivery: &mut Delivery, call: usize, now: u64) -> Step {
+    match delivery.poll_call(call, now) {
+        CallAction::Send(attempt) => Step::Send { attempt },
+        CallAction::Wait { until_ms } | CallAction::InFlight { until_ms } => {
+            Step::Later { until_ms }
+        }
+        _ => Step::Done,
+    }
+}
+
+fn status(record: &Record) -> EventStatus {
+    EventStatus {
+        event_id: record.event_id.clone(),
+        requests: record.delivery.calls(),
+        created_at_ms: record.created_ms,
+        status: record.delivery.status(),
+        dead_lettered_requests: record.dead_lettered.clone(),
+    }
+}
+
 impl EventStore {
     fn watchdog_secs(&self) -> u64 {
         self.env
             .var("WATCHDOG_SECS")
             .ok()
             .and_then(|v| v.to_string().parse().ok())
+            .filter(|secs| *secs > 0)
             .unwrap_or(DEFAULT_WATCHDOG_SECS)
     }
 
-    async fn meta(&self) -> Result<Option<Meta>> {
-        self.state.storage().get("meta").await
+    /// The one table. Created on every use: idempotent and cheap, and
+    /// `delete_all` (forgetting an event) drops it.
+    fn sql(&self) -> Result<SqlStorage> {
+        let sql = self.state.storage().sql();
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS record (id INTEGER PRIMARY KEY CHECK (id = 1), json TEXT NOT NULL)",
+            None,
+        )?;
+        Ok(sql)
     }
 
-    async fn chunk(&self, index: usize) -> Result<Option<Chunk>> {
-        self.state.storage().get(&chunk_key(index)).await
+    fn load(&self) -> Result<Option<Record>> {
+        #[derive(Deserialize)]
+        struct Row {
+            json: String,
+        }
+        let rows: Vec<Row> = self
+            .sql()?
+            .exec("SELECT json FROM record WHERE id = 1", None)?
+            .to_array()?;
+        rows.first()
+            .map(|row| serde_json::from_str(&row.json).map_err(worker::Error::from))
+            .transpose()
     }
 
-    /// Creates the record unless the id is known. Runs without interleaving:
-    /// the object's input gate holds other requests during storage calls.
-    async fn create(&self, event_id: String, requests: Vec<PlannedRequest>) -> Result<Created> {
-        let now = now_ms();
-        if let Some(meta) = self.meta().await? {
-            let intake_died = !meta.enqueued && now > meta.created_ms + INTAKE_GRACE_MS;
-            return Ok(Created {
-                created: false,
-                enqueue: intake_died,
-            });
+    fn store(&self, record: &Record) -> Result<()> {
+        let json = serde_json::to_string(record)?;
+        self.sql()?.exec(
+            "INSERT OR REPLACE INTO record (id, json) VALUES (1, ?)",
+            Some(vec![json.into()]),
+        )?;
+        Ok(())
+    }
+
+    /// Applies `change` to the stored record; false if there is none.
+    fn update(&self, change: impl FnOnce(&mut Record)) -> Result<bool> {
+        let Some(mut record) = self.load()? else {
+            return Ok(false);
+        };
+        change(&mut record);
+        self.store(&record)?;
+        Ok(true)
+    }
+
+    /// Records the event unless its id is known. The load and the store
+    /// happen without an await between them, so two intakes of the same id
+    /// cannot both create it.
+    async fn create(&self, event_id: String, delivery: Delivery, now: u64) -> Result<Created> {
+        if self.load()?.is_some() {
+            return Ok(Created { created: false });
         }
-        let storage = self.state.storage();
-        for request in requests.iter() {
-            let chunk = Chunk {
-                request: request.clone(),
-                attempts: 0,
-                done: false,
-                delivered: Vec::new(),
-                failed: Vec::new(),
-                next_attempt_ms: None,
-                last_error: None,
-                updated_ms: now,
-                dead_lettered: false,
-            };
-            storage.put(&chunk_key(request.index), &chunk).await?;
-        }
-        let meta = Meta {
+        self.store(&Record {
             event_id,
-            requests: requests.len(),
             created_ms: now,
             enqueued: false,
-        };
-        storage.put("meta", &meta).await?;
-        storage
-            .set_alarm(Duration::from_secs(self.watchdog_secs()))
+            dead_lettered: Vec::new(),
+            delivery,
+        })?;
+        let first_check_ms = (self.watchdog_secs() * 1000).min(INTAKE_GRACE_MS);
+        self.state
+            .storage()
+            .set_alarm(Duration::from_millis(first_check_ms))
             .await?;
-        Ok(Created {
-            created: true,
-            enqueue: true,
-        })
-    }
-
-    /// Applies a report to a chunk and stores it.
-    async fn update(&self, index: &str, apply: impl FnOnce(&mut Chunk)) -> Result<Response> {
-        let index: usize = index.parse().unwrap_or(usize::MAX);
-        let Some(mut chunk) = self.chunk(index).await? else {
-            return Response::error("unknown chunk", 404);
-        };
-        apply(&mut chunk);
-        chunk.updated_ms = now_ms();
-        self.state.storage().put(&chunk_key(index), &chunk).await?;
-        Response::from_json(&chunk.done)
-    }
-
-    async fn status(&self) -> Result<Option<Status>> {
-        let Some(meta) = self.meta().await? else {
-            return Ok(None);
-        };
-        let mut status = Status {
-            event_id: meta.event_id,
-            state: String::new(),
-            requests: meta.requests,
-            created_at_ms: meta.created_ms,
-            delivered: Vec::new(),
-            failed: Vec::new(),
-            pending: Vec::new(),
-            dead_lettered_requests: Vec::new(),
-        };
-        for index in 0..meta.requests {
-            let Some(chunk) = self.chunk(index).await? else {
-                continue;
-            };
-            if chunk.dead_lettered {
-                status.dead_lettered_requests.push(index);
-            }
-            if chunk.done {
-                status.delivered.extend(chunk.delivered);
-                status.failed.extend(chunk.failed);
-            } else {
-                status
-                    .pending
-                    .extend(chunk.request.receiver_ids.into_iter().map(|id| Pending {
-                        account_id: id,
-                        attempts: chunk.attempts,
-                        next_attempt_at_ms: chunk.next_attempt_ms,
-                        last_error: chunk.last_error.clone(),
-                    }));
-            }
-        }
-        status.state = if !status.pending.is_empty() {
-            "pending"
-        } else if status.failed.is_empty() {
-            "delivered"
-        } else {
-            "completed_with_failures"
-        }
-        .to_owned();
-        Ok(Some(status))
+        Ok(Created { created: true })
     }
 }
 
@@ -412,73 +349,63 @@ impl EventClient {
         })
     }
 
-    async fn call<T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<String>,
-    ) -> Result<Option<T>> {
+    async fn call<T: DeserializeOwned>(&self, command: &Command) -> Result<T> {
         let mut init = RequestInit::new();
-        init.with_method(method)
-            .with_body(body.map(|b| JsValue::from_str(&b)));
-        let req = Request::new_with_init(&format!("https://event{path}"), &init)?;
+        init.with_method(Method::Post)
+            .with_body(Some(JsValue::from_str(&serde_json::to_string(command)?)));
+        let req = Request::new_with_init("https://event-store/", &init)?;
         let mut response = self.stub.fetch_with_request(req).await?;
         match response.status_code() {
-            200 => Ok(Some(response.json().await?)),
-            404 => Ok(None),
+            200 => response.json().await,
             status => Err(worker::Error::RustError(format!(
-                "event store answered {status} to {path}"
+                "event store answered {status}: {}",
+                response.text().await.unwrap_or_default()
             ))),
         }
     }
 
-    fn json(value: &impl Serialize) -> Result<Option<String>> {
-        Ok(Some(serde_json::to_string(value)?))
-    }
-
     /// Records a new event, or says it is known.
-    pub async fn create(&self, event_id: &str, requests: &[PlannedRequest]) -> Result<Created> {
-        self.call(Method::Put, "/event", Self::json(&(event_id, requests))?)
-            .await?
-            .ok_or_else(|| worker::Error::RustError("event store lost the event".into()))
+    pub async fn create(&self, event_id: &str, delivery: Delivery) -> Result<Created> {
+        self.call(&Command::Create {
+            event_id: event_id.to_owned(),
+            delivery: Box::new(delivery),
+        })
+        .await
     }
 
     /// Confirms that every call was enqueued.
     pub async fn mark_enqueued(&self) -> Result<()> {
-        self.call::<bool>(Method::Post, "/enqueued", None)
+        self.call::<bool>(&Command::MarkEnqueued).await.map(drop)
+    }
+
+    /// The event's status; `None` for an unknown event.
+    pub async fn status(&self) -> Result<Option<EventStatus>> {
+        self.call(&Command::Status).await
+    }
+
+    /// What to do now for one call.
+    pub async fn begin(&self, call: usize) -> Result<Step> {
+        self.call(&Command::Begin { call }).await
+    }
+
+    /// Gives back an attempt that was not sent.
+    pub async fn release(&self, attempt: AttemptId, at_ms: u64) -> Result<()> {
+        self.call::<bool>(&Command::Release { attempt, at_ms })
             .await
             .map(drop)
     }
 
-    /// The event's report so far; `None` for an unknown event.
-    pub async fn status(&self) -> Result<Option<Status>> {
-        self.call(Method::Get, "/status", None).await
+    /// Reports what became of an attempt.
+    pub async fn record(&self, attempt: AttemptId, outcome: AttemptOutcome) -> Result<Recorded> {
+        self.call(&Command::Record { attempt, outcome }).await
     }
 
-    /// One call and its progress.
-    pub async fn chunk(&self, index: usize) -> Result<Option<Chunk>> {
-        self.call(Method::Get, &format!("/chunk/{index}"), None)
-            .await
-    }
-
-    /// Reports one attempt.
-    pub async fn record(&self, index: usize, record: &AttemptRecord) -> Result<()> {
-        self.call::<bool>(
-            Method::Post,
-            &format!("/chunk/{index}/attempt"),
-            Self::json(record)?,
-        )
-        .await
-        .map(drop)
-    }
-
-    /// Marks a call as dead-lettered: its open receivers fail with `reason`.
-    pub async fn dead_lettered(&self, index: usize, reason: &str) -> Result<()> {
-        self.call::<bool>(
-            Method::Post,
-            &format!("/chunk/{index}/dead"),
-            Self::json(&reason)?,
-        )
+    /// Marks a call as dead-lettered.
+    pub async fn dead_lettered(&self, call: usize, reason: &str) -> Result<()> {
+        self.call::<bool>(&Command::DeadLettered {
+            call,
+            reason: reason.to_owned(),
+        })
         .await
         .map(drop)
     }

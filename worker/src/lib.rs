@@ -1,14 +1,17 @@
 //! yunxin-edge relay: a Cloudflare Worker that accepts Standard Webhooks
 //! events and delivers them to Yunxin as signed batch notifications.
 //!
-//! A thin adapter: the `yunxin_edge` core validates, plans, signs and merges;
-//! this crate reads bindings, authenticates, stores, queues, `fetch`es, and
-//! maps its one error enum to HTTP once.
+//! A thin adapter: the `yunxin_edge` core parses, validates, plans, signs
+//! and decides every retry (its `Delivery`); this crate reads bindings,
+//! authenticates, stores, queues, `fetch`es, and maps its one error enum to
+//! HTTP once. Modules, from the edge inwards (none imports one above it):
 //!
-//! - `POST /v1/notifications`: authenticate, validate, plan; then by default
-//!   record the event ([`events`], idempotent per `webhook-id`), enqueue one
-//!   message per call ([`queue`]) and answer 202. With `Prefer: wait` (or
-//!   `?wait=1`) deliver at once instead ([`relay`]) and answer the report.
+//! - `POST /v1/notifications`: authenticate ([`webhook`]), parse and plan;
+//!   then by default record the event ([`events`], idempotent per
+//!   `webhook-id`), enqueue one message per call ([`task`]) and answer 202;
+//!   the consumer ([`queue`]) drives the delivery with [`pacer`] slots. With
+//!   `Prefer: wait` (or `?wait=1`) drive it at once instead ([`sync`]) and
+//!   answer the report.
 //! - `GET /v1/events/{id}`: the event's per-receiver status.
 //! - `GET /healthz`.
 
@@ -17,23 +20,21 @@ pub mod error;
 pub mod events;
 pub mod pacer;
 pub mod queue;
-pub mod relay;
+pub mod sync;
+pub mod task;
+pub mod upstream;
 pub mod webhook;
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 use worker::{Context, Date, Env, MessageBatch, Method, Request, Response, console_log, event};
-use yunxin_edge::{BatchNotification, Plan, PlanOptions};
+use yunxin_edge::{BatchNotification, Delivery, Plan, PlanOptions, Report};
 
 use crate::config::{Config, MAX_BODY_BYTES};
 use crate::error::RelayError;
-use crate::events::EventClient;
-use crate::queue::{DELIVERIES, DeliveryTask};
+use crate::events::{EventClient, EventStatus};
+use crate::task::{DEAD_LETTER_QUEUE, DeliveryTask};
 use crate::webhook::WebhookHeaders;
-
-/// The dead-letter queue's name in `wrangler.toml`.
-const DEAD_LETTER_QUEUE: &str = "yunxin-edge-dead-letters";
-/// Messages per `sendBatch`: 8 calls of ≤ 500 receivers stay under its 256 KB.
-const ENQUEUE_BATCH: usize = 8;
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
@@ -87,9 +88,96 @@ fn not_allowed(method: Method, allowed: &'static str) -> RelayError {
 }
 
 /// What the notifications route answers.
-struct Answer {
-    status: u16,
-    body: Value,
+enum Answer {
+    /// `Prefer: wait`: the final report (200, or 503 with retryable receivers).
+    Delivered {
+        event_id: String,
+        requests: usize,
+        report: Report,
+    },
+    /// Queued: 202 with the status URL.
+    Accepted { event_id: String, requests: usize },
+    /// A known `webhook-id`: 200 with the event's status so far.
+    Known(Box<EventStatus>),
+}
+
+/// The body of [`Answer::Delivered`].
+#[derive(Serialize)]
+struct DeliveredBody<'a> {
+    event_id: &'a str,
+    requests: usize,
+    #[serde(flatten)]
+    report: &'a Report,
+}
+
+/// The body of [`Answer::Accepted`].
+#[derive(Serialize)]
+struct AcceptedBody<'a> {
+    event_id: &'a str,
+    requests: usize,
+    status_url: String,
+}
+
+impl Answer {
+    fn status(&self) -> u16 {
+        match self {
+            Answer::Delivered { report, .. } if report.has_retryable() => 503,
+            Answer::Delivered { .. } | Answer::Known(_) => 200,
+            Answer::Accepted { .. } => 202,
+        }
+    }
+
+    fn response(&self) -> worker::Result<Response> {
+        let mut response = match self {
+            Answer::Delivered {
+                event_id,
+                requests,
+                report,
+            } => Response::from_json(&DeliveredBody {
+                event_id,
+                requests: *requests,
+                report,
+            })?,
+            Answer::Accepted { event_id, requests } => Response::from_json(&AcceptedBody {
+                event_id,
+                requests: *requests,
+                status_url: format!("/v1/events/{event_id}"),
+            })?,
+            Answer::Known(status) => Response::from_json(status)?,
+        }
+        .with_status(self.status());
+        if let Answer::Delivered { report, .. } = self
+            && let Some(secs) = report.retry_after_secs
+        {
+            response
+                .headers_mut()
+                .set("Retry-After", &secs.max(1).to_string())?;
+        }
+        Ok(response)
+    }
+
+    /// Calls and receiver counts for the log line.
+    fn counts(&self) -> serde_json::Value {
+        match self {
+            Answer::Delivered {
+                requests, report, ..
+            } => json!({
+                "requests": requests,
+                "delivered": report.delivered.len(),
+                "failed": report.failed.len(),
+                "unknown": report.unknown.len(),
+                "not_attempted": report.not_attempted.len(),
+            }),
+            Answer::Known(status) => json!({
+                "requests": status.requests,
+                "delivered": status.status.delivered.len(),
+                "failed": status.status.failed.len(),
+                "unknown": status.status.unknown.len(),
+                "pending": status.status.pending.len(),
+            }),
+            Answer::Accepted { requests, .. } => json!({ "requests": requests }),
+        }
+    }
 }
 
 /// Handles one event and writes its one log line, whatever the outcome.
@@ -98,8 +186,8 @@ async fn notifications(req: Request, env: &Env) -> Result<Response, RelayError> 
     let event_id = req.headers().get("webhook-id").ok().flatten();
     let wait = prefers_wait(&req);
     let result = match accept(req, env).await {
-        Ok(accepted) if wait => deliver_now(&accepted).await,
-        Ok(accepted) => enqueue(&accepted, env).await,
+        Ok(accepted) if wait => deliver_now(accepted).await,
+        Ok(accepted) => enqueue(accepted, env).await,
         Err(e) => Err(e),
     };
 
@@ -110,12 +198,11 @@ async fn notifications(req: Request, env: &Env) -> Result<Response, RelayError> 
     });
     match &result {
         Ok(answer) => {
-            line["status"] = json!(answer.status);
-            line["requests"] = answer.body["requests"].clone();
-            for key in ["delivered", "failed", "not_attempted", "pending"] {
-                if let Some(list) = answer.body[key].as_array() {
-                    line[key] = json!(list.len());
-                }
+            line["status"] = json!(answer.status());
+            if let (Some(line), serde_json::Value::Object(counts)) =
+                (line.as_object_mut(), answer.counts())
+            {
+                line.extend(counts);
             }
         }
         Err(e) => {
@@ -125,14 +212,7 @@ async fn notifications(req: Request, env: &Env) -> Result<Response, RelayError> 
     }
     console_log!("{line}");
 
-    let Answer { status, body } = result?;
-    let mut response = Response::from_json(&body)?.with_status(status);
-    if let Some(secs) = body["retry_after_secs"].as_u64() {
-        response
-            .headers_mut()
-            .set("Retry-After", &secs.max(1).to_string())?;
-    }
-    Ok(response)
+    Ok(result?.response()?)
 }
 
 /// `Prefer: wait` or `?wait=1`: deliver before answering.
@@ -187,17 +267,8 @@ async fn accept(mut req: Request, env: &Env) -> Result<Accepted, RelayError> {
 
     let id = verify_webhook(&req, &config, &body)?;
 
-    let notification: BatchNotification = serde_json::from_slice(&body).map_err(|e| {
-        if e.is_syntax() || e.is_eof() {
-            RelayError::MalformedJson(e.to_string())
-        } else {
-            RelayError::Schema(e.to_string())
-        }
-    })?;
-    let options = PlanOptions {
-        event_id: Some(id.clone()),
-        max_receivers: Some(config.max_receivers),
-    };
+    let notification = BatchNotification::from_json(&body)?;
+    let options = PlanOptions::for_event(id.clone()).max_receivers(config.max_receivers);
     let plan = Plan::new(&notification, &options)?;
     Ok(Accepted {
         config,
@@ -224,58 +295,45 @@ fn verify_webhook(req: &Request, config: &Config, body: &[u8]) -> Result<String,
     Ok(id.unwrap_or_default())
 }
 
-/// Delivers before answering: 200 when nothing retryable is left, else 503.
-async fn deliver_now(accepted: &Accepted) -> Result<Answer, RelayError> {
+/// Delivers before answering.
+async fn deliver_now(accepted: Accepted) -> Result<Answer, RelayError> {
     let Accepted {
         config,
         event_id,
         plan,
     } = accepted;
-    let report = relay::forward(plan, config).await;
-    let status = if report.has_retryable() { 503 } else { 200 };
-    let mut body = json!({ "event_id": event_id, "requests": plan.requests().len() });
-    if let (Value::Object(out), Ok(Value::Object(fields))) =
-        (&mut body, serde_json::to_value(&report))
-    {
-        out.extend(fields);
-    }
-    Ok(Answer { status, body })
+    let requests = plan.requests().len();
+    let delivery = Delivery::new(plan, config.sync_policy())?;
+    let report = sync::deliver(delivery, &config).await;
+    Ok(Answer::Delivered {
+        event_id,
+        requests,
+        report,
+    })
 }
 
 /// Records the event once per `webhook-id` and enqueues its calls: 202. A
 /// known id is not enqueued again; it answers 200 with the event's status.
-async fn enqueue(accepted: &Accepted, env: &Env) -> Result<Answer, RelayError> {
-    let Accepted { event_id, plan, .. } = accepted;
-    let events = EventClient::new(env, event_id)?;
-    let created = events.create(event_id, plan.requests()).await?;
-    if created.enqueue {
-        let tasks: Vec<DeliveryTask> = (0..plan.requests().len())
-            .map(|index| DeliveryTask {
-                event_id: event_id.clone(),
-                index,
-            })
-            .collect();
-        let queue = env.queue(DELIVERIES)?;
-        for batch in tasks.chunks(ENQUEUE_BATCH) {
-            queue.send_batch(batch.to_vec()).await?;
-        }
-        events.mark_enqueued().await?;
+async fn enqueue(accepted: Accepted, env: &Env) -> Result<Answer, RelayError> {
+    let Accepted {
+        config,
+        event_id,
+        plan,
+    } = accepted;
+    let requests = plan.requests().len();
+    let events = EventClient::new(env, &event_id)?;
+    let delivery = Delivery::new(plan, config.queued_policy())?;
+    if !events.create(&event_id, delivery).await?.created {
+        return match events.status().await? {
+            Some(status) => Ok(Answer::Known(Box::new(status))),
+            None => Err(RelayError::Internal(
+                "the event store lost a known event".into(),
+            )),
+        };
     }
-    if !created.created {
-        let status = events.status().await?;
-        return Ok(Answer {
-            status: 200,
-            body: serde_json::to_value(status).unwrap_or_default(),
-        });
-    }
-    Ok(Answer {
-        status: 202,
-        body: json!({
-            "event_id": event_id,
-            "requests": plan.requests().len(),
-            "status_url": format!("/v1/events/{event_id}"),
-        }),
-    })
+    task::enqueue(env, &event_id, 0..requests).await?;
+    events.mark_enqueued().await?;
+    Ok(Answer::Accepted { event_id, requests })
 }
 
 /// `GET /v1/events/{id}`, for a bearer of `STATUS_TOKEN` or a Standard

@@ -1,43 +1,31 @@
-//! The queue consumer: one message per planned call. Each attempt waits for a
-//! pacing slot, sends, and reports to the event's record. A retryable failure
-//! is retried on the backoff schedule (at least `RATE_LIMIT_BACKOFF_SECS`
-//! after a 416, at least the answer's `Retry-After`) with the same trace id;
-//! after the last attempt the call's open receivers are recorded as failed
-//! and the message goes to the dead-letter queue.
+//! The queue consumer: one message per planned call. For each message it
+//! asks the event's record what to do ([`EventClient::begin`]), waits for a
+//! pacing slot, sends, and reports back ([`EventClient::record`]); the core's
+//! `Delivery` inside the record decides whether and when the call goes
+//! again, and the message is retried with that delay. A call the delivery
+//! gave up on goes to the dead-letter queue.
 
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use serde::{Deserialize, Serialize};
-use worker::{Date, Delay, Env, MessageBatch, MessageExt, QueueRetryOptionsBuilder, console_log};
-use yunxin_edge::{Report, RetryVerdict};
+use worker::{
+    Date, Delay, Env, Message, MessageBatch, MessageExt, QueueRetryOptionsBuilder, console_log,
+};
+use yunxin_edge::Recorded;
 
-use crate::config::Config;
-use crate::events::{AttemptRecord, EventClient};
+use crate::config::{Config, MAX_INLINE_WAIT_MS};
+use crate::events::{EventClient, Step};
 use crate::pacer;
-use crate::relay::{Attempt, send_once};
+use crate::task::{self, DeliveryTask};
+use crate::upstream;
 
-/// The producer binding of the delivery queue.
-pub const DELIVERIES: &str = "DELIVERIES";
-/// The producer binding of the dead-letter queue.
-pub const DEAD_LETTERS: &str = "DEAD_LETTERS";
-/// Longest pacing wait spent inside one invocation; longer waits go back to the queue.
-const MAX_INLINE_WAIT_MS: u64 = 20_000;
+/// The delay before a message whose step failed on our side (storage, queue) is tried again.
+const OWN_FAILURE_DELAY_SECS: u32 = 5;
 
-/// A message of both queues: which call of which event. The call itself lives
-/// in the event's record, which is the source of truth.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DeliveryTask {
-    /// The `webhook-id`.
-    pub event_id: String,
-    /// The call's index in the plan.
-    pub index: usize,
-}
-
-/// What to do with a message after an attempt.
+/// What to do with a message after its step.
 enum Disposition {
     Ack,
-    RetryAfter(u32),
+    RetryAt(u64),
 }
 
 /// Handles a batch of the delivery queue, every message concurrently (the
@@ -49,15 +37,16 @@ pub async fn deliver(
 ) -> worker::Result<()> {
     let messages = batch.messages()?;
     join_all(messages.iter().map(|message| async move {
-        match attempt(message.body(), env, config).await {
+        match step(message.body(), env, config).await {
             Ok(Disposition::Ack) => message.ack(),
-            Ok(Disposition::RetryAfter(secs)) => {
-                message.retry_with_options(&QueueRetryOptionsBuilder::new().with_delay_seconds(secs).build())
-            }
+            Ok(Disposition::RetryAt(at_ms)) => retry(message, delay_secs(at_ms)),
             Err(e) => {
                 // Our own storage or queue failed: try the whole step again soon.
-                console_log!("{}", serde_json::json!({ "event_id": message.body().event_id, "error": e.to_string() }));
-                message.retry_with_options(&QueueRetryOptionsBuilder::new().with_delay_seconds(5).build())
+                console_log!(
+                    "{}",
+                    serde_json::json!({ "event_id": message.body().event_id, "call": message.body().call, "error": e.to_string() })
+                );
+                retry(message, OWN_FAILURE_DELAY_SECS)
             }
         }
     }))
@@ -65,15 +54,30 @@ pub async fn deliver(
     Ok(())
 }
 
-async fn attempt(task: &DeliveryTask, env: &Env, config: &Config) -> worker::Result<Disposition> {
-    let events = EventClient::new(env, &task.event_id)?;
-    let Some(chunk) = events.chunk(task.index).await? else {
-        return Ok(Disposition::Ack); // forgotten after the idempotency window
-    };
-    if chunk.done {
-        return Ok(Disposition::Ack); // a duplicate message
-    }
+fn retry(message: &Message<DeliveryTask>, delay_secs: u32) {
+    message.retry_with_options(
+        &QueueRetryOptionsBuilder::new()
+            .with_delay_seconds(delay_secs)
+            .build(),
+    );
+}
 
+/// Whole seconds from now until `at_ms`, rounded up (a queue delay has no finer unit).
+fn delay_secs(at_ms: u64) -> u32 {
+    let ms = at_ms.saturating_sub(Date::now().as_millis());
+    u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX)
+}
+
+async fn step(task: &DeliveryTask, env: &Env, config: &Config) -> worker::Result<Disposition> {
+    let events = EventClient::new(env, &task.event_id)?;
+    let attempt = match events.begin(task.call).await? {
+        Step::Send { attempt } => attempt,
+        Step::Later { until_ms } => return Ok(Disposition::RetryAt(until_ms)),
+        Step::Done => return Ok(Disposition::Ack),
+    };
+
+    // The send slot after `begin`, so that the call leaves on its slot: a
+    // storage round trip between the two would bunch calls together.
     let wait_ms = pacer::reserve(
         env,
         config.credentials.app_key.as_str(),
@@ -81,76 +85,33 @@ async fn attempt(task: &DeliveryTask, env: &Env, config: &Config) -> worker::Res
     )
     .await?;
     if wait_ms > MAX_INLINE_WAIT_MS {
-        return Ok(Disposition::RetryAfter((wait_ms / 1000) as u32));
+        let at_ms = Date::now().as_millis() + wait_ms;
+        events.release(attempt.id, at_ms).await?;
+        return Ok(Disposition::RetryAt(at_ms));
     }
     Delay::from(Duration::from_millis(wait_ms)).await;
 
-    let Attempt {
-        outcome,
-        retry_after_secs,
-    } = send_once(&chunk.request, config).await;
-    let attempts = chunk.attempts + 1;
-    let mut report = Report::default();
-    report.add(&chunk.request.receiver_ids, Some(&outcome));
-    let verdict = outcome.retry();
-
-    if let RetryVerdict::Retry { min_delay_secs } = verdict
-        && attempts < config.max_attempts()
-    {
-        let scheduled = config.retry_schedule_secs[attempts as usize - 1];
-        let floor = if min_delay_secs > 0 {
-            config.rate_limit_backoff_secs
-        } else {
-            0
-        };
-        let delay = scheduled
-            .max(floor)
-            .max(retry_after_secs.unwrap_or(0) as u32);
-        let error = report
-            .failed
-            .first()
-            .map(|f| f.error_msg.clone())
-            .unwrap_or_default();
-        let next_attempt_ms = Date::now().as_millis() + u64::from(delay) * 1000;
-        events
-            .record(
-                task.index,
-                &AttemptRecord::Retry {
-                    next_attempt_ms,
-                    error,
-                },
-            )
-            .await?;
-        return Ok(Disposition::RetryAfter(delay));
-    }
-
-    let gave_up = verdict.is_retryable();
-    if gave_up {
-        for failure in &mut report.failed {
-            failure.error_msg = format!("gave up after {attempts} attempts: {}", failure.error_msg);
-            failure.retryable = false;
+    let outcome = upstream::send(&attempt, config).await;
+    match events.record(attempt.id, outcome).await? {
+        Recorded::Retry { at_ms } => Ok(Disposition::RetryAt(at_ms)),
+        Recorded::Done { gave_up: true } => {
+            task::dead_letter(env, task).await?;
+            Ok(Disposition::Ack)
         }
+        // Done, or stale: another message took the call over.
+        _ => Ok(Disposition::Ack),
     }
-    let record = AttemptRecord::Final {
-        delivered: report.delivered,
-        failed: report.failed,
-    };
-    events.record(task.index, &record).await?;
-    if gave_up {
-        env.queue(DEAD_LETTERS)?.send(task.clone()).await?;
-    }
-    Ok(Disposition::Ack)
 }
 
 /// Handles a batch of the dead-letter queue: marks each call in its event's
-/// record, so the status API shows where it ended. A call the consumer gave
+/// record, so the status API shows where it ended. A call the delivery gave
 /// up keeps the reason it recorded; one the queue itself gave up (our own
 /// storage failing again and again) gets this one.
 pub async fn bury(batch: MessageBatch<DeliveryTask>, env: &Env) -> worker::Result<()> {
     for message in batch.messages()? {
         let task = message.body();
         EventClient::new(env, &task.event_id)?
-            .dead_lettered(task.index, "dead-lettered: the queue gave up retrying")
+            .dead_lettered(task.call, "dead-lettered: the queue gave up retrying")
             .await?;
         message.ack();
     }
