@@ -34,6 +34,16 @@ const TOO_LONG = 405; // "parameter too long"
 const PARAM_ERROR = 414; // parameter error, including a bad CheckSum
 const ACCOUNT_NOT_EXIST = 102404; // per-receiver code: 1 + resource 02 + 404
 
+// Retryable per-receiver codes a `receiver-code` fault may answer (1 + 02 + a retryable
+// call-level code), with the error_msg sent beside each.
+export const RETRYABLE_RECEIVER_CODES = Object.freeze({
+  102416: 'frequency control',
+  102449: 'need retry',
+  102500: 'internal error',
+  102503: 'server busy',
+  102514: 'service unavailable',
+});
+
 // ---------------------------------------------------------------------------
 // Request signature: AppKey, Nonce, CurTime, CheckSum
 // ---------------------------------------------------------------------------
@@ -231,7 +241,12 @@ export const FAULT_KINDS = Object.freeze([
   'slow', // wait delayMs, then process normally (delivered)
   'drop', // destroy the socket before processing: nothing delivered
   'drop-after', // process and deliver, then destroy the socket without answering
+  'receiver-code', // HTTP 200 {code:200}: matching receivers in failed_list with a retryable code
 ]);
+
+// Only `receiver-code` acts on single receivers; every other kind acts on a whole request.
+const RECEIVER_FAULT = 'receiver-code';
+const RECEIVER_FIELDS = ['code', 'accounts', 'prefix'];
 
 /**
  * Normalises one fault spec `{ kind, count?, fraction?, delayMs? }`; throws on nonsense
@@ -239,12 +254,18 @@ export const FAULT_KINDS = Object.freeze([
  * count: applies to the next `count` signed requests. fraction: applies to that share of
  * requests (drawn from the seeded PRNG). Both: that share, until count is used up.
  * Neither: every request until cleared. delayMs: wait before acting (any kind).
+ * `receiver-code` also takes `code`, `accounts`, `prefix`, and its count and fraction
+ * are about matching receivers, not requests (see normaliseReceiverFault).
  */
 function normaliseFault(spec) {
   if (!isPlainObject(spec)) throw new TypeError('fault spec must be an object');
   const { kind, count, fraction, delayMs } = spec;
   if (!FAULT_KINDS.includes(kind)) {
     throw new TypeError(`unknown fault kind ${JSON.stringify(kind)}; use one of ${FAULT_KINDS.join(', ')}`);
+  }
+  const receiver = kind === RECEIVER_FAULT ? normaliseReceiverFault(spec) : {};
+  if (kind !== RECEIVER_FAULT && RECEIVER_FIELDS.some((f) => spec[f] !== undefined)) {
+    throw new TypeError(`fault fields ${RECEIVER_FIELDS.join(', ')} apply only to kind '${RECEIVER_FAULT}'`);
   }
   if (count !== undefined && !(Number.isInteger(count) && count > 0)) {
     throw new TypeError('fault count must be a positive integer');
@@ -254,7 +275,40 @@ function normaliseFault(spec) {
   }
   const delay = delayMs ?? (kind === 'slow' ? 1000 : 0);
   if (!(Number.isInteger(delay) && delay >= 0)) throw new TypeError('fault delayMs must be a non-negative integer');
-  return { kind, count, fraction, delayMs: delay, remaining: count };
+  return { kind, count, fraction, delayMs: delay, remaining: count, ...receiver };
+}
+
+/**
+ * The receiver part of a `receiver-code` spec:
+ * code: one of RETRYABLE_RECEIVER_CODES (required).
+ * accounts: exact account ids; prefix: an id prefix. At least one; a receiver matches if
+ * it is listed or starts with the prefix, both compared lower-cased as Yunxin does.
+ */
+function normaliseReceiverFault({ code, accounts, prefix }) {
+  const fail = (msg) => new TypeError(`${RECEIVER_FAULT} fault: ${msg}`);
+  if (typeof code !== 'number' || !Object.hasOwn(RETRYABLE_RECEIVER_CODES, code)) {
+    throw fail(`code must be one of ${Object.keys(RETRYABLE_RECEIVER_CODES).join(', ')} (a retryable per-receiver code), got ${JSON.stringify(code)}`);
+  }
+  if (accounts === undefined && prefix === undefined) throw fail('needs accounts and/or prefix');
+  const isId = (id) => typeof id === 'string' && id !== '' && charCount(id) <= LIMITS.accountIdChars;
+  if (accounts !== undefined && !(Array.isArray(accounts) && accounts.length > 0 && accounts.every(isId))) {
+    throw fail(`accounts must be a non-empty array of account ids (strings of 1..${LIMITS.accountIdChars} characters)`);
+  }
+  if (prefix !== undefined && !(typeof prefix === 'string' && prefix !== '')) {
+    throw fail('prefix must be a non-empty string');
+  }
+  const ids = accounts?.map((id) => id.toLowerCase());
+  return { code, accounts: ids, prefix: prefix?.toLowerCase(), accountSet: new Set(ids) };
+}
+
+function matchesReceiver(spec, id) {
+  return spec.accountSet.has(id) || (spec.prefix !== undefined && id.startsWith(spec.prefix));
+}
+
+// What faults() shows: the spec as normalised, without internals.
+function describeFault({ kind, count, fraction, delayMs, remaining, code, accounts, prefix }) {
+  const out = { kind, count, fraction, delayMs, remaining };
+  return kind === RECEIVER_FAULT ? { ...out, code, accounts, prefix } : out;
 }
 
 function createFaultPlan(seed) {
@@ -274,19 +328,36 @@ function createFaultPlan(seed) {
       random = mulberry32(seed);
     },
     list() {
-      return active.map(({ kind, count, fraction, delayMs, remaining }) => ({ kind, count, fraction, delayMs, remaining }));
+      return active.map(describeFault);
     },
-    // Called once per request that passed the signature check. Specs are tried in the
-    // order they were injected; the first that applies wins.
+    // Called once per request that passed the signature check. Request-level specs are
+    // tried in the order they were injected; the first that applies wins. Receiver
+    // specs are skipped here, so they never shadow a request-level fault.
     pick() {
       for (const spec of active) {
+        if (spec.kind === RECEIVER_FAULT) continue;
         if (spec.fraction !== undefined && !(random() < spec.fraction)) continue;
-        if (spec.remaining !== undefined && --spec.remaining === 0) active = active.filter((s) => s !== spec);
-        return spec;
+        return use(spec);
+      }
+      return null;
+    },
+    // Called once per distinct known receiver (lower-cased) of a call that is being
+    // processed (not replayed). Returns the `receiver-code` spec that fails it, or null;
+    // same order rule, and count and fraction are spent per receiver.
+    pickReceiver(id) {
+      for (const spec of active) {
+        if (spec.kind !== RECEIVER_FAULT || !matchesReceiver(spec, id)) continue;
+        if (spec.fraction !== undefined && !(random() < spec.fraction)) continue;
+        return use(spec);
       }
       return null;
     },
   };
+
+  function use(spec) {
+    if (spec.remaining !== undefined && --spec.remaining === 0) active = active.filter((s) => s !== spec);
+    return spec;
+  }
 }
 
 // A tiny seedable PRNG (mulberry32) so fractional faults are reproducible run to run.
@@ -411,6 +482,9 @@ export async function startEmulator(options = {}) {
     }
 
     const outcome = processBatch(rec, req, raw);
+    // A receiver-code fault with delayMs holds back the answer, not the processing.
+    if (outcome.delayMs) await sleep(outcome.delayMs);
+    if (closed) return;
     if (fault?.kind === 'drop-after') {
       // Delivered, but the client never hears about it: it must retry with the same trace id.
       rec.code = outcome.json.code;
@@ -452,12 +526,34 @@ export async function startEmulator(options = {}) {
     const senderId = v.senderId.toLowerCase();
     if (isUnknown(senderId)) return { json: { code: ACCOUNT_NOT_EXIST, msg: 'sender_id account not exist' } };
 
-    // Yunxin lower-cases account ids; both lists carry the lower-cased ids.
+    const { success_list, failed_list, delayMs } = deliverAll(rec, senderId, v);
+    const json = { code: OK, msg: 'success', data: { success_list, failed_list } };
+    const text = JSON.stringify(json);
+    // Partial answers from a receiver-code fault are code 200 too: cached like any other.
+    if (cacheKey) replayCache.set(cacheKey, { text, bodyHash });
+    return { json, text, delayMs };
+  }
+
+  // Yunxin lower-cases account ids; both lists carry the lower-cased ids. Unknown
+  // receivers fail with 102404; known ones may be failed by a receiver-code fault
+  // (one decision per distinct id per call, so duplicates share it); the rest are
+  // delivered, duplicates included.
+  function deliverAll(rec, senderId, v) {
     const success_list = [];
     const failed_list = [];
+    const faulted = new Map(); // id → receiver-code spec or null
+    let delayMs = 0;
     for (const id of v.receiverIds.map((r) => r.toLowerCase())) {
       if (isUnknown(id)) {
         failed_list.push({ account_id: id, error_code: ACCOUNT_NOT_EXIST, error_msg: 'account not exist' });
+        continue;
+      }
+      if (!faulted.has(id)) faulted.set(id, faults.pickReceiver(id));
+      const fault = faulted.get(id);
+      if (fault) {
+        failed_list.push({ account_id: id, error_code: fault.code, error_msg: RETRYABLE_RECEIVER_CODES[fault.code] });
+        rec.fault ??= RECEIVER_FAULT; // a request-level kind (slow, drop-after) keeps its name
+        delayMs = Math.max(delayMs, fault.delayMs);
         continue;
       }
       success_list.push(id);
@@ -465,10 +561,7 @@ export async function startEmulator(options = {}) {
       counts.set(id, (counts.get(id) ?? 0) + 1);
       rec.delivered++;
     }
-    const json = { code: OK, msg: 'success', data: { success_list, failed_list } };
-    const text = JSON.stringify(json);
-    if (cacheKey) replayCache.set(cacheKey, { text, bodyHash });
-    return { json, text };
+    return { success_list, failed_list, delayMs };
   }
 
   function isUnknown(id) {

@@ -644,6 +644,134 @@ describe('fault injection', { timeout: 30_000 }, () => {
     assert.throws(() => emu.injectFaults([{ kind: 'code416' }, { kind: 'slow', delayMs: -1 }]), /delayMs/);
     assert.deepEqual(emu.faults(), []);
   });
+
+  // --- receiver-code: a retryable code for some receivers of an otherwise good call ---
+
+  const five = validBody({ receiver_ids: ['alice', 'User3', 'bob', 'user7', 'carol'] });
+  const failed = (r) => r.json.data.failed_list.map((f) => [f.account_id, f.error_code]);
+
+  test('receiver-code: named receivers fail with the code, the others are delivered', async () => {
+    emu.injectFaults({ kind: 'receiver-code', code: 102503, accounts: ['user3', 'USER7'] });
+    const r = await send(emu, five, { traceId: 'rc-1' });
+    assert.equal(r.status, 200);
+    assert.equal(r.json.code, 200);
+    assert.deepEqual(r.json.data.success_list, ['alice', 'bob', 'carol']);
+    assert.deepEqual(r.json.data.failed_list, [
+      { account_id: 'user3', error_code: 102503, error_msg: 'server busy' },
+      { account_id: 'user7', error_code: 102503, error_msg: 'server busy' },
+    ]);
+    assert.deepEqual(emu.deliveryCounts(), { alice: 1, bob: 1, carol: 1 });
+    assert.deepEqual(emu.deliveries().map((d) => d.receiverId), ['alice', 'bob', 'carol']);
+    const [rec] = emu.requests();
+    assert.deepEqual([rec.fault, rec.httpStatus, rec.code, rec.delivered], ['receiver-code', 200, 200, 3]);
+    // No count: every call, until cleared.
+    assert.deepEqual(failed(await send(emu, five)), [['user3', 102503], ['user7', 102503]]);
+    emu.clearFaults();
+    assert.deepEqual((await send(emu, five)).json.data.failed_list, []);
+  });
+
+  test('receiver-code: prefix (case-insensitive), every allowed code, unknown accounts keep 102404', async () => {
+    emu.injectFaults({ kind: 'receiver-code', code: 102449, prefix: 'Flaky' });
+    const r = await send(emu, validBody({ receiver_ids: ['FlakyA', 'alice', 'ghost1', 'flakyb', 'flakyb'] }));
+    assert.deepEqual(r.json.data.success_list, ['alice']);
+    assert.deepEqual(failed(r), [['flakya', 102449], ['ghost1', 102404], ['flakyb', 102449], ['flakyb', 102449]]);
+    assert.equal(r.json.data.failed_list[0].error_msg, 'need retry');
+    assert.deepEqual(emu.deliveryCounts(), { alice: 1 });
+
+    const msgs = { 102416: 'frequency control', 102449: 'need retry', 102500: 'internal error', 102503: 'server busy', 102514: 'service unavailable' };
+    for (const [code, msg] of Object.entries(msgs)) {
+      emu.reset();
+      emu.injectFaults({ kind: 'receiver-code', code: Number(code), accounts: ['alice'], prefix: 'zz' });
+      const x = await send(emu, validBody({ receiver_ids: ['alice', 'zzTop', 'bob'] }));
+      assert.deepEqual(x.json.data.failed_list, [
+        { account_id: 'alice', error_code: Number(code), error_msg: msg },
+        { account_id: 'zztop', error_code: Number(code), error_msg: msg },
+      ], 'accounts and prefix both match');
+      assert.deepEqual(x.json.data.success_list, ['bob']);
+    }
+  });
+
+  test('receiver-code count: counts failed receivers; after it, a new trace id delivers them', async () => {
+    emu.injectFaults({ kind: 'receiver-code', code: 102503, accounts: ['user3', 'user7'], count: 2 });
+    const first = await send(emu, five, { traceId: 'rc-a' });
+    assert.deepEqual(failed(first), [['user3', 102503], ['user7', 102503]]);
+    assert.deepEqual(emu.faults(), [], 'two receivers used up count 2');
+    // The client retries only the failed receivers, as a new logical call.
+    const retry = await send(emu, validBody({ receiver_ids: ['user3', 'user7'] }), { traceId: 'rc-b' });
+    assert.deepEqual(retry.json.data, { success_list: ['user3', 'user7'], failed_list: [] });
+    assert.deepEqual(emu.deliveryCounts(), { alice: 1, bob: 1, carol: 1, user3: 1, user7: 1 });
+    assert.deepEqual(emu.requests().map((q) => q.fault), ['receiver-code', null]);
+
+    // count 1: the first matching receiver only; duplicates of it in the call share its fate.
+    emu.reset();
+    emu.injectFaults({ kind: 'receiver-code', code: 102500, accounts: ['user3', 'user7'], count: 1 });
+    const once = await send(emu, validBody({ receiver_ids: ['user3', 'user7', 'user3'] }));
+    assert.deepEqual(failed(once), [['user3', 102500], ['user3', 102500]]);
+    assert.deepEqual(once.json.data.success_list, ['user7']);
+
+    // Calls without a matching receiver do not spend the count.
+    emu.reset();
+    emu.injectFaults({ kind: 'receiver-code', code: 102514, accounts: ['user3'], count: 1 });
+    await send(emu, validBody({ receiver_ids: ['alice'] }));
+    assert.equal(emu.faults()[0].remaining, 1);
+    assert.equal(emu.requests()[0].fault, null);
+    assert.deepEqual(failed(await send(emu, five)), [['user3', 102514]]);
+    assert.deepEqual(failed(await send(emu, five)), []);
+  });
+
+  test('receiver-code: a retry with the same trace id replays the partial answer, count untouched', async () => {
+    emu.injectFaults({ kind: 'receiver-code', code: 102503, accounts: ['user3'], count: 1 });
+    const first = await send(emu, five, { traceId: 'rc-replay' });
+    assert.deepEqual(failed(first), [['user3', 102503]]);
+    const again = await send(emu, five, { traceId: 'rc-replay' });
+    assert.equal(again.text, first.text);
+    assert.equal(again.headers['x-emulator-replayed'], '1');
+    assert.deepEqual(emu.deliveryCounts(), { alice: 1, bob: 1, user7: 1, carol: 1 }, 'nothing delivered twice, user3 not at all');
+    assert.deepEqual(emu.requests().map((q) => [q.fault, q.replayed]), [['receiver-code', false], [null, true]]);
+    // A new trace id is processed anew: count 1 is used up, so user3 goes through.
+    const fresh = await send(emu, validBody({ receiver_ids: ['user3'] }), { traceId: 'rc-new' });
+    assert.deepEqual(fresh.json.data, { success_list: ['user3'], failed_list: [] });
+  });
+
+  test('receiver-code never shadows a request-level fault, and is not spent by it', async () => {
+    emu.injectFaults([{ kind: 'receiver-code', code: 102503, accounts: ['user3'], count: 1 }, { kind: 'code503', count: 1 }]);
+    assert.equal((await send(emu, five, { traceId: 'rc-s' })).json.code, 503);
+    const retry = await send(emu, five, { traceId: 'rc-s' });
+    assert.deepEqual(failed(retry), [['user3', 102503]]);
+    assert.deepEqual(emu.requests().map((q) => q.fault), ['code503', 'receiver-code']);
+  });
+
+  test('receiver-code fraction (per matching receiver) and delayMs (holds back the answer)', async () => {
+    emu.injectFaults({ kind: 'receiver-code', code: 102503, prefix: 'user', fraction: 0 });
+    assert.deepEqual(failed(await send(emu, five)), []);
+    emu.clearFaults();
+    emu.injectFaults({ kind: 'receiver-code', code: 102503, prefix: 'user', fraction: 1, count: 1, delayMs: 150 });
+    const t0 = performance.now();
+    const r = await send(emu, five);
+    assert.ok(performance.now() - t0 >= 140, 'delayed');
+    assert.deepEqual(failed(r), [['user3', 102503]]);
+    const t1 = performance.now();
+    assert.deepEqual(failed(await send(emu, five)), []);
+    assert.ok(performance.now() - t1 < 140, 'no delay once nothing is failed');
+  });
+
+  test('receiver-code: bad specs throw a clear TypeError and add nothing', () => {
+    const rc = (extra) => () => emu.injectFaults({ kind: 'receiver-code', ...extra });
+    assert.throws(rc({ accounts: ['a'] }), { name: 'TypeError', message: /code must be one of 102416, 102449, 102500, 102503, 102514/ });
+    for (const code of [503, 102404, 102421, '102503', 102503.5, null]) {
+      assert.throws(rc({ code, accounts: ['a'] }), { name: 'TypeError', message: /code must be one of/ }, String(code));
+    }
+    assert.throws(rc({ code: 102503 }), { name: 'TypeError', message: /needs accounts and\/or prefix/ });
+    for (const accounts of ['user3', [], [''], ['ok', 7], [null], ['x'.repeat(33)]]) {
+      assert.throws(rc({ code: 102503, accounts }), { name: 'TypeError', message: /accounts must be a non-empty array/ }, JSON.stringify(accounts));
+    }
+    assert.throws(rc({ code: 102503, prefix: '' }), { name: 'TypeError', message: /prefix must be a non-empty string/ });
+    assert.throws(rc({ code: 102503, prefix: 7 }), { name: 'TypeError', message: /prefix/ });
+    assert.throws(rc({ code: 102503, accounts: ['a'], count: 0 }), /count/);
+    assert.throws(() => emu.injectFaults({ kind: 'code503', accounts: ['a'] }), { name: 'TypeError', message: /only to kind 'receiver-code'/ });
+    assert.throws(() => emu.injectFaults([{ kind: 'receiver-code', code: 102503, accounts: ['a'] }, { kind: 'receiver-code', code: 1 }]), /code/);
+    assert.deepEqual(emu.faults(), []);
+  });
 });
 
 // --- HTTP control endpoints ------------------------------------------------------------
@@ -683,6 +811,20 @@ describe('HTTP control endpoints', { timeout: 30_000 }, () => {
     assert.equal(bad.status, 400);
     assert.match(bad.json.error, /unknown fault kind/);
     assert.equal((await ctl('POST', '/_emulator/faults', 'not json')).status, 400);
+
+    const rc = await ctl('POST', '/_emulator/faults', { kind: 'receiver-code', code: 102449, accounts: ['Bob'], count: 1 });
+    assert.equal(rc.status, 200);
+    assert.deepEqual((await ctl('GET', '/_emulator/faults')).json, [
+      { kind: 'receiver-code', count: 1, delayMs: 0, remaining: 1, code: 102449, accounts: ['bob'] },
+    ]);
+    const partial = await send(emu, validBody());
+    assert.deepEqual(partial.json.data, {
+      success_list: ['alice'],
+      failed_list: [{ account_id: 'bob', error_code: 102449, error_msg: 'need retry' }],
+    });
+    const badRc = await ctl('POST', '/_emulator/faults', { kind: 'receiver-code', code: 102404, accounts: ['bob'] });
+    assert.equal(badRc.status, 400);
+    assert.match(badRc.json.error, /code must be one of/);
 
     assert.equal((await ctl('POST', '/_emulator/reset')).status, 200);
     assert.deepEqual((await ctl('GET', '/_emulator/deliveries')).json, []);
