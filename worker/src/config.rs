@@ -158,3 +158,73 @@ fn number<T: std::str::FromStr + PartialOrd + Default>(
             .ok_or_else(|| config_error(binding, "is not a positive whole number")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yunxin_edge::{
+        Action, BatchNotification, Content, Delivery, Outcome, Plan, PlanOptions, Recorded,
+    };
+
+    fn config(schedule: &[u32], backoff_secs: u32, timeout_ms: u64) -> Config {
+        Config {
+            credentials: Credentials::new("k", "s"),
+            webhook_secrets: WebhookSecrets::parse("whsec_QQ==").unwrap(),
+            endpoint: Endpoint::default(),
+            max_receivers: 10_000,
+            upstream_timeout_ms: timeout_ms,
+            rate_per_minute: 120,
+            retry_schedule_secs: schedule.to_vec(),
+            rate_limit_backoff_secs: backoff_secs,
+            status_token: None,
+        }
+    }
+
+    /// A one-receiver delivery under `policy` whose first attempt got `outcome` at 0 ms.
+    fn after_first_attempt(policy: RetryPolicy, outcome: Outcome) -> Recorded {
+        let notification = BatchNotification::new("bot", Content::text("x")).to(["u1"]);
+        let plan = Plan::new(&notification, &PlanOptions::for_event("evt")).unwrap();
+        let mut delivery = Delivery::new(plan, policy).unwrap();
+        let Action::Send(attempt) = delivery.poll(0) else {
+            panic!("the first poll sends")
+        };
+        delivery.record(attempt.id, outcome.into(), 0)
+    }
+
+    #[test]
+    fn the_queued_policy_follows_the_bindings() {
+        let policy = config(&[7, 40], 90, 2_000).queued_policy();
+        assert_eq!(policy.schedule_ms, [7_000, 40_000]);
+        assert_eq!(policy.max_attempts, 3);
+        assert_eq!(policy.rate_limit_wait_ms, 90_000);
+        // Pacing wait + upstream timeout + margin: never shorter than a live attempt.
+        assert_eq!(policy.lease_ms, MAX_INLINE_WAIT_MS + 2_000 + 10_000);
+
+        // A 416 waits for RATE_LIMIT_BACKOFF_SECS, not the 7 s of the schedule.
+        let rate_limited = Outcome::from_http(200, br#"{"code":416,"msg":"frequency control"}"#);
+        assert_eq!(
+            after_first_attempt(policy.clone(), rate_limited),
+            Recorded::Retry { at_ms: 90_000 }
+        );
+        assert_eq!(
+            after_first_attempt(policy, Outcome::from_http(502, b"")),
+            Recorded::Retry { at_ms: 7_000 }
+        );
+    }
+
+    #[test]
+    fn the_sync_policy_retries_quickly_and_leaves_a_416_to_the_sender() {
+        let policy = config(&[5], 60, 10_000).sync_policy();
+        assert_eq!(policy.schedule_ms, [200, 400]);
+        assert_eq!(policy.max_attempts, 3);
+        assert_eq!(
+            after_first_attempt(policy.clone(), Outcome::from_http(502, b"")),
+            Recorded::Retry { at_ms: 200 }
+        );
+        let rate_limited = Outcome::from_http(200, br#"{"code":416,"msg":"frequency control"}"#);
+        assert_eq!(
+            after_first_attempt(policy, rate_limited),
+            Recorded::Done { gave_up: true }
+        );
+    }
+}

@@ -410,3 +410,72 @@ impl EventClient {
         .map(drop)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yunxin_edge::{BatchNotification, Content, Outcome, Plan, PlanOptions, RetryPolicy};
+
+    fn delivery(receivers: usize) -> Delivery {
+        let notification = BatchNotification::new("bot", Content::text("x"))
+            .to((0..receivers).map(|i| format!("u{i}")));
+        let plan = Plan::new(&notification, &PlanOptions::for_event("evt")).unwrap();
+        Delivery::new(plan, RetryPolicy::default()).unwrap()
+    }
+
+    #[test]
+    fn commands_and_steps_cross_the_wire_intact() {
+        let mut original = delivery(501);
+        let Step::Send { attempt } = begin(&mut original, 1, 0) else {
+            panic!("call 1 is due")
+        };
+        let commands = [
+            Command::Create {
+                event_id: "evt".into(),
+                delivery: Box::new(original.clone()),
+            },
+            Command::Record {
+                attempt: attempt.id,
+                outcome: Outcome::answer_lost("timed out").into(),
+            },
+        ];
+        for command in commands {
+            let json = serde_json::to_string(&command).unwrap();
+            let back: Command = serde_json::from_str(&json).unwrap();
+            assert_eq!(serde_json::to_string(&back).unwrap(), json);
+        }
+        let step = serde_json::to_string(&Step::Send { attempt }).unwrap();
+        assert!(step.starts_with(r#"{"step":"send","attempt":"#), "{step}");
+    }
+
+    #[test]
+    fn begin_maps_the_core_answer_for_one_call() {
+        let mut delivery = delivery(2);
+        let Step::Send { attempt } = begin(&mut delivery, 0, 1_000) else {
+            panic!("a new call is due")
+        };
+        // A second message for the same call while it is in flight: later, at the lease's end.
+        let lease_end = 1_000 + delivery.policy().lease_ms;
+        assert!(
+            matches!(begin(&mut delivery, 0, 2_000), Step::Later { until_ms } if until_ms == lease_end)
+        );
+        delivery.record(attempt.id, Outcome::from_http(502, b"").into(), 3_000);
+        assert!(matches!(
+            begin(&mut delivery, 0, 3_000),
+            Step::Later { until_ms: 8_000 }
+        ));
+        let Step::Send { attempt } = begin(&mut delivery, 0, 8_000) else {
+            panic!("the retry is due")
+        };
+        delivery.record(
+            attempt.id,
+            Outcome::from_http(200, br#"{"code":200}"#).into(),
+            8_100,
+        );
+        assert!(matches!(begin(&mut delivery, 0, 9_000), Step::Done));
+        assert!(
+            matches!(begin(&mut delivery, 7, 9_000), Step::Done),
+            "no such call"
+        );
+    }
+}
