@@ -1,10 +1,12 @@
 // The public API of yunxin-edge, shared by every runtime's entry file.
 //
-// Planning, validation, signing, classification of answers and the merge into a report
-// are the Rust core, compiled to WebAssembly (./yunxin_edge.js is wasm-bindgen's glue).
-// This file adds what the core deliberately leaves out, the I/O: `send()` with fetch,
-// timeouts, retries and bounded concurrency. It also turns every error the core throws
-// into a `YunxinError`, so callers can rely on `instanceof` and on `code/field/limit`.
+// Planning, validation, signing, classification of answers, the merge into a report and
+// every retry rule are the Rust core, compiled to WebAssembly (./yunxin_edge.js is
+// wasm-bindgen's glue). This file adds what the core deliberately leaves out, the I/O:
+// `send()` drives the core's delivery state machine with fetch, per-attempt timeouts,
+// bounded concurrency, timers and an abort signal; it decides no retry itself. It also
+// turns every error the core throws into a `YunxinError`, so callers can rely on
+// `instanceof` and on `code/field/limit`.
 //
 // The entry files (node.cjs, node.mjs, workerd.js, deno.js, browser.js) load the
 // WebAssembly module before they re-export this file; nothing here runs at import time.
@@ -18,7 +20,13 @@ export const BATCH_PATH = '/im/v2/custom_notification/batch';
 /** Most receivers Yunxin accepts in one call; `buildBatchRequests` splits above it. */
 export const MAX_RECEIVERS_PER_REQUEST = 500;
 
-const SEND_DEFAULTS = Object.freeze({ retries: 2, retryDelayMs: 200, timeoutMs: 10_000, concurrency: 6 });
+// The I/O settings of send(); the retry settings' defaults are the core's (js/src/delivery.rs).
+const SEND_DEFAULTS = Object.freeze({ timeoutMs: 10_000, concurrency: 6 });
+// The longest delay setTimeout keeps: a longer one fires after 1 ms instead.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+// The option names each function takes; any other name is refused (see checkOptionNames).
+const DELIVERY_OPTIONS = Object.freeze(['baseUrl', 'eventId', 'maxReceivers', 'retries', 'retryDelayMs', 'maxWaitMs']);
+const SEND_OPTIONS = Object.freeze([...DELIVERY_OPTIONS, 'fetch', 'timeoutMs', 'concurrency', 'signal']);
 
 // ---------------------------------------------------------------------------
 // Errors
@@ -146,9 +154,21 @@ export function classifyResponse(status, body) {
   return coreJson(wasm.classifyResponse, status, binary(body, 'body'));
 }
 
-/** The outcome of a call that got no Yunxin answer (network error, timeout). */
+/**
+ * The outcome of a call that got no Yunxin answer and was not processed as far as the
+ * caller can tell: connection refused, a name that did not resolve, an HTTP error page.
+ */
 export function transportFailure(reason, httpStatus) {
   return coreJson(wasm.transportFailure, reason, httpStatus);
+}
+
+/**
+ * The outcome of a call whose request went out and whose answer was lost (a timeout, a
+ * connection closed mid-answer): its receivers end `unknown`, as Yunxin may have
+ * notified them. A retry with the same trace id is safe.
+ */
+export function answerLost(reason) {
+  return coreJson(wasm.answerLost, reason);
 }
 
 /** One per-receiver report from `[{ receiverIds, outcome }]`; a missing outcome means "not sent". */
@@ -191,81 +211,225 @@ function headerReader(headers) {
 }
 
 // ---------------------------------------------------------------------------
+// Delivery: the core's retry rules, for any transport
+// ---------------------------------------------------------------------------
+
+/**
+ * One notification's delivery to all its receivers, as the core's state machine: it says
+ * what to send and when, and is told what became of each attempt. Every retry rule is
+ * the core's (same trace id for a whole call again, a follow-up call with a new trace id
+ * for receivers a partial failure named retryable, backoff, at least 60 s after a 416,
+ * `Retry-After`, giving up on a wait over `maxWaitMs`). `send()` is this plus fetch.
+ *
+ *   const delivery = new Delivery(credentials, notification, { retries: 2 });
+ *   for (let action = delivery.poll(); action.action !== 'done'; action = delivery.poll()) {
+ *     if (action.action === 'wait') { await sleepUntil(action.untilMs); continue; }
+ *     const outcome = await myTransport(action.request); // an outcome object
+ *     delivery.record(action.id, outcome);
+ *   }
+ *
+ * Holds WebAssembly memory: call `free()` when done with it (a FinalizationRegistry
+ * frees it otherwise, eventually).
+ */
+export class Delivery {
+  #driver;
+
+  constructor(credentials, notification, options) {
+    const bag = options ?? {};
+    if (typeof bag !== 'object') throw invalid('options', 'must be an object');
+    checkOptionNames(bag, DELIVERY_OPTIONS, 'new Delivery()');
+    const settings = readOptions(() => deliverySettings(bag));
+    this.#driver = core(() => new wasm.DeliveryDriver(credentials, toJson(notification, 'notification'), settings));
+  }
+
+  /**
+   * What to do next: `{ action: 'send', id, request }` (signed now; send it, then
+   * `record(id, …)`), `{ action: 'wait', untilMs }` (`null`: until an attempt in flight
+   * is recorded) or `{ action: 'done', report }`. Poll again to start more at once.
+   */
+  poll(nowMs) {
+    return coreJson(() => this.#live().poll(nowMs));
+  }
+
+  /**
+   * What became of attempt `id`: an outcome as classifyResponse, transportFailure or
+   * answerLost return it, and the answer's Retry-After in seconds, if any.
+   */
+  record(id, outcome, retryAfterSecs, nowMs) {
+    const text = toJson(outcome, 'outcome');
+    return coreJson(() => this.#live().record(id, text, retryAfterSecs, nowMs));
+  }
+
+  /** The per-receiver report so far (in flight or answer lost: `unknown`). */
+  report() {
+    return coreJson(() => this.#live().report());
+  }
+
+  /** Frees the WebAssembly memory; the delivery cannot be used afterwards. */
+  free() {
+    this.#driver?.free();
+    this.#driver = undefined;
+  }
+
+  #live() {
+    if (this.#driver === undefined) throw new YunxinError('this Delivery was freed', { code: 'invalid' });
+    return this.#driver;
+  }
+}
+
+// ---------------------------------------------------------------------------
 // send(): the whole job over fetch
 // ---------------------------------------------------------------------------
 
 /**
  * Sends a notification to any number of receivers and resolves to the per-receiver
  * report. Rejects only for invalid input (a YunxinError); upstream failures are in the
- * report. Calls run at most `concurrency` at a time; a retryable failure (transport
- * error, 5xx, Yunxin 449/500/503/514) is retried up to `retries` times with the same
- * trace id and a fresh signature. A 416 (rate limit) is not retried here: its receivers
- * are reported as retryable with `retry_after_secs` 60.
+ * report. The core's delivery decides every retry; this function sends what it is told,
+ * at most `concurrency` calls at a time, each within `timeoutMs`, and sleeps when told
+ * to wait.
  */
 export async function send(credentials, notification, options = {}) {
   const settings = sendSettings(options);
-  const requests = buildBatchRequests(credentials, notification, {
-    baseUrl: options.baseUrl,
-    eventId: options.eventId,
-    maxReceivers: options.maxReceivers,
-  });
-
-  const outcomes = new Array(requests.length).fill(null); // null: never sent
-  let next = 0;
-  const worker = async () => {
-    while (next < requests.length && !settings.signal?.aborted) {
-      const i = next++;
-      outcomes[i] = await deliver(credentials, requests[i], settings);
-    }
-  };
-  const workers = Math.min(settings.concurrency, requests.length);
-  await Promise.all(Array.from({ length: workers }, worker));
-
-  return mergeReport(requests.map((request, i) => ({ receiverIds: request.receiverIds, outcome: outcomes[i] })));
-}
-
-// One call until it succeeds, fails for good, or runs out of attempts.
-async function deliver(credentials, request, settings) {
-  let attempt = request;
-  for (let retry = 1; ; retry++) {
-    const outcome = await sendOnce(attempt, settings);
-    const { verdict, min_delay_secs: minDelaySecs } = outcome.retry;
-    // A verdict with a delay (416: about a minute) is the caller's to schedule: waiting
-    // here would hold a Worker or a request handler open for that long.
-    if (verdict !== 'retry' || minDelaySecs > 0 || retry > settings.retries || settings.signal?.aborted) {
-      return outcome;
-    }
-    await sleep(settings.retryDelayMs * 2 ** (retry - 1), settings.signal);
-    // Same trace id and body (Yunxin then delivers at most once), new Nonce/CurTime/CheckSum.
-    attempt = resignRequest(credentials, request);
+  const driver = core(() => new wasm.DeliveryDriver(credentials, toJson(notification, 'notification'), settings.delivery));
+  try {
+    return await drive(driver, settings);
+  } finally {
+    driver.free();
   }
 }
 
-async function sendOnce(request, { fetch, timeoutMs, signal }) {
+// Polls the driver until it says wait (or until `concurrency` attempts are in flight),
+// then waits for the first of: an attempt finished, the time it named, the caller's abort.
+async function drive(driver, settings) {
+  const { concurrency, signal } = settings;
+  const inFlight = new Set();
+  let failure; // an error of the core (a failing random source): reported once all settle
+  const stopped = () => failure !== undefined || signal?.aborted === true;
+
+  for (;;) {
+    let untilMs = null;
+    if (!stopped()) {
+      try {
+        while (inFlight.size < concurrency) {
+          const action = JSON.parse(driver.poll(Date.now()));
+          if (action.action === 'done') return action.report;
+          if (action.action === 'wait') {
+            untilMs = action.untilMs;
+            break;
+          }
+          const running = attempt(driver, action, settings)
+            .catch((error) => {
+              failure ??= asYunxinError(error);
+            })
+            .finally(() => inFlight.delete(running));
+          inFlight.add(running);
+        }
+      } catch (error) {
+        failure ??= asYunxinError(error);
+      }
+    }
+    if (inFlight.size === 0) {
+      if (stopped() || untilMs === null) break;
+      await sleepUntil(untilMs, signal).promise;
+      continue;
+    }
+    const timer = untilMs === null || stopped() ? undefined : sleepUntil(untilMs, signal);
+    await Promise.race(timer ? [...inFlight, timer.promise] : inFlight);
+    timer?.cancel();
+  }
+  if (failure !== undefined) throw failure;
+  // Stopped by the caller: calls never sent are `not_attempted`, lost answers `unknown`.
+  return JSON.parse(core(() => driver.report()));
+}
+
+// One attempt: send the request, and record what became of it. Only I/O and its
+// classification happen here; what follows (a retry, when) is the core's decision.
+async function attempt(driver, { id, request }, settings) {
+  const { outcome, retryAfterSecs } = await exchange(request, settings);
+  driver.record(id, outcome, retryAfterSecs, Date.now());
+}
+
+// Sends one request; returns its outcome (the core's JSON text) and the answer's
+// Retry-After, and never throws.
+async function exchange(request, { fetch, timeoutMs, signal }) {
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, timeoutMs);
   const abortWithCaller = () => controller.abort();
+  if (signal?.aborted) controller.abort();
   signal?.addEventListener('abort', abortWithCaller, { once: true });
+  // Settles the exchange when the timeout or the caller aborts, even with an injected
+  // fetch that ignores its signal.
+  let giveUp;
+  const abandoned = new Promise((_, reject) => {
+    giveUp = () => reject(new Error('aborted'));
+    controller.signal.addEventListener('abort', giveUp, { once: true });
+  });
+  abandoned.catch(() => {});
   try {
-    const response = await fetch(request.url, {
-      method: request.method,
-      headers: request.headers,
-      body: request.body,
-      signal: controller.signal,
-    });
+    const response = await Promise.race([
+      fetch(request.url, { method: request.method, headers: request.headers, body: request.body, signal: controller.signal }),
+      abandoned,
+    ]);
     // The body is read under the same timeout: a stalled body is as bad as no answer.
-    const text = await response.text();
-    return classifyResponse(response.status, text);
+    const text = await Promise.race([response.text(), abandoned]);
+    return { outcome: core(wasm.classifyResponse, response.status, text), retryAfterSecs: retryAfter(response) };
   } catch (error) {
-    let reason;
-    if (signal?.aborted) reason = 'aborted by the caller';
-    else if (controller.signal.aborted) reason = `no answer within ${timeoutMs} ms`;
-    else reason = describe(error);
-    return transportFailure(reason);
+    // The request may have gone out: its fate is unknown, unless the error says the
+    // connection was never made.
+    if (signal?.aborted) return { outcome: core(wasm.answerLost, 'aborted by the caller') };
+    if (timedOut) return { outcome: core(wasm.answerLost, `no answer within ${timeoutMs} ms`) };
+    const reason = describe(error);
+    return { outcome: core(notSent(error) ? wasm.transportFailure : wasm.answerLost, reason) };
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener('abort', abortWithCaller);
+    controller.signal.removeEventListener('abort', giveUp);
   }
+}
+
+// Errors that say the request never left: no connection (refused, unreachable, timed
+// out while connecting), no address (DNS), a TLS handshake refused. Anything else
+// (a reset or closed socket: undici's UND_ERR_SOCKET, ECONNRESET, 'other side closed';
+// an error without a code, as browsers and workerd give) may come after the request
+// went out, and is an answer lost.
+const NOT_SENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EAI_FAIL',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'ERR_INVALID_URL',
+]);
+
+function notSent(error) {
+  return causes(error).some(
+    (e) =>
+      e?.syscall === 'connect' ||
+      e?.syscall === 'getaddrinfo' ||
+      (typeof e?.code === 'string' && (NOT_SENT_CODES.has(e.code) || /CERT|^ERR_TLS_|^ERR_SSL_/.test(e.code))),
+  );
+}
+
+// The error, its causes and, for an AggregateError (Node's happy eyeballs), its errors.
+function causes(error) {
+  const out = [];
+  const visit = (e, depth) => {
+    if (e === null || typeof e !== 'object' || depth > 8 || out.includes(e)) return;
+    out.push(e);
+    visit(e.cause, depth + 1);
+    if (Array.isArray(e.errors)) for (const inner of e.errors) visit(inner, depth + 1);
+  };
+  visit(error, 0);
+  return out;
 }
 
 // undici hides the useful part ("ECONNREFUSED") in `cause`. URLs and codes only: no
@@ -277,50 +441,150 @@ function describe(error) {
   return detail && !error.message.includes(detail) ? `${error.message} (${detail})` : error.message;
 }
 
-function sleep(ms, signal) {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = () => {
+// The answer's Retry-After in seconds (delta-seconds or an HTTP date), if it has one;
+// the core decides what to make of it.
+function retryAfter(response) {
+  let value;
+  try {
+    value = response.headers?.get?.('retry-after');
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'string' || value.trim() === '') return undefined;
+  if (/^\s*\d+\s*$/.test(value)) return Math.min(Number(value), Number.MAX_SAFE_INTEGER);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
+}
+
+// Resolves at `untilMs` (in steps setTimeout can hold) or when the signal aborts.
+function sleepUntil(untilMs, signal) {
+  let timer;
+  let done;
+  const promise = new Promise((resolve) => {
+    done = () => {
       clearTimeout(timer);
       signal?.removeEventListener('abort', done);
       resolve();
     };
-    const timer = setTimeout(done, ms);
+    if (signal?.aborted) return done();
     signal?.addEventListener('abort', done, { once: true });
+    const arm = () => {
+      const left = untilMs - Date.now();
+      if (left <= 0) return done();
+      timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
+    };
+    arm();
   });
+  return { promise, cancel: done };
 }
 
 function sendSettings(options) {
   if (options === null || typeof options !== 'object') throw invalid('options', 'must be an object');
-  const injected = options.fetch ?? undefined;
-  if (injected !== undefined && typeof injected !== 'function') throw invalid('fetch', 'must be a function');
-  if (injected === undefined && typeof globalThis.fetch !== 'function') {
-    throw new YunxinError('no fetch: this runtime has no global fetch, pass `options.fetch`', {
-      code: 'unsupported',
-      field: 'fetch',
-    });
-  }
-  const signal = options.signal ?? undefined;
-  if (signal !== undefined && (typeof signal !== 'object' || typeof signal.addEventListener !== 'function')) {
-    throw invalid('signal', 'must be an AbortSignal');
-  }
+  checkOptionNames(options, SEND_OPTIONS, 'send()');
+  return readOptions(() => {
+    const injected = options.fetch ?? undefined;
+    if (injected !== undefined && typeof injected !== 'function') throw invalid('fetch', 'must be a function');
+    if (injected === undefined && typeof globalThis.fetch !== 'function') {
+      throw new YunxinError('no fetch: this runtime has no global fetch, pass `options.fetch`', {
+        code: 'unsupported',
+        field: 'fetch',
+      });
+    }
+    const signal = options.signal ?? undefined;
+    if (signal !== undefined && (typeof signal !== 'object' || typeof signal.addEventListener !== 'function')) {
+      throw invalid('signal', 'must be an AbortSignal');
+    }
+    return {
+      // Never called as a method of `options`: a browser's fetch refuses a `this` other
+      // than the global object (or undefined).
+      fetch: injected !== undefined ? (url, init) => injected(url, init) : (url, init) => globalThis.fetch(url, init),
+      timeoutMs: whole(options, 'timeoutMs', 1, MAX_TIMER_MS) ?? SEND_DEFAULTS.timeoutMs,
+      concurrency: whole(options, 'concurrency', 1) ?? SEND_DEFAULTS.concurrency,
+      signal,
+      delivery: deliverySettings(options),
+    };
+  });
+}
+
+// The settings the core's delivery reads, copied into a plain object (so that the core
+// never runs a getter of the caller's) and checked here for what JavaScript alone knows:
+// timers. Types and the notification are the core's to check.
+function deliverySettings(options) {
   return {
-    // Never called as a method of `options`: a browser's fetch refuses a `this` other
-    // than the global object (or undefined).
-    fetch: injected !== undefined ? (url, init) => injected(url, init) : (url, init) => globalThis.fetch(url, init),
+    baseUrl: options.baseUrl,
+    eventId: options.eventId,
+    maxReceivers: options.maxReceivers,
     retries: whole(options, 'retries', 0),
-    retryDelayMs: whole(options, 'retryDelayMs', 0),
-    timeoutMs: whole(options, 'timeoutMs', 1),
-    concurrency: whole(options, 'concurrency', 1),
-    signal,
+    retryDelayMs: whole(options, 'retryDelayMs', 0, MAX_TIMER_MS),
+    maxWaitMs: whole(options, 'maxWaitMs', 0, MAX_TIMER_MS),
   };
 }
 
-function whole(options, name, min) {
-  const value = options[name] ?? SEND_DEFAULTS[name];
-  if (!Number.isSafeInteger(value)) throw invalid(name, `must be a whole number (got ${typeof value})`);
+// Reads an options bag; a getter or Proxy trap that throws makes it invalid input.
+function readOptions(read) {
+  try {
+    return read();
+  } catch (error) {
+    if (error instanceof YunxinError) throw error;
+    throw invalid('options', `could not be read (${error?.message ?? error})`);
+  }
+}
+
+// A whole-number option, or undefined when unset.
+function whole(options, name, min, max = Number.MAX_SAFE_INTEGER) {
+  const value = options[name] ?? undefined;
+  if (value === undefined) return undefined;
+  if (!Number.isSafeInteger(value)) throw invalid(name, `must be a whole number (got ${typeName(value)})`);
   if (value < min) {
     throw new YunxinError(`\`${name}\` must be at least ${min}, got ${value}`, { code: 'too_few', field: name, limit: min });
   }
+  if (value > max) {
+    // setTimeout turns a longer delay into 1 ms without a word.
+    throw new YunxinError(`\`${name}\` must be at most ${max} ms (the longest timer JavaScript keeps), got ${value}`, {
+      code: 'too_many',
+      field: name,
+      limit: max,
+    });
+  }
   return value;
+}
+
+// Refuses an option this function does not take, so that a misspelt one (`baseURL`,
+// `timeout`) is an error rather than a setting silently ignored.
+function checkOptionNames(options, known, owner) {
+  const names = readOptions(() => Object.keys(options));
+  for (const name of names) {
+    if (known.includes(name)) continue;
+    const guess = closestName(name, known);
+    const hint = guess === undefined ? ` (its options: ${known.join(', ')})` : `; did you mean \`${guess}\`?`;
+    throw new YunxinError(`\`${name}\` is not an option of ${owner}${hint}`, { code: 'invalid', field: name });
+  }
+}
+
+// The known name `name` most likely meant: the same but for case (baseURL), the same
+// but for a unit (timeout, retryDelaySecs), or at most two typos away (retires).
+function closestName(name, known) {
+  const lower = name.toLowerCase();
+  const stem = (text) => text.toLowerCase().replace(/(ms|millis|milliseconds|secs|seconds)$/, '');
+  const same = known.find((k) => k.toLowerCase() === lower) ?? known.find((k) => stem(k) === stem(name));
+  if (same !== undefined || name.length < 4) return same;
+  let best;
+  let bestDistance = 3;
+  for (const k of known) {
+    const d = editDistance(lower, k.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [k, d];
+  }
+  return best;
+}
+
+function editDistance(a, b) {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = row;
+  }
+  return previous[b.length];
 }

@@ -218,7 +218,10 @@ export interface RejectedOutcome {
   retry: RetryVerdict;
 }
 
-/** No Yunxin answer: network error, timeout, or an HTTP error page. */
+/**
+ * No Yunxin answer, and the call was not processed as far as the caller can tell: the
+ * connection was refused, the name did not resolve, an HTTP error page.
+ */
 export interface TransportOutcome {
   kind: 'transport';
   http_status: number | null;
@@ -226,8 +229,18 @@ export interface TransportOutcome {
   retry: RetryVerdict;
 }
 
+/**
+ * The request went out and its answer was lost (a timeout, a connection closed
+ * mid-answer): Yunxin may have notified the receivers. Its receivers end `unknown`.
+ */
+export interface AnswerLostOutcome {
+  kind: 'answer_lost';
+  reason: string;
+  retry: RetryVerdict;
+}
+
 /** What became of one batch call. */
-export type Outcome = DeliveredOutcome | PartialFailureOutcome | RejectedOutcome | TransportOutcome;
+export type Outcome = DeliveredOutcome | PartialFailureOutcome | RejectedOutcome | TransportOutcome | AnswerLostOutcome;
 
 /** One call's share of a report. A {@link BatchRequest} with an `outcome` is one. */
 export interface ReportPart {
@@ -246,6 +259,17 @@ export interface Failure {
   retryable: boolean;
 }
 
+/**
+ * A receiver whose fate is unknown: its call went out and the answer was lost, so Yunxin
+ * may have notified it. Sending again with the same trace id (the same `eventId`) is
+ * safe: Yunxin drops a call it has already processed.
+ */
+export interface Unknown {
+  account_id: AccountId;
+  /** What happened, e.g. `request sent, answer lost: no answer within 10000 ms`. */
+  reason: string;
+}
+
 /** A receiver whose call was never sent. */
 export interface NotAttempted {
   account_id: AccountId;
@@ -256,8 +280,12 @@ export interface NotAttempted {
 export interface Report {
   delivered: AccountId[];
   failed: Failure[];
+  unknown: Unknown[];
   not_attempted: NotAttempted[];
-  /** Present when some failure is retryable: the least time to wait, in seconds. */
+  /**
+   * Present when some failure is retryable or some receiver unknown: the least time to
+   * wait before sending them again, in seconds.
+   */
   retry_after_secs?: number;
 }
 
@@ -277,31 +305,104 @@ export interface FetchInit {
 export interface FetchResponse {
   readonly status: number;
   text(): Promise<string>;
+  /** `Retry-After` is read from here when present. */
+  readonly headers?: { get(name: string): string | null } | undefined;
 }
 
 /** A `fetch`: the runtime's global one fits. */
 export type FetchFunction = (url: string, init: FetchInit) => Promise<FetchResponse>;
 
-/** Options of {@link send}. */
-export interface SendOptions {
+/** Options of a {@link Delivery}: planning and the retry policy. */
+export interface DeliveryOptions {
   /** Yunxin's base URL; {@link DEFAULT_BASE_URL} by default. */
   baseUrl?: string | undefined;
   /** See {@link BuildOptions.eventId}. */
   eventId?: string | undefined;
   /** See {@link BuildOptions.maxReceivers}. */
   maxReceivers?: number | undefined;
+  /**
+   * Further attempts of a call after a retryable failure (default 2), follow-up calls
+   * for receivers a partial failure named retryable included.
+   */
+  retries?: number | undefined;
+  /** Wait before the first retry, doubled for each further one (default 200 ms; at most 2^31 - 1). */
+  retryDelayMs?: number | undefined;
+  /**
+   * The longest wait for a retry (default: the longest wait of the schedule; at most
+   * 2^31 - 1). A retry that needs longer (a 416's minute, a longer `Retry-After`) is
+   * not made: its receivers end failed, retryable, with `retry_after_secs`.
+   */
+  maxWaitMs?: number | undefined;
+}
+
+/** Options of {@link send}. Any other name is refused (code `invalid`). */
+export interface SendOptions extends DeliveryOptions {
   /** The fetch to use; the runtime's global `fetch` by default. */
   fetch?: FetchFunction | undefined;
-  /** Further attempts of a call after a retryable failure (default 2). */
-  retries?: number | undefined;
-  /** Wait before the first retry, doubled for each further one (default 200 ms). */
-  retryDelayMs?: number | undefined;
-  /** Time allowed for each attempt, answer body included (default 10000 ms). */
+  /** Time allowed for each attempt, answer body included (default 10000 ms; at most 2^31 - 1). */
   timeoutMs?: number | undefined;
   /** Calls in flight at once (default 6). */
   concurrency?: number | undefined;
-  /** Stops sending: calls not started yet are reported as `not_attempted`. */
+  /**
+   * Stops sending: calls not started yet are reported as `not_attempted`, calls in
+   * flight as `unknown`.
+   */
   signal?: AbortSignal | undefined;
+}
+
+// ---------------------------------------------------------------------------
+// Delivery: the core's retry rules, for any transport
+// ---------------------------------------------------------------------------
+
+/** One request a {@link Delivery} asks to send: a {@link BatchRequest} signed just now. */
+export type AttemptRequest = BatchRequest;
+
+/** What a {@link Delivery} asks for next. */
+export type DeliveryAction =
+  | {
+      action: 'send';
+      /** Pass it back to {@link Delivery.record} with the outcome. */
+      id: string;
+      request: AttemptRequest;
+    }
+  | {
+      action: 'wait';
+      /** When to poll again (UNIX ms); `null`: once an attempt in flight is recorded. */
+      untilMs: number | null;
+    }
+  | { action: 'done'; report: Report };
+
+/** What a {@link Delivery} made of a recorded outcome. */
+export type Recorded =
+  | { recorded: 'retry'; at_ms: number }
+  | {
+      recorded: 'done';
+      /** Whether receivers were left failed (retryable) or unknown. */
+      gave_up: boolean;
+    }
+  /** Not the attempt in flight (a late or duplicate report): ignored. */
+  | { recorded: 'stale' };
+
+/**
+ * One notification's delivery to all its receivers: the state machine {@link send}
+ * drives, for callers with their own transport. It holds every retry rule; the caller
+ * sends what {@link poll} says and {@link record}s what became of it. Holds WebAssembly
+ * memory: call {@link free} when done.
+ */
+export declare class Delivery {
+  /** Validates and plans the notification (throws {@link YunxinError}); nothing is sent yet. */
+  constructor(credentials: Credentials, notification: BatchNotification, options?: DeliveryOptions);
+  /** What to do next; poll again after a `send` to start more attempts at once. */
+  poll(nowMs?: number): DeliveryAction;
+  /**
+   * What became of attempt `id`: an {@link Outcome} (from {@link classifyResponse},
+   * {@link transportFailure} or {@link answerLost}) and the answer's `Retry-After` in seconds.
+   */
+  record(id: string, outcome: Outcome, retryAfterSecs?: number | null, nowMs?: number): Recorded;
+  /** The report so far: attempts in flight or with a lost answer are `unknown`. */
+  report(): Report;
+  /** Frees the WebAssembly memory; the delivery cannot be used afterwards. */
+  free(): void;
 }
 
 // ---------------------------------------------------------------------------
@@ -330,9 +431,12 @@ export interface VerifyCallbackOptions {
 
 /**
  * `missing`, `too_long`, `too_few`, `too_many`, `invalid`, `json`: the input breaks a
- * documented limit or has the wrong type. `response`: Yunxin's answer is not its JSON.
- * `callback`: a callback failed verification. `unsupported`: the runtime lacks `fetch`
- * or `crypto.getRandomValues`. `internal`: a bug in this package.
+ * documented limit or has the wrong type (`invalid` also for an unknown option name).
+ * `invalid_schema`: the notification has a value of the wrong type or an unknown field
+ * (`field` is its JSON path, e.g. `receiver_ids[3]`); `malformed_json`: it is not JSON.
+ * `response`: Yunxin's answer is not its JSON. `callback`: a callback failed
+ * verification. `unsupported`: the runtime lacks `fetch`, or its random source
+ * (`crypto.getRandomValues`) fails. `internal`: a bug in this package.
  */
 export type YunxinErrorCode =
   | 'missing'
@@ -340,6 +444,8 @@ export type YunxinErrorCode =
   | 'too_few'
   | 'too_many'
   | 'invalid'
+  | 'invalid_schema'
+  | 'malformed_json'
   | 'json'
   | 'response'
   | 'callback'
@@ -427,15 +533,26 @@ export declare function parseBatchResponse(json: string | ArrayBuffer | ArrayBuf
 /** What became of one call, from its HTTP status and body, with the retry verdict. */
 export declare function classifyResponse(status: number, body?: string | ArrayBuffer | ArrayBufferView): Outcome;
 
-/** The outcome of a call without a Yunxin answer: network error, timeout, error page. */
+/**
+ * The outcome of a call without a Yunxin answer that was not processed as far as the
+ * caller can tell: connection refused, no such host, an HTTP error page.
+ */
 export declare function transportFailure(reason: string, httpStatus?: number | null): TransportOutcome;
+
+/**
+ * The outcome of a call whose request went out and whose answer was lost (a timeout, a
+ * connection closed mid-answer): its receivers end `unknown`.
+ */
+export declare function answerLost(reason: string): AnswerLostOutcome;
 
 /** One report in which every receiver of every part appears exactly once. */
 export declare function mergeReport(parts: readonly ReportPart[]): Report;
 
 /**
  * Sends a notification to any number of receivers and resolves to the per-receiver
- * report. Rejects only for invalid input; upstream failures are in the report.
+ * report: a {@link Delivery} driven over `fetch`, so every retry rule is the core's.
+ * Rejects only for invalid input (an unknown option name included) or a runtime without
+ * `fetch` or randomness; upstream failures are in the report.
  */
 export declare function send(
   credentials: Credentials,

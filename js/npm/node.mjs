@@ -6,8 +6,10 @@ import api from './node.cjs';
 export const {
   BATCH_PATH,
   DEFAULT_BASE_URL,
+  Delivery,
   MAX_RECEIVERS_PER_REQUEST,
   YunxinError,
+  answerLost,
   buildBatchRequests,
   checksum,
   classifyResponse,

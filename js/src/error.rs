@@ -5,7 +5,9 @@
 //! and [`limit`](yunxin_edge::Error::limit). The package's wrapper re-creates
 //! it as an instance of its exported `YunxinError` class so that `instanceof`
 //! works; the raw export already throws something a caller can read.
-//! Messages come from the core, which never puts a secret in one.
+//! Messages come from the core, which never puts a secret in one. A failing
+//! random source is the core's [`Random`](yunxin_edge::Error::Random) error,
+//! code `unsupported`, like any other.
 
 use js_sys::Reflect;
 use wasm_bindgen::JsValue;
@@ -21,12 +23,6 @@ pub fn js_error(error: &yunxin_edge::Error) -> JsValue {
         error.field(),
         error.limit(),
     )
-}
-
-/// The JS error for a runtime without a usable `crypto.getRandomValues`, the
-/// one failure that is not about the caller's input.
-pub fn unsupported_runtime(message: &str) -> JsValue {
-    build(message, "unsupported", None, None)
 }
 
 fn build(message: &str, code: &str, field: Option<&str>, limit: Option<usize>) -> JsValue {

@@ -7,38 +7,7 @@ use js_sys::{ArrayBuffer, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use yunxin_edge::{Credentials, Error};
 
-use crate::error::{JsResult, js_error, unsupported_runtime};
-
-/// Fails with an `unsupported` error unless `crypto.getRandomValues` works.
-///
-/// The core draws nonces and trace ids from it and treats a failure as fatal
-/// (a panic, i.e. a wasm trap). It is missing in some embedded runtimes and
-/// refused in a Cloudflare Worker's global scope, so it is tried on one byte
-/// before any call that needs randomness — until it has worked once: a
-/// source that worked keeps working (a Worker's global scope runs only
-/// before its first handler), and the probe costs more than the signing.
-pub fn ensure_random_source() -> JsResult<()> {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    static WORKED: AtomicBool = AtomicBool::new(false);
-    if WORKED.load(Ordering::Relaxed) {
-        return Ok(());
-    }
-    let works = Reflect::get(&js_sys::global(), &JsValue::from_str("crypto"))
-        .and_then(|crypto| {
-            let get_random_values = Reflect::get(&crypto, &JsValue::from_str("getRandomValues"))?;
-            let get_random_values = get_random_values.dyn_into::<js_sys::Function>()?;
-            get_random_values.call1(&crypto, &Uint8Array::new_with_length(1))
-        })
-        .is_ok();
-    if works {
-        WORKED.store(true, Ordering::Relaxed);
-        Ok(())
-    } else {
-        Err(unsupported_runtime(
-            "this runtime has no usable crypto.getRandomValues (in a Cloudflare Worker, call from a handler, not at global scope)",
-        ))
-    }
-}
+use crate::error::{JsResult, js_error};
 
 /// A required string.
 pub fn string(value: &JsValue, field: &str) -> JsResult<String> {
@@ -89,6 +58,36 @@ pub fn http_status(value: &JsValue, field: &str) -> JsResult<u16> {
         .filter(|status| *status <= 999)
         .map(|status| status as u16)
         .ok_or_else(|| wrong_type(field, "must be an HTTP status code", value))
+}
+
+/// An optional whole number of at least 0 (`undefined` and `null`: `None`).
+pub fn optional_whole(value: &JsValue, field: &str) -> JsResult<Option<u64>> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    safe_integer(value)
+        .map(Some)
+        .ok_or_else(|| wrong_type(field, "must be a non-negative whole number", value))
+}
+
+/// An optional point in time given as a number of milliseconds since 1970
+/// (`undefined` and `null`: `None`). Only a number: the methods of a
+/// delivery read nothing that could run the caller's code.
+pub fn optional_millis(value: &JsValue, field: &str) -> JsResult<Option<u64>> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    value
+        .as_f64()
+        .and_then(non_negative_whole)
+        .map(Some)
+        .ok_or_else(|| {
+            wrong_type(
+                field,
+                "must be milliseconds since 1970 (a non-negative number)",
+                value,
+            )
+        })
 }
 
 /// `{ appKey, appSecret }`, both non-empty strings.
@@ -206,16 +205,22 @@ impl Fields {
         })
     }
 
-    /// A header of a Yunxin callback; a missing one fails the verification
-    /// (code `callback`) rather than the input check, so that a caller can
-    /// treat every unverifiable callback alike.
-    pub fn callback_header(&self, key: &str, header: &str) -> JsResult<String> {
-        match self.string(key)? {
-            Some(value) if !value.is_empty() => Ok(value),
-            _ => Err(js_error(&Error::Callback {
-                reason: format!("the {header} header is missing").into(),
-            })),
+    /// An optional whole number that fits in a `u32`.
+    pub fn small_integer(&self, key: &str) -> JsResult<Option<u32>> {
+        let value = self.get(key);
+        if value.is_undefined() || value.is_null() {
+            return Ok(None);
         }
+        safe_integer(&value)
+            .and_then(|n| u32::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                wrong_type(
+                    &self.field(key),
+                    "must be a whole number from 0 to 4294967295",
+                    &value,
+                )
+            })
     }
 
     fn get(&self, key: &str) -> JsValue {

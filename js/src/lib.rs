@@ -3,8 +3,10 @@
 //!
 //! The package's hand-written JavaScript (`js/npm/api.js`) loads this module,
 //! wraps every export and adds the I/O the core leaves out (`fetch`,
-//! timeouts, retries). This crate only converts between JavaScript and the
-//! core's types, under four rules:
+//! timeouts, concurrency, sleeping). Retries are not I/O: `send()` drives the
+//! core's delivery state machine through [`delivery::DeliveryDriver`], so
+//! every retry rule is the core's. This crate only converts between
+//! JavaScript and the core's types, under four rules:
 //!
 //! - **Documents travel as JSON text.** The notification, a stored request,
 //!   report parts and results are JSON data by nature; the wrapper
@@ -19,9 +21,10 @@
 //! - **Every export returns `Result`**, and every error is a JS `Error` with
 //!   the `code`, `field` and `limit` of [`yunxin_edge::Error`] (see [`error`]);
 //!   the wrapper turns it into its `YunxinError` class.
-//! - **Nothing may panic.** A panic is a wasm `unreachable` trap. The one panic
-//!   the core can reach, a failing random source, is ruled out before each
-//!   call that draws random numbers ([`input::ensure_random_source`]).
+//! - **Nothing may panic.** A panic is a wasm `unreachable` trap. A failing
+//!   random source is an error of the core like any other (code
+//!   `unsupported`), and only signing and random trace ids draw randomness:
+//!   validation never does.
 //!
 //! Names are camelCase for what this adapter defines (options, requests) and
 //! snake_case for what mirrors Yunxin's JSON or the core's report.
@@ -29,20 +32,21 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod delivery;
 pub mod document;
 pub mod error;
 pub mod input;
-pub mod notification;
 pub mod output;
 
 use wasm_bindgen::prelude::*;
 use yunxin_edge::{
-    AccountId, BATCH_PATH, BatchResponse, CallbackHeaders, CurTime, DEFAULT_CALLBACK_TOLERANCE_MS,
-    Endpoint, Nonce, Outcome, Plan, PlanOptions, PlannedRequest, Report, TraceId, verify_callback,
+    AccountId, BATCH_PATH, BatchNotification, BatchResponse, CallbackHeaders, CurTime,
+    DEFAULT_CALLBACK_TOLERANCE_MS, Endpoint, Nonce, Outcome, Plan, PlanOptions, Report,
+    SignedRequest, TraceId, verify_callback,
 };
 
 use crate::error::{JsResult, js_error};
-use crate::input::{Fields, ensure_random_source};
+use crate::input::Fields;
 use crate::output::{HeaderMap, RequestShape, Validated, to_json, with_retry};
 
 /// `checksum(appSecret, nonce, curTime)`: lowercase hex
@@ -94,7 +98,8 @@ pub fn sign_headers(credentials: JsValue, options: JsValue) -> JsResult<String> 
 /// Returns a JSON array of `{ index, url, method, headers, body, traceId,
 /// receiverIds }`; each can be passed to `fetch(request.url, request)` as it
 /// is. With `eventId` the trace ids are derived from it, so planning the same
-/// event again yields the same trace ids and Yunxin de-duplicates the calls.
+/// event again yields the same trace ids and Yunxin de-duplicates the calls;
+/// they are the trace ids `send()` gives each call's first attempt.
 #[wasm_bindgen(js_name = buildBatchRequests)]
 pub fn build_batch_requests(
     credentials: JsValue,
@@ -102,26 +107,41 @@ pub fn build_batch_requests(
     options: JsValue,
 ) -> JsResult<String> {
     let credentials = input::credentials(&credentials)?;
-    let notification = notification::from_json(&document::text(&notification, "notification")?)
-        .map_err(|e| js_error(&e))?;
+    let notification = read_notification(&notification)?;
     let options = Fields::options(options)?;
     let endpoint = endpoint(options.string("baseUrl")?)?;
-    let plan_options = PlanOptions {
-        event_id: options.non_empty_string("eventId")?,
-        max_receivers: options.positive_integer("maxReceivers")?,
-    };
+    let plan_options = plan_options(&options, options.non_empty_string("eventId")?)?;
     let now = options.millis("now")?;
 
-    // Nonces are always random; trace ids too unless derived from an event id.
-    ensure_random_source()?;
     let plan = Plan::new(&notification, &plan_options).map_err(|e| js_error(&e))?;
-    let requests: Vec<RequestShape> = plan
+    // The trace ids of the core's delivery: derived from the event id, or
+    // from one random id (a failing random source throws `unsupported`).
+    let seed = match plan.event_id() {
+        Some(event_id) => event_id.to_owned(),
+        None => TraceId::random().map_err(|e| js_error(&e))?.to_string(),
+    };
+    let signed = plan
         .requests()
         .iter()
         .map(|planned| {
-            let signed = planned.sign_at(&credentials, &endpoint, cur_time(now), Nonce::random());
-            RequestShape::new(planned, signed)
+            let trace_id = TraceId::derived(&seed, planned.index, 0);
+            let nonce = Nonce::random().map_err(|e| js_error(&e))?;
+            let body = planned.body.clone();
+            Ok(SignedRequest::at(
+                &credentials,
+                &endpoint,
+                trace_id,
+                body,
+                cur_time(now),
+                nonce,
+            ))
         })
+        .collect::<JsResult<Vec<_>>>()?;
+    let requests: Vec<RequestShape> = plan
+        .requests()
+        .iter()
+        .zip(&signed)
+        .map(|(planned, signed)| RequestShape::new(planned.index, signed, &planned.receiver_ids))
         .collect();
     to_json(&requests)
 }
@@ -134,15 +154,10 @@ pub fn build_batch_requests(
 /// de-duplication and the number of calls they need.
 #[wasm_bindgen(js_name = validateNotification)]
 pub fn validate_notification(notification: JsValue, options: JsValue) -> JsResult<String> {
-    let notification = notification::from_json(&document::text(&notification, "notification")?)
-        .map_err(|e| js_error(&e))?;
+    let notification = read_notification(&notification)?;
     let options = Fields::options(options)?;
-    let plan_options = PlanOptions {
-        // A fixed event id derives the (unused) trace ids instead of drawing
-        // random ones, so validation works without a random source.
-        event_id: Some("validate".to_owned()),
-        max_receivers: options.positive_integer("maxReceivers")?,
-    };
+    // No event id and no signing: validation draws no randomness.
+    let plan_options = plan_options(&options, None)?;
     let plan = Plan::new(&notification, &plan_options).map_err(|e| js_error(&e))?;
     let receiver_ids: Vec<&AccountId> = plan.receivers().collect();
     to_json(&Validated {
@@ -178,14 +193,19 @@ pub fn resign_request(
     let now = options.millis("now")?;
     let nonce = nonce(options.string("nonce")?)?;
 
-    let planned = PlannedRequest {
-        index: request.index,
-        trace_id: TraceId::new(request.trace_id),
-        receiver_ids: request.receiver_ids,
-        body: request.body,
-    };
-    let signed = planned.sign_at(&credentials, &endpoint, cur_time(now), nonce);
-    to_json(&RequestShape::new(&planned, signed))
+    let signed = SignedRequest::at(
+        &credentials,
+        &endpoint,
+        TraceId::new(request.trace_id),
+        request.body,
+        cur_time(now),
+        nonce,
+    );
+    to_json(&RequestShape::new(
+        request.index,
+        &signed,
+        &request.receiver_ids,
+    ))
 }
 
 /// `parseBatchResponse(json)`: Yunxin's answer, given as text or bytes,
@@ -213,7 +233,10 @@ pub fn classify_response(status: JsValue, body: JsValue) -> JsResult<String> {
 }
 
 /// `transportFailure(reason, httpStatus?)`: the outcome of a call that got no
-/// Yunxin answer (connection error, timeout, a gateway's error page), as JSON.
+/// Yunxin answer and was not processed as far as the caller can tell (the
+/// connection was refused, the name did not resolve, a gateway's error
+/// page), as JSON. A request that went out and lost its answer is
+/// [`answer_lost`] instead.
 #[wasm_bindgen(js_name = transportFailure)]
 pub fn transport_failure(reason: JsValue, http_status: JsValue) -> JsResult<String> {
     let reason = input::string(&reason, "reason")?;
@@ -228,9 +251,19 @@ pub fn transport_failure(reason: JsValue, http_status: JsValue) -> JsResult<Stri
     }))
 }
 
+/// `answerLost(reason)`: the outcome of a call whose request went out and
+/// whose answer was lost (a timeout, a connection closed mid-answer), as
+/// JSON. Its receivers end `unknown`: Yunxin may have notified them.
+#[wasm_bindgen(js_name = answerLost)]
+pub fn answer_lost(reason: JsValue) -> JsResult<String> {
+    let reason = input::string(&reason, "reason")?;
+    to_json(&with_retry(Outcome::answer_lost(reason)))
+}
+
 /// `mergeReport(partsJson)`: one report from `[{ receiverIds, outcome }]`,
 /// one part per call (`outcome` absent or `null`: never sent), as JSON. Every
-/// receiver appears exactly once: in `delivered`, `failed` or `not_attempted`.
+/// receiver appears exactly once: in `delivered`, `failed`, `unknown` or
+/// `not_attempted`.
 ///
 /// Requests from [`build_batch_requests`] are valid parts once they carry an
 /// `outcome`, so `requests.map((r, i) => ({ ...r, outcome: outcomes[i] }))` works.
@@ -262,10 +295,12 @@ pub fn verify_callback_js(
 ) -> JsResult<()> {
     let credentials = input::credentials(&credentials)?;
     let headers = Fields::object(headers, "headers")?;
-    let app_key = headers.callback_header("appKey", "AppKey")?;
-    let cur_time = headers.callback_header("curTime", "CurTime")?;
-    let md5 = headers.callback_header("md5", "MD5")?;
-    let checksum = headers.callback_header("checkSum", "CheckSum")?;
+    // An absent header reads as empty, which the core reports as missing
+    // (code `callback`), so that every unverifiable callback fails alike.
+    let app_key = headers.string("appKey")?.unwrap_or_default();
+    let cur_time = headers.string("curTime")?.unwrap_or_default();
+    let md5 = headers.string("md5")?.unwrap_or_default();
+    let checksum = headers.string("checkSum")?.unwrap_or_default();
     let body = input::bytes(&body, "body")?;
     let options = Fields::options(options)?;
     let now_ms = options
@@ -292,16 +327,30 @@ fn cur_time(now_ms: Option<u64>) -> CurTime {
 /// The given nonce, checked against Yunxin's limit, or a random one.
 fn nonce(given: Option<String>) -> JsResult<Nonce> {
     match given {
-        Some(nonce) => Nonce::new(nonce).map_err(|e| js_error(&e)),
-        None => {
-            ensure_random_source()?;
-            Ok(Nonce::random())
-        }
+        Some(nonce) => Nonce::new(nonce),
+        None => Nonce::random(),
     }
+    .map_err(|e| js_error(&e))
+}
+
+/// The notification from its JSON text, read by the core's one parser: a
+/// wrong type or an unknown field is named by its JSON path
+/// (`receiver_ids[3]`, code `invalid_schema`), `null` fields are absent.
+pub(crate) fn read_notification(value: &JsValue) -> JsResult<BatchNotification> {
+    let text = document::text(value, "notification")?;
+    BatchNotification::from_json(text).map_err(|e| js_error(&e))
+}
+
+/// Planning options: `maxReceivers` from `options`, and the event id.
+pub(crate) fn plan_options(options: &Fields, event_id: Option<String>) -> JsResult<PlanOptions> {
+    let mut plan_options = PlanOptions::default();
+    plan_options.event_id = event_id;
+    plan_options.max_receivers = options.positive_integer("maxReceivers")?;
+    Ok(plan_options)
 }
 
 /// The endpoint for an optional base URL (Yunxin's mainland default without one).
-fn endpoint(base_url: Option<String>) -> JsResult<Endpoint> {
+pub(crate) fn endpoint(base_url: Option<String>) -> JsResult<Endpoint> {
     match base_url {
         Some(base_url) => Endpoint::new(&base_url).map_err(|e| js_error(&e)),
         None => Ok(Endpoint::default()),

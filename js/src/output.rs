@@ -7,9 +7,7 @@
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use yunxin_edge::{
-    AccountId, FailedReceiver, Outcome, PlannedRequest, RetryVerdict, SignedRequest,
-};
+use yunxin_edge::{AccountId, FailedReceiver, Outcome, Report, RetryVerdict, SignedRequest};
 
 use crate::error::{JsResult, js_error};
 
@@ -51,10 +49,9 @@ pub struct RequestShape<'a> {
     /// Always `POST`.
     pub method: &'static str,
     /// The full URL.
-    pub url: String,
+    pub url: &'a str,
     /// Signature, trace id and content type.
-    #[serde(serialize_with = "header_map")]
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: HeaderMap<'a>,
     /// The JSON body.
     pub body: &'a str,
     /// The `X-custom-traceid`, kept on every retry.
@@ -64,25 +61,18 @@ pub struct RequestShape<'a> {
 }
 
 impl<'a> RequestShape<'a> {
-    /// The shape of a planned call, signed as `signed`.
-    pub fn new(planned: &'a PlannedRequest, signed: SignedRequest) -> Self {
+    /// The shape of call `index` to `receiver_ids`, signed as `signed`.
+    pub fn new(index: usize, signed: &'a SignedRequest, receiver_ids: &'a [AccountId]) -> Self {
         RequestShape {
-            index: planned.index,
+            index,
             method: signed.method,
-            url: signed.url,
-            headers: signed.headers,
-            body: &planned.body,
-            trace_id: planned.trace_id.as_str(),
-            receiver_ids: &planned.receiver_ids,
+            url: &signed.url,
+            headers: HeaderMap(&signed.headers),
+            body: &signed.body,
+            trace_id: signed.trace_id.as_str(),
+            receiver_ids,
         }
     }
-}
-
-fn header_map<S: Serializer>(
-    headers: &[(&'static str, String)],
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    HeaderMap(headers).serialize(serializer)
 }
 
 /// What `validateNotification` returns.
@@ -93,6 +83,31 @@ pub struct Validated<'a> {
     pub receiver_ids: Vec<&'a AccountId>,
     /// How many batch calls they need.
     pub request_count: usize,
+}
+
+/// What `DeliveryDriver.poll` returns, tagged by `action`.
+#[derive(Serialize)]
+#[serde(tag = "action", rename_all = "lowercase")]
+pub enum PollShape<'a> {
+    /// Send this request, then record its outcome under `id`.
+    Send {
+        /// The attempt's receipt, opaque to JavaScript.
+        id: String,
+        /// The signed request.
+        request: RequestShape<'a>,
+    },
+    /// Nothing to send before `untilMs` (`null`: before an attempt in
+    /// flight is recorded).
+    Wait {
+        /// When to poll again, UNIX milliseconds.
+        #[serde(rename = "untilMs")]
+        until_ms: Option<u64>,
+    },
+    /// Every receiver has its final result.
+    Done {
+        /// The per-receiver report.
+        report: Report,
+    },
 }
 
 /// The fields of every kind of outcome; which are required depends on `kind`.
@@ -112,9 +127,9 @@ struct OutcomeFields {
 
 /// Reads an [`Outcome`] in its serialised form, as `classifyResponse`
 /// returns it (its `retry` verdict is ignored: the report judges each
-/// receiver itself). Not a derived `Deserialize`: serde's internally tagged
-/// enums buffer the input generically, which costs more code than the rest
-/// of this crate together.
+/// receiver itself). Not the core's derived `Deserialize`: serde's
+/// internally tagged enums buffer the input generically, which costs more
+/// code than the rest of this crate together.
 pub fn outcome_from_value(value: &Value, field: &str) -> Result<Outcome, yunxin_edge::Error> {
     let invalid = |reason, value| yunxin_edge::Error::Invalid {
         field: field.to_owned().into(),
@@ -142,12 +157,13 @@ pub fn outcome_from_value(value: &Value, field: &str) -> Result<Outcome, yunxin_
             http_status: f.http_status,
             reason: f.reason,
         }),
+        (Some("answer_lost"), f) => Ok(Outcome::answer_lost(f.reason)),
         (Some("rejected"), _) => Err(invalid(
             "a rejected outcome needs a code",
             "none".to_owned(),
         )),
         (kind, _) => Err(invalid(
-            "needs kind delivered, partial_failure, rejected or transport",
+            "needs kind delivered, partial_failure, rejected, transport or answer_lost",
             kind.unwrap_or("none").to_owned(),
         )),
     }
@@ -167,5 +183,43 @@ pub fn with_retry(outcome: Outcome) -> OutcomeWithRetry {
     OutcomeWithRetry {
         retry: outcome.retry(),
         outcome,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn every_outcome_kind_reads_back() {
+        let lost = outcome_from_value(&json!({"kind": "answer_lost", "reason": "r"}), "o").unwrap();
+        assert_eq!(lost, Outcome::answer_lost("r"));
+        let transport = json!({"kind": "transport", "http_status": 502, "reason": "bad"});
+        assert!(matches!(
+            outcome_from_value(&transport, "o").unwrap(),
+            Outcome::Transport {
+                http_status: Some(502),
+                ..
+            }
+        ));
+        let rejected = json!({"kind": "rejected", "msg": "m"});
+        assert_eq!(
+            outcome_from_value(&rejected, "o").unwrap_err().field(),
+            Some("o")
+        );
+        let unknown = outcome_from_value(&json!({"kind": "maybe"}), "o").unwrap_err();
+        assert!(unknown.to_string().contains("answer_lost"), "{unknown}");
+    }
+
+    #[test]
+    fn a_serialised_outcome_reads_back_as_itself() {
+        let outcome = Outcome::from_http(
+            200,
+            br#"{"code":200,"data":{"failed_list":[{"account_id":"b","error_code":102503,"error_msg":"busy"}]}}"#,
+        );
+        let value = serde_json::to_value(with_retry(outcome.clone())).unwrap();
+        assert_eq!(outcome_from_value(&value, "o").unwrap(), outcome);
     }
 }

@@ -11,7 +11,9 @@ import { linkPackage } from '../test-support/package.mjs';
 linkPackage();
 const yunxin = await import('yunxin-edge');
 const {
+  Delivery,
   YunxinError,
+  answerLost,
   buildBatchRequests,
   checksum,
   classifyResponse,
@@ -118,8 +120,8 @@ test('validation errors carry code, field and limit', () => {
     [notification({ receiver_ids: [] }), 'too_few', 'receiver_ids', 1],
     [notification({ receiver_ids: ['ok', 'x'.repeat(33)] }), 'too_long', 'receiver_ids[1]', 32],
     [notification({ receiver_ids: ['has space'] }), 'invalid', 'receiver_ids[0]', undefined],
-    [notification({ receiver_ids: ['ok', 7] }), 'invalid', 'receiver_ids[1]', undefined],
-    [notification({ receiver_ids: 'alice' }), 'invalid', 'receiver_ids', undefined],
+    [notification({ receiver_ids: ['ok', 7] }), 'invalid_schema', 'receiver_ids[1]', undefined],
+    [notification({ receiver_ids: 'alice' }), 'invalid_schema', 'receiver_ids', undefined],
     [notification({ sender_id: '' }), 'missing', 'sender_id', undefined],
     [notification({ sender_id: undefined }), 'missing', 'sender_id', undefined],
     [notification({ sound: 's'.repeat(31) }), 'too_long', 'sound', 30],
@@ -127,10 +129,10 @@ test('validation errors carry code, field and limit', () => {
     [notification({ push_config: { push_payload: 'p'.repeat(2049) } }), 'too_long', 'push_config.push_payload', 2048],
     [notification({ push_config: { push_forcepush_content: '推'.repeat(501) } }), 'too_long', 'push_config.push_forcepush_content', 500],
     [notification({ push_config: { push_forcepush_ids: receivers(101) } }), 'too_many', 'push_config.push_forcepush_ids', 100],
-    [notification({ push_config: { push_enabled: 'yes' } }), 'invalid', 'push_config.push_enabled', undefined],
-    [notification({ notification_config: { high_priority: 1.5 } }), 'invalid', 'notification_config.high_priority', undefined],
-    [notification({ recevier_ids: ['typo'] }), 'invalid', 'recevier_ids', undefined],
-    [notification({ route_config: { route_env: 'x' } }), 'invalid', 'route_config.route_env', undefined],
+    [notification({ push_config: { push_enabled: 'yes' } }), 'invalid_schema', 'push_config.push_enabled', undefined],
+    [notification({ notification_config: { high_priority: 1.5 } }), 'invalid_schema', 'notification_config.high_priority', undefined],
+    [notification({ recevier_ids: ['typo'] }), 'invalid_schema', 'recevier_ids', undefined],
+    [notification({ route_config: { route_env: 'x' } }), 'invalid_schema', 'route_config.route_env', undefined],
   ];
   for (const [input, code, field, limit] of cases) {
     assertYunxinError(() => buildBatchRequests(credentials, input), { code, field, limit });
@@ -196,6 +198,22 @@ test('no input makes the WebAssembly trap: every call returns or throws a Yunxin
     (v) => mergeReport([{ receiverIds: ['a'], outcome: v }]),
     (v) => verifyYunxinCallback(credentials, v, v, v),
     (v) => verifyYunxinCallback(v, { AppKey: 'k' }, '{}'),
+    (v) => answerLost(v),
+    (v) => new Delivery(credentials, v, v).free(),
+    (v) => new Delivery(v, notification()).free(),
+    (v) => new Delivery(credentials, notification(), { baseUrl: v, eventId: v, maxReceivers: v, retries: v, retryDelayMs: v, maxWaitMs: v }).free(),
+    (v) => {
+      const delivery = new Delivery(credentials, notification());
+      try {
+        delivery.poll(v);
+        const { id } = delivery.poll(0);
+        delivery.record(v, v, v, v);
+        delivery.record(id, v);
+        delivery.record(id, { kind: 'delivered' }, v, v);
+      } finally {
+        delivery.free();
+      }
+    },
   ];
   for (const call of calls) {
     for (const [i, value] of weird.entries()) {
@@ -209,6 +227,26 @@ test('no input makes the WebAssembly trap: every call returns or throws a Yunxin
   }
   // And the instance is still healthy afterwards.
   assert.equal(checksum('secret', 'abc', '1443592222'), '6461e65304e590d2268093aa1d290482274995b9');
+});
+
+test('the notification is read by the core: JSON paths, null as absent, an object at the top', () => {
+  const cases = [
+    [notification({ receiver_ids: ['a', null] }), 'invalid_schema', 'receiver_ids[1]'],
+    [notification({ push_config: { push_forcepush_ids: ['a', 'b', true] } }), 'invalid_schema', 'push_config.push_forcepush_ids[2]'],
+    [notification({ notification_config: { bogus: 1 } }), 'invalid_schema', 'notification_config.bogus'],
+    [['ops-bot', ['alice'], 'hi'], 'invalid_schema', '.'],
+    ['just text', 'invalid_schema', '.'],
+    [notification({ content: null }), 'missing', 'content'],
+  ];
+  for (const [input, code, field] of cases) {
+    const error = assertYunxinError(() => validateNotification(input), { code, field, limit: undefined });
+    if (code === 'invalid_schema') assert.match(error.message, /does not match the notification schema/);
+    assertYunxinError(() => buildBatchRequests(credentials, input), { code, field, limit: undefined });
+    assertYunxinError(() => new Delivery(credentials, input), { code, field, limit: undefined });
+  }
+  // Nulls count as absent in the settings objects too, and nothing is sent for them.
+  const { requestCount } = validateNotification(notification({ sound: null, push_config: { push_content: null } }));
+  assert.equal(requestCount, 1);
 });
 
 test('1,201 receivers become 3 signed requests of 500, 500 and 201', () => {
@@ -340,6 +378,7 @@ test('mergeReport names every receiver exactly once', () => {
       { account_id: 'b1', error_code: 416, error_msg: 'frequency control', retryable: true },
       { account_id: 'c1', error_code: 0, error_msg: 'no answer', retryable: true },
     ],
+    unknown: [],
     not_attempted: [
       { account_id: 'd1', reason: 'not sent' },
       { account_id: 'e1', reason: 'not sent' },
@@ -348,12 +387,91 @@ test('mergeReport names every receiver exactly once', () => {
   });
   // Outcomes survive JSON too.
   assert.deepEqual(mergeReport(JSON.parse(JSON.stringify(parts))), report);
-  assert.deepEqual(mergeReport([]), { delivered: [], failed: [], not_attempted: [] });
+  assert.deepEqual(mergeReport([]), { delivered: [], failed: [], unknown: [], not_attempted: [] });
   assertYunxinError(() => mergeReport([{ receiverIds: ['x'], outcome: { kind: 'maybe' } }]), {
     code: 'invalid',
     field: 'parts[0].outcome',
   });
   assertYunxinError(() => mergeReport([{ outcome: null }]), { code: 'missing', field: 'parts[0].receiverIds' });
+});
+
+test('answerLost: a request that went out without an answer leaves its receivers unknown', () => {
+  const lost = answerLost('no answer within 10000 ms');
+  assert.deepEqual(lost, { kind: 'answer_lost', reason: 'no answer within 10000 ms', retry: { verdict: 'retry', min_delay_secs: 0 } });
+  const report = mergeReport([
+    { receiverIds: ['a'], outcome: lost },
+    { receiverIds: ['b'], outcome: transportFailure('connect ECONNREFUSED') },
+  ]);
+  assert.deepEqual(report, {
+    delivered: [],
+    failed: [{ account_id: 'b', error_code: 0, error_msg: 'connect ECONNREFUSED', retryable: true }],
+    unknown: [{ account_id: 'a', reason: 'request sent, answer lost: no answer within 10000 ms' }],
+    not_attempted: [],
+    retry_after_secs: 0,
+  });
+  assertYunxinError(() => answerLost(undefined), { code: 'invalid', field: 'reason' });
+});
+
+test('Delivery: the core decides every retry; the caller only sends and records', () => {
+  const delivery = new Delivery(credentials, notification({ receiver_ids: [...receivers(501), 'ghost'] }), {
+    baseUrl: 'http://127.0.0.1:9',
+    eventId: 'evt-d',
+    retries: 2,
+    retryDelayMs: 100,
+  });
+  try {
+    // Two calls, both due now: poll hands out one attempt each, then says wait for them.
+    const first = delivery.poll(1_000);
+    const second = delivery.poll(1_000);
+    assert.deepEqual([first.action, second.action], ['send', 'send']);
+    assert.deepEqual(delivery.poll(1_000), { action: 'wait', untilMs: null });
+    const { request } = first;
+    assert.equal(request.url, 'http://127.0.0.1:9/im/v2/custom_notification/batch');
+    assert.equal(request.headers['X-custom-traceid'], request.traceId);
+    assert.equal(request.headers.CheckSum, sha1(SECRET + request.headers.Nonce + request.headers.CurTime));
+    assert.deepEqual(request.receiverIds, receivers(500));
+    assert.equal(request.traceId, buildBatchRequests(credentials, notification({ receiver_ids: receivers(501) }), { eventId: 'evt-d' })[0].traceId);
+
+    // The first call: user7 busy (retryable, per receiver), the rest delivered.
+    const busy = { code: 200, data: { failed_list: [{ account_id: 'user7', error_code: 102503, error_msg: 'server busy' }] } };
+    assert.deepEqual(delivery.record(first.id, classifyResponse(200, JSON.stringify(busy)), undefined, 1_010), { recorded: 'retry', at_ms: 1_110 });
+    // The second call: a 503 with Retry-After 120 s, longer than any wait of the schedule.
+    assert.deepEqual(delivery.record(second.id, classifyResponse(503, 'busy'), 120, 1_020), { recorded: 'done', gave_up: true });
+    assert.deepEqual(delivery.record(second.id, classifyResponse(200, '{"code":200}')), { recorded: 'stale' });
+
+    // user7 alone, after the first scheduled wait, under a trace id of its own.
+    assert.deepEqual(delivery.poll(1_050), { action: 'wait', untilMs: 1_110 });
+    const followUp = delivery.poll(1_110);
+    assert.deepEqual(followUp.request.receiverIds, ['user7']);
+    assert.notEqual(followUp.request.traceId, request.traceId);
+    assert.equal(JSON.parse(followUp.request.body).receiver_ids.length, 1);
+    delivery.record(followUp.id, answerLost('connection reset'), undefined, 1_200);
+    // Lost: the same receivers again, same trace id.
+    const again = delivery.poll(1_400);
+    assert.equal(again.request.traceId, followUp.request.traceId);
+    delivery.record(again.id, classifyResponse(200, '{"code":200}'), undefined, 1_500);
+
+    const done = delivery.poll(1_500);
+    assert.equal(done.action, 'done');
+    assert.deepEqual(done.report, delivery.report());
+    assert.equal(done.report.delivered.length, 500);
+    assert.deepEqual(done.report.failed, [
+      { account_id: 'user500', error_code: 503, error_msg: 'HTTP 503 from upstream', retryable: true },
+      { account_id: 'ghost', error_code: 503, error_msg: 'HTTP 503 from upstream', retryable: true },
+    ]);
+    assert.deepEqual(done.report.unknown, []);
+    assert.equal(done.report.retry_after_secs, 120);
+  } finally {
+    delivery.free();
+  }
+  assertYunxinError(() => delivery.poll(), { code: 'invalid' });
+  assertYunxinError(() => new Delivery(credentials, notification(), { retryDelay: 5 }), { code: 'invalid', field: 'retryDelay' });
+  assertYunxinError(() => new Delivery(credentials, notification(), { retries: 2 ** 32 }), { code: 'invalid', field: 'retries' });
+  const unused = new Delivery(credentials, notification());
+  assert.deepEqual(unused.record('0/9', answerLost('x')), { recorded: 'stale' });
+  assertYunxinError(() => unused.record('nope', answerLost('x')), { code: 'invalid', field: 'id' });
+  assertYunxinError(() => unused.record('0/1', { kind: 'maybe' }), { code: 'invalid', field: 'outcome' });
+  unused.free();
 });
 
 test('verifyYunxinCallback accepts a genuine callback in every header style and rejects forgeries', () => {
@@ -377,5 +495,11 @@ test('verifyYunxinCallback accepts a genuine callback in every header style and 
   assert.match(rejected({ ...genuine, AppKey: 'other' }).message, /AppKey/);
   assert.match(rejected(genuine, body, { now: now + 10 * 60 * 1000 }).message, /CurTime/);
   assert.match(rejected({ ...genuine, MD5: undefined }).message, /MD5 header is missing/);
+  // The core's words (CallbackError), empty headers counted as missing.
+  assert.equal(rejected({ ...genuine, AppKey: '' }).message, 'callback rejected: the AppKey header is missing');
+  assert.equal(rejected({ ...genuine, CurTime: 'soon', CheckSum: sha1(SECRET + bodyMd5 + 'soon') }).message,
+    'callback rejected: CurTime is not a whole number of milliseconds');
+  assert.equal(rejected(genuine, body, { now: now + 10 * 60 * 1000 }).message,
+    'callback rejected: CurTime is 601000 ms away from now, more than the tolerated 300000 ms');
   verifyYunxinCallback(credentials, genuine, body, { now: now + 10 * 60 * 1000, toleranceMs: 11 * 60 * 1000 });
 });

@@ -102,7 +102,7 @@ test('examples/js-worker forwards notifications to Yunxin from real workerd', { 
     emu.injectFaults({ kind: 'http502', count: 1 });
     const response = await post({ sender_id: 'ops-bot', receiver_ids: ['alice', 'bob'], content: 'hi' });
     assert.equal(response.status, 200);
-    assert.deepEqual(await response.json(), { delivered: ['alice', 'bob'], failed: [], not_attempted: [] });
+    assert.deepEqual(await response.json(), { delivered: ['alice', 'bob'], failed: [], unknown: [], not_attempted: [] });
     const [first, retry] = emu.requests();
     assert.equal(first.httpStatus, 502);
     assert.equal(retry.traceId, first.traceId);

@@ -96,6 +96,6 @@ test('the README Node example works from the packed tarball installed in an empt
   const { stdout: cjsOut } = await run(process.execPath, ['-e', cjs], { cwd: app, env });
   assert.equal(
     cjsOut.trim(),
-    '{"delivered":["dave"],"failed":[{"account_id":"ghost-1","error_code":102404,"error_msg":"account not exist","retryable":false}],"not_attempted":[]} function',
+    '{"delivered":["dave"],"failed":[{"account_id":"ghost-1","error_code":102404,"error_msg":"account not exist","retryable":false}],"unknown":[],"not_attempted":[]} function',
   );
 });

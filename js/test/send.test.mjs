@@ -22,11 +22,12 @@ async function emulator(t, options = {}) {
   return emu;
 }
 
-// Every receiver of the input exactly once across the three lists.
+// Every receiver of the input exactly once across the four lists.
 function assertEachOnce(report, expected) {
   const named = [
     ...report.delivered,
     ...report.failed.map((f) => f.account_id),
+    ...report.unknown.map((u) => u.account_id),
     ...report.not_attempted.map((n) => n.account_id),
   ];
   assert.deepEqual([...named].sort(), [...expected].sort());
@@ -68,7 +69,7 @@ test('a 502 is retried with the same trace id and a fresh signature, and deliver
   };
   const report = await send(credentials, notification(['alice', 'bob']), { baseUrl: emu.url, retryDelayMs: 10, fetch: recordingFetch });
 
-  assert.deepEqual(report, { delivered: ['alice', 'bob'], failed: [], not_attempted: [] });
+  assert.deepEqual(report, { delivered: ['alice', 'bob'], failed: [], unknown: [], not_attempted: [] });
   const [first, retry] = emu.requests();
   assert.equal(first.httpStatus, 502);
   assert.equal(retry.httpStatus, 200);
@@ -109,11 +110,14 @@ test('retries run out: the receivers are failed and retryable, every attempt wit
   emu.injectFaults({ kind: 'http500', count: 3 });
   const report = await send(credentials, notification(['alice']), { baseUrl: emu.url, retries: 2, retryDelayMs: 1 });
 
+  // The core's words for a call it gave up on, and the wait its next retry would have
+  // needed (the schedule's 2 ms), rounded up to whole seconds.
   assert.deepEqual(report, {
     delivered: [],
-    failed: [{ account_id: 'alice', error_code: 500, error_msg: 'HTTP 500 from upstream', retryable: true }],
+    failed: [{ account_id: 'alice', error_code: 500, error_msg: 'gave up after 3 attempts: HTTP 500 from upstream', retryable: true }],
+    unknown: [],
     not_attempted: [],
-    retry_after_secs: 0,
+    retry_after_secs: 1,
   });
   assert.equal(emu.requests().length, 3);
   assert.equal(new Set(emu.requests().map((r) => r.traceId)).size, 1);
@@ -210,4 +214,158 @@ test('requests from buildBatchRequests go straight to fetch', async (t) => {
     assert.equal(answer.code, 200, answer.msg);
   }
   assert.equal(emu.deliveries().length, 501);
+});
+
+test('receivers a partial failure names retryable go again alone, under a new trace id, once each', async (t) => {
+  const emu = await emulator(t);
+  emu.injectFaults({ kind: 'receiver-code', code: 102503, accounts: ['user3', 'user700'], count: 2 });
+  const ids = [...receivers(1001), 'ghost-1'];
+  const report = await send(credentials, notification(ids), { baseUrl: emu.url, retryDelayMs: 10, eventId: 'evt-rc' });
+
+  assert.equal(report.delivered.length, 1001);
+  assert.deepEqual(report.failed, [{ account_id: 'ghost-1', error_code: 102404, error_msg: 'account not exist', retryable: false }]);
+  assert.deepEqual([report.unknown, report.not_attempted, report.retry_after_secs], [[], [], undefined]);
+  assertEachOnce(report, ids);
+
+  // Every receiver delivered exactly once: the follow-ups carried only user3 and user700.
+  const counts = emu.deliveryCounts();
+  assert.equal(Object.keys(counts).length, 1001);
+  assert.ok(Object.values(counts).every((n) => n === 1));
+  const requests = emu.requests();
+  assert.deepEqual(requests.map((r) => r.receiverCount).sort((a, b) => a - b), [1, 1, 2, 500, 500]);
+  assert.deepEqual(requests.filter((r) => r.receiverCount === 500).map((r) => r.fault), ['receiver-code', 'receiver-code']);
+  const followUps = requests.filter((r) => r.receiverCount === 1);
+  const delivered = (traceId) => emu.deliveries().filter((d) => d.traceId === traceId).map((d) => d.receiverId);
+  assert.deepEqual(followUps.map((r) => delivered(r.traceId)).sort(), [['user3'], ['user700']]);
+  const traceIds = requests.map((r) => r.traceId);
+  assert.equal(new Set(traceIds).size, 5, 'each follow-up has a trace id of its own');
+  assert.ok(followUps.every((r) => !r.replayed));
+});
+
+test('a per-receiver 416 waits for the rate limit: not re-sent in place, retryable after 60 s', async (t) => {
+  const emu = await emulator(t);
+  emu.injectFaults({ kind: 'receiver-code', code: 102416, accounts: ['bob'], count: 1 });
+  const report = await send(credentials, notification(['alice', 'bob']), { baseUrl: emu.url, retryDelayMs: 1 });
+  assert.deepEqual(report.delivered, ['alice']);
+  assert.deepEqual(report.failed, [{ account_id: 'bob', error_code: 102416, error_msg: 'frequency control', retryable: true }]);
+  assert.equal(report.retry_after_secs, 60);
+  assert.equal(emu.requests().length, 1);
+});
+
+test('an answer lost on every attempt leaves the receivers unknown, never failed', async (t) => {
+  const emu = await emulator(t);
+  emu.injectFaults({ kind: 'drop', count: 2 }); // the connection closes before any answer
+  const dropped = await send(credentials, notification(['alice', 'bob']), { baseUrl: emu.url, retries: 1, retryDelayMs: 1 });
+  assert.deepEqual([dropped.delivered, dropped.failed, dropped.not_attempted], [[], [], []]);
+  assert.deepEqual(dropped.unknown.map((u) => u.account_id), ['alice', 'bob']);
+  assert.match(dropped.unknown[0].reason, /^request sent, answer lost: /);
+  assert.notEqual(dropped.retry_after_secs, undefined, 'a retry may help');
+  assert.equal(new Set(emu.requests().map((r) => r.traceId)).size, 1);
+
+  emu.reset();
+  emu.injectFaults({ kind: 'slow', count: 1, delayMs: 300 });
+  const slow = await send(credentials, notification(['carol']), { baseUrl: emu.url, retries: 0, timeoutMs: 50 });
+  assert.deepEqual(slow.unknown, [{ account_id: 'carol', reason: 'request sent, answer lost: no answer within 50 ms' }]);
+  assert.deepEqual(slow.failed, []);
+});
+
+test('fetch errors: a connection never made is a failure, one lost mid-answer an unknown fate', async () => {
+  const failing = (cause) => async () => {
+    throw new TypeError('fetch failed', { cause });
+  };
+  const coded = (message, code, syscall) => Object.assign(new Error(message), { code, syscall });
+  const cases = [
+    [coded('connect ECONNREFUSED 127.0.0.1:9', 'ECONNREFUSED', 'connect'), 'failed'],
+    [coded('getaddrinfo ENOTFOUND nowhere.invalid', 'ENOTFOUND', 'getaddrinfo'), 'failed'],
+    [new AggregateError([coded('connect ECONNREFUSED ::1:9', 'ECONNREFUSED', 'connect')], 'all failed'), 'failed'],
+    [coded('other side closed', 'UND_ERR_SOCKET'), 'unknown'],
+    [coded('read ECONNRESET', 'ECONNRESET', 'read'), 'unknown'],
+    [new Error('Network connection lost.'), 'unknown'],
+  ];
+  for (const [cause, list] of cases) {
+    const report = await send(credentials, notification(['alice']), { fetch: failing(cause), retries: 0 });
+    assert.equal(report[list].length, 1, `${cause.message}: ${JSON.stringify(report)}`);
+    assert.equal(report.failed.length + report.unknown.length, 1);
+    if (list === 'failed') assert.deepEqual([report.failed[0].error_code, report.failed[0].retryable], [0, true]);
+  }
+  // A fetch that ignores its signal still gives up at the timeout.
+  const hanging = () => new Promise(() => {});
+  const started = Date.now();
+  const report = await send(credentials, notification(['alice']), { fetch: hanging, retries: 0, timeoutMs: 30 });
+  assert.deepEqual(report.unknown, [{ account_id: 'alice', reason: 'request sent, answer lost: no answer within 30 ms' }]);
+  assert.ok(Date.now() - started < 2000);
+});
+
+test('Retry-After is the core\'s to honour: a short one is waited for, a long one reported', async () => {
+  const answers = [];
+  const busyThenFine = (retryAfter) => {
+    let calls = 0;
+    return async (url, init) => {
+      answers.push(Date.now());
+      calls++;
+      return calls === 1
+        ? new Response('busy', { status: 503, headers: { 'retry-after': retryAfter } })
+        : new Response('{"code":200,"msg":"ok"}', { status: 200 });
+    };
+  };
+  const long = await send(credentials, notification(['alice']), { fetch: busyThenFine('120'), retryDelayMs: 1 });
+  assert.deepEqual(long.failed, [{ account_id: 'alice', error_code: 503, error_msg: 'HTTP 503 from upstream', retryable: true }]);
+  assert.equal(long.retry_after_secs, 120);
+  assert.equal(answers.length, 1);
+
+  answers.length = 0;
+  const short = await send(credentials, notification(['alice']), { fetch: busyThenFine('1'), retryDelayMs: 1, maxWaitMs: 5_000 });
+  assert.deepEqual(short.delivered, ['alice']);
+  assert.equal(answers.length, 2);
+  assert.ok(answers[1] - answers[0] >= 990, `retried after ${answers[1] - answers[0]} ms`);
+});
+
+test('aborting mid-flight: the call in flight is unknown, the calls never sent not attempted', async (t) => {
+  const emu = await emulator(t);
+  emu.injectFaults({ kind: 'slow', delayMs: 2_000 });
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(), 100);
+  const started = Date.now();
+  const ids = receivers(1001);
+  const report = await send(credentials, notification(ids), { baseUrl: emu.url, concurrency: 1, signal: controller.signal });
+  assert.ok(Date.now() - started < 1_500, 'send() returns at the abort, not at the slow answer');
+  assert.deepEqual(report.delivered, []);
+  assert.equal(report.unknown.length, 500);
+  assert.equal(report.unknown[0].reason, 'request sent, answer lost: aborted by the caller');
+  assert.equal(report.not_attempted.length, 501);
+  assertEachOnce(report, ids);
+});
+
+test('unknown and out-of-range options are refused, with the name that was meant', async (t) => {
+  const emu = await emulator(t);
+  const refused = async (options, field, code, pattern) =>
+    assert.rejects(send(credentials, notification(['alice']), { baseUrl: emu.url, ...options }), (error) => {
+      assert.ok(error instanceof YunxinError, String(error));
+      assert.deepEqual([error.code, error.field], [code, field], error.message);
+      if (pattern) assert.match(error.message, pattern);
+      return true;
+    });
+  await refused({ baseURL: emu.url }, 'baseURL', 'invalid', /did you mean `baseUrl`\?/);
+  await refused({ timeout: 1000 }, 'timeout', 'invalid', /did you mean `timeoutMs`\?/);
+  await refused({ retryDelay: 10 }, 'retryDelay', 'invalid', /did you mean `retryDelayMs`\?/);
+  await refused({ retires: 3 }, 'retires', 'invalid', /did you mean `retries`\?/);
+  await refused({ EventId: 'x' }, 'EventId', 'invalid', /did you mean `eventId`\?/);
+  await refused({ idempotencyKey: 'x' }, 'idempotencyKey', 'invalid', /is not an option of send\(\) \(its options: baseUrl, /);
+  await refused({ timeout: undefined }, 'timeout', 'invalid');
+  // setTimeout turns a delay over 2^31 - 1 ms into 1 ms: refused rather than misread.
+  for (const field of ['timeoutMs', 'retryDelayMs', 'maxWaitMs']) {
+    await assert.rejects(send(credentials, notification(['alice']), { baseUrl: emu.url, [field]: 2 ** 31 }), {
+      name: 'YunxinError',
+      code: 'too_many',
+      field,
+      limit: 2 ** 31 - 1,
+    });
+  }
+  await refused({ retries: -1 }, 'retries', 'too_few');
+  await refused({ retries: 2 ** 32 }, 'retries', 'invalid');
+  await refused({ retryDelayMs: '10' }, 'retryDelayMs', 'invalid');
+  assert.equal(emu.requests().length, 0);
+
+  const fine = await send(credentials, notification(['alice']), { baseUrl: emu.url, timeoutMs: 2 ** 31 - 1, maxWaitMs: 0, retries: 0 });
+  assert.deepEqual(fine.delivered, ['alice']);
 });

@@ -7,9 +7,11 @@
 //   { "sender_id": "ops-bot", "receiver_ids": ["alice", ...], "content": {...} }
 //
 // Answers with the per-receiver report of yunxin-edge's send(): 200 when every receiver
-// got the notification, 207 when some did not (the report says who, and whether a retry
-// may help; Retry-After is set when it may), 400 with { error: { code, field, limit,
-// message } } when the notification breaks a documented limit.
+// got the notification, 207 when some did not or may not have (the report says who:
+// `failed` with whether a retry may help, `unknown` when the answer was lost after the
+// request went out; Retry-After is set when a retry may help, and re-sending with the
+// same Idempotency-Key never notifies anyone twice), 400 with { error: { code, field,
+// limit, message } } when the notification breaks a documented limit or is malformed.
 //
 // Configuration (wrangler.toml vars and secrets): YUNXIN_BASE_URL, YUNXIN_APP_KEY,
 // YUNXIN_APP_SECRET (secret), RELAY_TOKEN (secret), UPSTREAM_TIMEOUT_MS.
@@ -46,7 +48,7 @@ export default {
       return Response.json({ error: { code, field, limit, message } }, { status: 400 });
     }
 
-    const complete = report.failed.length === 0 && report.not_attempted.length === 0;
+    const complete = report.failed.length === 0 && report.unknown.length === 0 && report.not_attempted.length === 0;
     const headers = report.retry_after_secs === undefined ? {} : { 'retry-after': String(report.retry_after_secs) };
     return Response.json(report, { status: complete ? 200 : 207, headers });
   },

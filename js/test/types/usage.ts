@@ -5,8 +5,10 @@
 import {
   BATCH_PATH,
   DEFAULT_BASE_URL,
+  Delivery,
   MAX_RECEIVERS_PER_REQUEST,
   YunxinError,
+  answerLost,
   buildBatchRequests,
   checksum,
   classifyResponse,
@@ -18,18 +20,23 @@ import {
   transportFailure,
   validateNotification,
   verifyYunxinCallback,
+  type AnswerLostOutcome,
   type BatchNotification,
   type BatchRequest,
   type BatchResponse,
   type Credentials,
+  type DeliveryAction,
+  type DeliveryOptions,
   type Failure,
   type FetchFunction,
   type Outcome,
+  type Recorded,
   type Report,
   type RetryVerdict,
   type SendOptions,
   type SignedHeaders,
   type TransportOutcome,
+  type Unknown,
   type YunxinErrorCode,
 } from 'yunxin-edge';
 
@@ -99,6 +106,9 @@ switch (outcome.kind) {
   case 'transport':
     outcome.http_status satisfies number | null;
     break;
+  case 'answer_lost':
+    outcome.reason satisfies string;
+    break;
 }
 const verdict: RetryVerdict = outcome.retry;
 const delay: number = verdict.verdict === 'retry' ? verdict.min_delay_secs : 0;
@@ -110,7 +120,30 @@ const report: Report = mergeReport([
   { receiverIds: ['erin'] },
 ]);
 const failures: Failure[] = report.failed;
+const unknowns: Unknown[] = report.unknown;
 const wait: number | undefined = report.retry_after_secs;
+const lost: AnswerLostOutcome = answerLost('no answer within 10000 ms');
+
+// The core's retry rules over a transport of one's own.
+async function deliverWith(transport: (request: BatchRequest) => Promise<Outcome>): Promise<Report> {
+  const options: DeliveryOptions = { eventId: 'evt-3', retries: 3, retryDelayMs: 100, maxWaitMs: 5_000 };
+  const delivery = new Delivery(credentials, notification, options);
+  try {
+    for (;;) {
+      const action: DeliveryAction = delivery.poll(Date.now());
+      if (action.action === 'done') return action.report;
+      if (action.action === 'wait') {
+        const until = action.untilMs ?? Date.now() + 100;
+        await new Promise((resolve) => setTimeout(resolve, until - Date.now()));
+        continue;
+      }
+      const recorded: Recorded = delivery.record(action.id, await transport(action.request), null, Date.now());
+      if (recorded.recorded === 'retry') recorded.at_ms satisfies number;
+    }
+  } finally {
+    delivery.free();
+  }
+}
 
 async function sendAll(): Promise<Report> {
   const viaGlobalFetch: FetchFunction = fetch; // the DOM's fetch fits
@@ -121,6 +154,7 @@ async function sendAll(): Promise<Report> {
     fetch: viaGlobalFetch,
     retries: 2,
     retryDelayMs: 100,
+    maxWaitMs: 1_000,
     timeoutMs: 10_000,
     concurrency: 6,
     signal: AbortSignal.timeout(30_000),
@@ -157,6 +191,14 @@ buildBatchRequests(credentials, { sender_id: 'a', receiver_ids: ['b'], content: 
 validateNotification({ sender_id: 'a', content: 'x' });
 // @ts-expect-error retries is a number
 void send(credentials, notification, { retries: '2' });
+// @ts-expect-error options are spelt as documented (baseUrl)
+void send(credentials, notification, { baseURL: 'https://open-sg.yunxinapi.com' });
+// @ts-expect-error send() has no `timeout`: it is timeoutMs
+void send(credentials, notification, { timeout: 1000 });
+// @ts-expect-error a Delivery does no I/O: no timeout of its own
+void new Delivery(credentials, notification, { timeoutMs: 1000 });
+// @ts-expect-error record() takes an outcome
+new Delivery(credentials, notification).record('0/1', 'delivered');
 // @ts-expect-error credentials need the secret
 signHeaders({ appKey: 'k' });
 // @ts-expect-error there is no such outcome kind
@@ -167,4 +209,5 @@ const count: number = report.delivered;
 const code: YunxinErrorCode = 'oops';
 
 void [textual, path, sum, maybeTrace, receiverIds, requestCount, firstFailedCode, delay, failures, wait, sendAll, made];
+void [unknowns, lost, deliverWith];
 void [typo, kind, count, code];
