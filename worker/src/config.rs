@@ -15,7 +15,7 @@ const SYNC_RETRIES: u32 = 2;
 const SYNC_FIRST_WAIT_MS: u64 = 200;
 const SYNC_MAX_WAIT_MS: u64 = 5_000;
 /// Largest accepted event body.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
 /// Longest pacing wait the queue consumer spends inside one invocation;
 /// longer waits go back to the queue.
 pub const MAX_INLINE_WAIT_MS: u64 = 20_000;
@@ -33,6 +33,9 @@ pub struct Config {
     pub max_receivers: usize,
     /// `UPSTREAM_TIMEOUT_MS`, default 10,000: one upstream attempt's deadline.
     pub upstream_timeout_ms: u64,
+    /// `BODY_DEADLINE_MS`, default 10,000: how long an event body may take
+    /// to arrive (then 408).
+    pub body_deadline_ms: u64,
     /// `YUNXIN_RATE_PER_MINUTE`, default 120: Yunxin's batch-call quota per app.
     pub rate_per_minute: u32,
     /// `RETRY_SCHEDULE_SECS`, default `5,30,120,600,3600`: the wait before
@@ -42,6 +45,9 @@ pub struct Config {
     pub rate_limit_backoff_secs: u32,
     /// `STATUS_TOKEN` (optional secret): a bearer token for the status API.
     pub status_token: Option<StatusToken>,
+    /// `TEST_FAIL_ENQUEUE=1`, for tests only: enqueueing fails right after
+    /// an event is recorded, as a `sendBatch` failure would.
+    pub test_fail_enqueue: bool,
 }
 
 /// The bearer token of the status API. `Debug` never shows it.
@@ -104,10 +110,12 @@ impl Config {
             endpoint,
             max_receivers: number(env, "MAX_RECEIVERS_PER_EVENT", 10_000)?,
             upstream_timeout_ms: number(env, "UPSTREAM_TIMEOUT_MS", 10_000)?,
+            body_deadline_ms: number(env, "BODY_DEADLINE_MS", 10_000)?,
             rate_per_minute: number(env, "YUNXIN_RATE_PER_MINUTE", 120)?,
             retry_schedule_secs: schedule(env, "RETRY_SCHEDULE_SECS", &[5, 30, 120, 600, 3600])?,
             rate_limit_backoff_secs: number(env, "RATE_LIMIT_BACKOFF_SECS", 60)?,
             status_token: optional(env, "STATUS_TOKEN").map(StatusToken),
+            test_fail_enqueue: optional(env, "TEST_FAIL_ENQUEUE").as_deref() == Some("1"),
         })
     }
 }
@@ -173,10 +181,12 @@ mod tests {
             endpoint: Endpoint::default(),
             max_receivers: 10_000,
             upstream_timeout_ms: timeout_ms,
+            body_deadline_ms: 10_000,
             rate_per_minute: 120,
             retry_schedule_secs: schedule.to_vec(),
             rate_limit_backoff_secs: backoff_secs,
             status_token: None,
+            test_fail_enqueue: false,
         }
     }
 

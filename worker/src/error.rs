@@ -31,12 +31,42 @@ pub enum RelayError {
     #[error("Content-Type must be application/json, got {0:?}")]
     UnsupportedMediaType(String),
     /// Body over the limit.
-    #[error("body is {actual} bytes; the limit is {limit}")]
+    #[error("body is {actual} bytes (or more); the limit is {limit}")]
     PayloadTooLarge {
         /// The limit in bytes.
-        limit: usize,
-        /// The size received or announced.
-        actual: usize,
+        limit: u64,
+        /// The size announced, or read when reading stopped.
+        actual: u64,
+    },
+    /// The body did not arrive in time.
+    #[error("the body did not arrive within {deadline_ms} ms")]
+    RequestTimeout {
+        /// The deadline.
+        deadline_ms: u64,
+    },
+    /// A request header is malformed. Names the header; its value is not echoed.
+    #[error("header `{header}` {problem}")]
+    BadHeader {
+        /// The header's name.
+        header: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A query parameter is malformed.
+    #[error("query parameter `{parameter}` {problem}")]
+    BadQuery {
+        /// The parameter's name.
+        parameter: &'static str,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// The `webhook-id` is known, with another body.
+    #[error(
+        "event `{event_id}` was already accepted with another body; a new event needs a new webhook-id"
+    )]
+    Conflict {
+        /// The id (validated: visible ASCII, at most 256 characters).
+        event_id: String,
     },
     /// Standard Webhooks verification failed.
     #[error("webhook signature rejected: {0}")]
@@ -68,6 +98,9 @@ impl RelayError {
             RelayError::MethodNotAllowed { .. } => 405,
             RelayError::UnsupportedMediaType(_) => 415,
             RelayError::PayloadTooLarge { .. } => 413,
+            RelayError::RequestTimeout { .. } => 408,
+            RelayError::BadHeader { .. } | RelayError::BadQuery { .. } => 400,
+            RelayError::Conflict { .. } => 409,
             RelayError::Unauthorized(_) | RelayError::BadBearer => 401,
             RelayError::Invalid(yunxin_edge::Error::Syntax { .. }) => 400,
             RelayError::Invalid(yunxin_edge::Error::Random { .. }) => 500,
@@ -83,6 +116,10 @@ impl RelayError {
             RelayError::MethodNotAllowed { .. } => "method_not_allowed",
             RelayError::UnsupportedMediaType(_) => "unsupported_media_type",
             RelayError::PayloadTooLarge { .. } => "payload_too_large",
+            RelayError::RequestTimeout { .. } => "request_timeout",
+            RelayError::BadHeader { .. } => "bad_header",
+            RelayError::BadQuery { .. } => "bad_query",
+            RelayError::Conflict { .. } => "conflict",
             RelayError::Unauthorized(_) | RelayError::BadBearer => "unauthorized",
             RelayError::Invalid(e) => e.code(),
             RelayError::Internal(_) => "internal",
@@ -100,8 +137,12 @@ impl RelayError {
                 error["limit"] = json!(limit);
             }
         }
-        if let RelayError::Config { binding, .. } = self {
-            error["field"] = json!(binding);
+        match self {
+            RelayError::Config { binding, .. } => error["field"] = json!(binding),
+            RelayError::BadHeader { header, .. } => error["field"] = json!(header),
+            RelayError::BadQuery { parameter, .. } => error["field"] = json!(parameter),
+            RelayError::PayloadTooLarge { limit, .. } => error["limit"] = json!(limit),
+            _ => {}
         }
         json!({ "error": error })
     }

@@ -39,7 +39,9 @@ const IDEMPOTENCY_WINDOW_MS: u64 = 24 * 60 * 60 * 1000;
 /// A call overdue for this long is re-enqueued (`WATCHDOG_SECS`, default 600).
 const DEFAULT_WATCHDOG_SECS: u64 = 600;
 /// An intake that recorded the event but never confirmed the enqueue is
-/// presumed dead after this long: the watchdog enqueues in its place.
+/// presumed dead after this long (or the watchdog period, if shorter): the
+/// watchdog enqueues in its place. Should the intake still be alive, its
+/// messages only duplicate the watchdog's, which the delivery shrugs off.
 const INTAKE_GRACE_MS: u64 = 30_000;
 
 /// What the object is asked.
@@ -50,6 +52,8 @@ pub enum Command {
     Create {
         /// The `webhook-id`.
         event_id: String,
+        /// Hex SHA-256 of the event's body.
+        body_sha256: String,
         /// The delivery to keep, none of it sent yet.
         delivery: Box<Delivery>,
     },
@@ -87,10 +91,15 @@ pub enum Command {
 }
 
 /// The answer to [`Command::Create`].
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Created {
-    /// False when the `webhook-id` was already known.
-    pub created: bool,
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Created {
+    /// Recorded now: the caller enqueues it.
+    New,
+    /// Known, with the same body: a re-delivery.
+    Known,
+    /// Known, with another body: not the same event.
+    Conflict,
 }
 
 /// The answer to [`Command::Begin`]: the core's [`CallAction`], over the wire.
@@ -132,6 +141,7 @@ pub struct EventStatus {
 #[derive(Debug, Serialize, Deserialize)]
 struct Record {
     event_id: String,
+    body_sha256: String,
     created_ms: u64,
     enqueued: bool,
     dead_lettered: Vec<usize>,
@@ -158,9 +168,11 @@ impl DurableObject for EventStore {
         let command: Command = req.json().await?;
         let now = now_ms();
         match command {
-            Command::Create { event_id, delivery } => {
-                Response::from_json(&self.create(event_id, *delivery, now).await?)
-            }
+            Command::Create {
+                event_id,
+                body_sha256,
+                delivery,
+            } => Response::from_json(&self.create(event_id, body_sha256, *delivery, now).await?),
             Command::MarkEnqueued => Response::from_json(&self.update(|r| r.enqueued = true)?),
             Command::Status => Response::from_json(&self.load()?.map(|r| status(&r))),
             Command::Begin { call } => {
@@ -195,9 +207,10 @@ impl DurableObject for EventStore {
         };
         let now = now_ms();
         let watchdog_ms = self.watchdog_secs() * 1000;
+        let intake_grace_ms = INTAKE_GRACE_MS.min(watchdog_ms);
         let overdue = if record.enqueued {
             record.delivery.overdue(now, watchdog_ms)
-        } else if now >= record.created_ms + INTAKE_GRACE_MS {
+        } else if now >= record.created_ms + intake_grace_ms {
             // The intake died between recording and enqueueing.
             (0..record.delivery.calls()).collect()
         } else {
@@ -219,7 +232,7 @@ impl DurableObject for EventStore {
             if record.enqueued {
                 watchdog_ms
             } else {
-                (record.created_ms + INTAKE_GRACE_MS)
+                (record.created_ms + intake_grace_ms)
                     .saturating_sub(now)
                     .max(1000)
             }
@@ -316,12 +329,23 @@ impl EventStore {
     /// Records the event unless its id is known. The load and the store
     /// happen without an await between them, so two intakes of the same id
     /// cannot both create it.
-    async fn create(&self, event_id: String, delivery: Delivery, now: u64) -> Result<Created> {
-        if self.load()?.is_some() {
-            return Ok(Created { created: false });
+    async fn create(
+        &self,
+        event_id: String,
+        body_sha256: String,
+        delivery: Delivery,
+        now: u64,
+    ) -> Result<Created> {
+        if let Some(known) = self.load()? {
+            return Ok(if known.body_sha256 == body_sha256 {
+                Created::Known
+            } else {
+                Created::Conflict
+            });
         }
         self.store(&Record {
             event_id,
+            body_sha256,
             created_ms: now,
             enqueued: false,
             dead_lettered: Vec::new(),
@@ -332,7 +356,7 @@ impl EventStore {
             .storage()
             .set_alarm(Duration::from_millis(first_check_ms))
             .await?;
-        Ok(Created { created: true })
+        Ok(Created::New)
     }
 }
 
@@ -365,9 +389,15 @@ impl EventClient {
     }
 
     /// Records a new event, or says it is known.
-    pub async fn create(&self, event_id: &str, delivery: Delivery) -> Result<Created> {
+    pub async fn create(
+        &self,
+        event_id: &str,
+        body_sha256: &str,
+        delivery: Delivery,
+    ) -> Result<Created> {
         self.call(&Command::Create {
             event_id: event_id.to_owned(),
+            body_sha256: body_sha256.to_owned(),
             delivery: Box::new(delivery),
         })
         .await
@@ -432,6 +462,7 @@ mod tests {
         let commands = [
             Command::Create {
                 event_id: "evt".into(),
+                body_sha256: "00".into(),
                 delivery: Box::new(original.clone()),
             },
             Command::Record {

@@ -15,6 +15,7 @@
 //! - `GET /v1/events/{id}`: the event's per-receiver status.
 //! - `GET /healthz`.
 
+pub mod body;
 pub mod config;
 pub mod error;
 pub mod events;
@@ -27,14 +28,15 @@ pub mod webhook;
 
 use serde::Serialize;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use worker::{Context, Date, Env, MessageBatch, Method, Request, Response, console_log, event};
 use yunxin_edge::{BatchNotification, Delivery, Plan, PlanOptions, Report};
 
 use crate::config::{Config, MAX_BODY_BYTES};
 use crate::error::RelayError;
-use crate::events::{EventClient, EventStatus};
+use crate::events::{Created, EventClient, EventStatus};
 use crate::task::{DEAD_LETTER_QUEUE, DeliveryTask};
-use crate::webhook::WebhookHeaders;
+use crate::webhook::{EventId, VerifyError, WebhookHeaders};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
@@ -91,12 +93,12 @@ fn not_allowed(method: Method, allowed: &'static str) -> RelayError {
 enum Answer {
     /// `Prefer: wait`: the final report (200, or 503 with retryable receivers).
     Delivered {
-        event_id: String,
+        event_id: EventId,
         requests: usize,
         report: Report,
     },
     /// Queued: 202 with the status URL.
-    Accepted { event_id: String, requests: usize },
+    Accepted { event_id: EventId, requests: usize },
     /// A known `webhook-id`: 200 with the event's status so far.
     Known(Box<EventStatus>),
 }
@@ -134,14 +136,14 @@ impl Answer {
                 requests,
                 report,
             } => Response::from_json(&DeliveredBody {
-                event_id,
+                event_id: event_id.as_str(),
                 requests: *requests,
                 report,
             })?,
             Answer::Accepted { event_id, requests } => Response::from_json(&AcceptedBody {
-                event_id,
+                event_id: event_id.as_str(),
                 requests: *requests,
-                status_url: format!("/v1/events/{event_id}"),
+                status_url: format!("/v1/events/{}", event_id.path_segment()),
             })?,
             Answer::Known(status) => Response::from_json(status)?,
         }
@@ -154,6 +156,15 @@ impl Answer {
                 .set("Retry-After", &secs.max(1).to_string())?;
         }
         Ok(response)
+    }
+
+    fn event_id(&self) -> &str {
+        match self {
+            Answer::Delivered { event_id, .. } | Answer::Accepted { event_id, .. } => {
+                event_id.as_str()
+            }
+            Answer::Known(status) => &status.event_id,
+        }
     }
 
     /// Calls and receiver counts for the log line.
@@ -183,21 +194,26 @@ impl Answer {
 /// Handles one event and writes its one log line, whatever the outcome.
 async fn notifications(req: Request, env: &Env) -> Result<Response, RelayError> {
     let started = Date::now().as_millis();
-    let event_id = req.headers().get("webhook-id").ok().flatten();
-    let wait = prefers_wait(&req);
-    let result = match accept(req, env).await {
-        Ok(accepted) if wait => deliver_now(accepted).await,
-        Ok(accepted) => enqueue(accepted, env).await,
+    let result = match prefers_wait(&req) {
+        Ok(wait) => match accept(req, env).await {
+            Ok(accepted) if wait => deliver_now(accepted).await,
+            Ok(accepted) => enqueue(accepted, env).await,
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
 
-    let mut line = json!({
-        "event_id": event_id,
-        "mode": if wait { "wait" } else { "queue" },
-        "duration_ms": Date::now().as_millis().saturating_sub(started),
-    });
+    // The event id is logged only once the event is authenticated: before
+    // that it is anybody's text.
+    let mut line = json!({ "duration_ms": Date::now().as_millis().saturating_sub(started) });
     match &result {
         Ok(answer) => {
+            line["event_id"] = json!(answer.event_id());
+            line["mode"] = json!(if matches!(answer, Answer::Delivered { .. }) {
+                "wait"
+            } else {
+                "queue"
+            });
             line["status"] = json!(answer.status());
             if let (Some(line), serde_json::Value::Object(counts)) =
                 (line.as_object_mut(), answer.counts())
@@ -215,31 +231,40 @@ async fn notifications(req: Request, env: &Env) -> Result<Response, RelayError> 
     Ok(result?.response()?)
 }
 
-/// `Prefer: wait` or `?wait=1`: deliver before answering.
-fn prefers_wait(req: &Request) -> bool {
-    let header = req
-        .headers()
-        .get("prefer")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    let query = req
-        .url()
-        .map(|u| u.query_pairs().any(|(k, v)| k == "wait" && v != "0"));
-    header
-        .split(',')
-        .any(|p| p.trim().eq_ignore_ascii_case("wait"))
-        || query.unwrap_or(false)
+/// Whether to deliver before answering: `Prefer: wait` (or `wait=<seconds>`,
+/// RFC 7240), or `?wait=1` / `?wait=true`; `?wait=0` / `?wait=false` queue.
+fn prefers_wait(req: &Request) -> Result<bool, RelayError> {
+    let header = req.headers().get("prefer")?.unwrap_or_default();
+    let preferred = header.split(',').any(|preference| {
+        let name = preference.split(['=', ';']).next().unwrap_or("").trim();
+        name.eq_ignore_ascii_case("wait")
+    });
+    let url = req.url()?;
+    let query = url.query_pairs().find(|(k, _)| k == "wait");
+    let asked = match query.as_ref().map(|(_, v)| v.as_ref()) {
+        None => None,
+        Some("" | "1" | "true") => Some(true),
+        Some("0" | "false") => Some(false),
+        Some(_) => {
+            return Err(RelayError::BadQuery {
+                parameter: "wait",
+                problem: "must be 1, true, 0 or false",
+            });
+        }
+    };
+    Ok(asked.unwrap_or(preferred))
 }
 
 /// An authenticated, validated and planned event.
 struct Accepted {
     config: Config,
-    event_id: String,
+    event_id: EventId,
+    /// Hex SHA-256 of the body: a re-used id with another body is refused.
+    body_sha256: String,
     plan: Plan,
 }
 
-/// Checks media type, size, signature and body, in that order, and plans.
+/// Checks media type, id, size, signature and body, in that order, and plans.
 async fn accept(mut req: Request, env: &Env) -> Result<Accepted, RelayError> {
     let config = Config::from_env(env)?;
 
@@ -248,37 +273,35 @@ async fn accept(mut req: Request, env: &Env) -> Result<Accepted, RelayError> {
     if !media_type.eq_ignore_ascii_case("application/json") {
         return Err(RelayError::UnsupportedMediaType(content_type));
     }
-    let too_large = |actual| RelayError::PayloadTooLarge {
-        limit: MAX_BODY_BYTES,
-        actual,
-    };
-    if let Some(announced) = req
-        .headers()
-        .get("content-length")?
-        .and_then(|v| v.parse().ok())
-        && announced > MAX_BODY_BYTES
-    {
-        return Err(too_large(announced));
-    }
-    let body = req.bytes().await?;
-    if body.len() > MAX_BODY_BYTES {
-        return Err(too_large(body.len()));
-    }
-
-    let id = verify_webhook(&req, &config, &body)?;
+    let event_id = event_id_header(&req)?;
+    let body = body::read(&mut req, MAX_BODY_BYTES, config.body_deadline_ms).await?;
+    verify_webhook(&req, &config, &body)?;
 
     let notification = BatchNotification::from_json(&body)?;
-    let options = PlanOptions::for_event(id.clone()).max_receivers(config.max_receivers);
+    let options = PlanOptions::for_event(event_id.as_str()).max_receivers(config.max_receivers);
     let plan = Plan::new(&notification, &options)?;
     Ok(Accepted {
         config,
-        event_id: id,
+        event_id,
+        body_sha256: hex::encode(Sha256::digest(&body)),
         plan,
     })
 }
 
-/// Verifies the Standard Webhooks headers over `body`; returns `webhook-id`.
-fn verify_webhook(req: &Request, config: &Config, body: &[u8]) -> Result<String, RelayError> {
+/// The `webhook-id` header, checked for shape (absence is the signature's
+/// error, named by [`verify_webhook`]).
+fn event_id_header(req: &Request) -> Result<EventId, RelayError> {
+    let Some(id) = req.headers().get("webhook-id")? else {
+        return Err(VerifyError::Missing("webhook-id").into());
+    };
+    EventId::parse(&id).map_err(|e| RelayError::BadHeader {
+        header: "webhook-id",
+        problem: e.to_string(),
+    })
+}
+
+/// Verifies the Standard Webhooks headers over `body`.
+fn verify_webhook(req: &Request, config: &Config, body: &[u8]) -> Result<(), RelayError> {
     let header = |name| req.headers().get(name).ok().flatten();
     let (id, timestamp, signature) = (
         header("webhook-id"),
@@ -292,7 +315,7 @@ fn verify_webhook(req: &Request, config: &Config, body: &[u8]) -> Result<String,
     };
     let now_secs = (Date::now().as_millis() / 1000) as i64;
     config.webhook_secrets.verify(&headers, body, now_secs)?;
-    Ok(id.unwrap_or_default())
+    Ok(())
 }
 
 /// Delivers before answering.
@@ -301,6 +324,7 @@ async fn deliver_now(accepted: Accepted) -> Result<Answer, RelayError> {
         config,
         event_id,
         plan,
+        ..
     } = accepted;
     let requests = plan.requests().len();
     let delivery = Delivery::new(plan, config.sync_policy())?;
@@ -313,26 +337,55 @@ async fn deliver_now(accepted: Accepted) -> Result<Answer, RelayError> {
 }
 
 /// Records the event once per `webhook-id` and enqueues its calls: 202. A
-/// known id is not enqueued again; it answers 200 with the event's status.
+/// known id is not enqueued again: it answers 200 with the event's status,
+/// or 409 if it came with another body.
+///
+/// If enqueueing fails after the record is made, the event is still
+/// delivered: the record's watchdog enqueues an event that was never marked
+/// enqueued. So the answer stays 202 (the error is logged): something will
+/// deliver it.
 async fn enqueue(accepted: Accepted, env: &Env) -> Result<Answer, RelayError> {
     let Accepted {
         config,
         event_id,
+        body_sha256,
         plan,
     } = accepted;
     let requests = plan.requests().len();
-    let events = EventClient::new(env, &event_id)?;
+    let events = EventClient::new(env, event_id.as_str())?;
     let delivery = Delivery::new(plan, config.queued_policy())?;
-    if !events.create(&event_id, delivery).await?.created {
-        return match events.status().await? {
-            Some(status) => Ok(Answer::Known(Box::new(status))),
-            None => Err(RelayError::Internal(
-                "the event store lost a known event".into(),
-            )),
-        };
+    match events
+        .create(event_id.as_str(), &body_sha256, delivery)
+        .await?
+    {
+        Created::New => {}
+        Created::Known => {
+            return match events.status().await? {
+                Some(status) => Ok(Answer::Known(Box::new(status))),
+                None => Err(RelayError::Internal(
+                    "the event store lost a known event".into(),
+                )),
+            };
+        }
+        Created::Conflict => {
+            return Err(RelayError::Conflict {
+                event_id: event_id.to_string(),
+            });
+        }
     }
-    task::enqueue(env, &event_id, 0..requests).await?;
-    events.mark_enqueued().await?;
+    let enqueued = async {
+        if config.test_fail_enqueue {
+            return Err(worker::Error::RustError("TEST_FAIL_ENQUEUE is set".into()));
+        }
+        task::enqueue(env, event_id.as_str(), 0..requests).await?;
+        events.mark_enqueued().await
+    };
+    if let Err(e) = enqueued.await {
+        console_log!(
+            "{}",
+            json!({ "event_id": event_id.as_str(), "enqueue_failed": e.to_string(), "recovery": "watchdog" })
+        );
+    }
     Ok(Answer::Accepted { event_id, requests })
 }
 
@@ -341,7 +394,11 @@ async fn enqueue(accepted: Accepted, env: &Env) -> Result<Answer, RelayError> {
 async fn event_status(req: &Request, env: &Env, event_id: &str) -> Result<Response, RelayError> {
     let config = Config::from_env(env)?;
     let bearer = req.headers().get("authorization")?;
-    match bearer.as_deref().and_then(|v| v.strip_prefix("Bearer ")) {
+    let token = bearer.as_deref().and_then(|v| {
+        let (scheme, token) = v.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then_some(token)
+    });
+    match token {
         Some(token)
             if config
                 .status_token
@@ -352,8 +409,14 @@ async fn event_status(req: &Request, env: &Env, event_id: &str) -> Result<Respon
             verify_webhook(req, &config, b"")?;
         }
     }
-    match EventClient::new(env, event_id)?.status().await? {
+    let not_found = || RelayError::NotFound(format!("/v1/events/{event_id}"));
+    let id = percent_encoding::percent_decode_str(event_id)
+        .decode_utf8()
+        .ok()
+        .and_then(|id| EventId::parse(&id).ok())
+        .ok_or_else(not_found)?;
+    match EventClient::new(env, id.as_str())?.status().await? {
         Some(status) => Ok(Response::from_json(&status)?),
-        None => Err(RelayError::NotFound(format!("/v1/events/{event_id}"))),
+        None => Err(not_found()),
     }
 }

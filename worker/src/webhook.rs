@@ -14,6 +14,73 @@ use sha2::Sha256;
 
 /// How far `webhook-timestamp` may be from the relay's clock, either way.
 pub const TOLERANCE_SECS: i64 = 300;
+/// Longest `webhook-id` accepted.
+pub const MAX_EVENT_ID_CHARS: usize = 256;
+
+/// A `webhook-id`: 1 to 256 visible ASCII characters. It names the event's
+/// record and derives its trace ids, so nothing else is accepted: an empty
+/// id would make every later empty id a "duplicate", and a control
+/// character or a 40 KB id has no business in a URL or a log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventId(String);
+
+/// Why a `webhook-id` was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EventIdError {
+    /// Empty or absent.
+    #[error("is empty")]
+    Empty,
+    /// Over [`MAX_EVENT_ID_CHARS`].
+    #[error("is longer than 256 characters")]
+    TooLong,
+    /// A space, a control character or a non-ASCII character.
+    #[error("may hold only visible ASCII characters (no space or control character)")]
+    NotVisibleAscii,
+    /// `.` or `..`, which URLs resolve away (even percent-encoded).
+    #[error("may not be `.` or `..`")]
+    DotSegment,
+}
+
+impl EventId {
+    /// Checks an id as received.
+    pub fn parse(id: &str) -> Result<Self, EventIdError> {
+        if id.is_empty() {
+            return Err(EventIdError::Empty);
+        }
+        if id.len() > MAX_EVENT_ID_CHARS {
+            return Err(EventIdError::TooLong);
+        }
+        if !id.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(EventIdError::NotVisibleAscii);
+        }
+        if id == "." || id == ".." {
+            return Err(EventIdError::DotSegment);
+        }
+        Ok(EventId(id.to_owned()))
+    }
+
+    /// The id as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The id as one URL path segment: everything but unreserved characters
+    /// percent-encoded, so `?`, `#`, `/` and `%` stay part of the id.
+    pub fn path_segment(&self) -> String {
+        const RESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'.')
+            .remove(b'_')
+            .remove(b'~');
+        percent_encoding::utf8_percent_encode(&self.0, RESERVED).to_string()
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// One webhook signing key. `Debug` never shows it.
 #[derive(Clone)]
@@ -89,8 +156,11 @@ impl WebhookSecrets {
         }
 
         // Decoded candidates; entries of other schemes (v1a, …) are skipped.
+        // A repeated header arrives joined with ", ": the comma is not part
+        // of the entry before it.
         let candidates: Vec<Vec<u8>> = signatures
             .split_whitespace()
+            .map(|s| s.trim_end_matches(','))
             .filter_map(|s| s.strip_prefix("v1,"))
             .filter_map(|b64| BASE64.decode(b64).ok())
             .collect();
@@ -222,6 +292,34 @@ mod tests {
         secrets.verify(&headers(&multi, TS), BODY, now).unwrap();
         let rotated = WebhookSecrets::parse(&format!("whsec_bmV3LWtleQ== {SECRET}")).unwrap();
         rotated.verify(&headers(SIG, TS), BODY, now).unwrap();
+    }
+
+    #[test]
+    fn a_repeated_signature_header_is_read_whole() {
+        let secrets = WebhookSecrets::parse(SECRET).unwrap();
+        // Two headers, joined by the runtime; the first holds no valid entry.
+        let joined = format!("v1,AAAA, {SIG}");
+        secrets
+            .verify(&headers(&joined, TS), BODY, 1614265330)
+            .unwrap();
+    }
+
+    #[test]
+    fn event_ids_are_visible_ascii_up_to_256() {
+        assert!(EventId::parse("msg_2zvJ3-._~:/?#[]@!$&'()*+,;=").is_ok());
+        assert!(EventId::parse(&"x".repeat(256)).is_ok());
+        assert_eq!(EventId::parse(""), Err(EventIdError::Empty));
+        assert_eq!(EventId::parse(".."), Err(EventIdError::DotSegment));
+        assert_eq!(EventId::parse(&"x".repeat(257)), Err(EventIdError::TooLong));
+        let odd = EventId::parse("a?b#c/../d%e").unwrap();
+        assert_eq!(odd.path_segment(), "a%3Fb%23c%2F..%2Fd%25e");
+        for bad in ["a b", "a\tb", "a\u{7f}", "é", "a\u{200b}"] {
+            assert_eq!(
+                EventId::parse(bad),
+                Err(EventIdError::NotVisibleAscii),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,246 @@
+// Hostile and careless clients against the relay in workerd: bodies that are
+// too large or never arrive, ids that are empty, huge or odd, a re-used id
+// with another body, and an enqueue that fails after the event was recorded.
+// Each case was a reproduction of a defect; each asserts what a client sees
+// and what reaches the emulator.
+import { after, before, beforeEach, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { startEmulator } from '../../emulator/index.mjs';
+import { webhookHeaders } from '../../scripts/lib/webhook.mjs';
+import { APP_KEY, APP_SECRET, WEBHOOK_SECRET, eventStatus, eventually, notification, postEvent, startRelay } from './harness.mjs';
+
+const TOKEN = 'hostile-status-token';
+const MiB = 1024 * 1024;
+
+let emu;
+let relay;
+before(async () => {
+  emu = await startEmulator({ apps: { [APP_KEY]: APP_SECRET } });
+  relay = await startRelay({
+    YUNXIN_BASE_URL: emu.url,
+    STATUS_TOKEN: TOKEN,
+    BODY_DEADLINE_MS: '1000',
+    RETRY_SCHEDULE_SECS: '1,1,1',
+    YUNXIN_RATE_PER_MINUTE: '6000',
+  });
+});
+after(async () => {
+  await relay?.close();
+  await emu?.close();
+});
+beforeEach(() => emu.reset());
+
+/** Resident memory of this test's workerd processes, in bytes. */
+function workerdRss() {
+  const pids = execFileSync('ps', ['-eo', 'pid=,ppid=,comm='], { encoding: 'utf8' })
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter(([, ppid, comm]) => Number(ppid) === process.pid && comm === 'workerd')
+    .map(([pid]) => pid);
+  assert.ok(pids.length > 0, 'found the workerd of this test');
+  return pids.reduce((sum, pid) => {
+    const kb = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/)[1];
+    return sum + Number(kb) * 1024;
+  }, 0);
+}
+
+/** Sends raw HTTP/1.1 to the relay; resolves to { status, ms } of the first answer. */
+function rawRequest(head, body, { timeoutMs = 5000 } = {}) {
+  const { hostname, port } = new URL(relay.url);
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const socket = connect({ host: hostname, port: Number(port) }, () => {
+      socket.write(head.join('\r\n') + '\r\n\r\n');
+      if (body) socket.write(body);
+    });
+    let text = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.on('data', (chunk) => {
+      text += chunk;
+      const match = text.match(/^HTTP\/1\.1 (\d{3})/);
+      if (match) {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve({ status: Number(match[1]), ms: Date.now() - started });
+      }
+    });
+    socket.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
+}
+
+/** The head of a signed POST whose Content-Length says `contentLength`. */
+function signedHead(body, contentLength) {
+  const signed = Object.entries(webhookHeaders(body, { secret: WEBHOOK_SECRET }));
+  return [
+    'POST /v1/notifications HTTP/1.1',
+    'Host: 127.0.0.1',
+    'Content-Type: application/json',
+    ...signed.map(([name, value]) => `${name}: ${value}`),
+    `Content-Length: ${contentLength}`,
+    'Connection: close',
+  ];
+}
+
+describe('bodies are bounded before they are trusted', () => {
+  /** POSTs `total` bytes as a chunked stream; resolves to the answer and what was sent. */
+  async function chunkedPost(total) {
+    const chunk = new Uint8Array(64 * 1024).fill(0x20);
+    let sent = 0;
+    const body = new ReadableStream({
+      pull(controller) {
+        if (sent >= total) return controller.close();
+        sent += chunk.length;
+        controller.enqueue(chunk);
+      },
+    });
+    const controller = new AbortController();
+    const response = await fetch(`${relay.url}/v1/notifications`, {
+      method: 'POST',
+      // Well-formed headers with a signature that cannot match: the body is
+      // read (bounded) before the signature over it is checked.
+      headers: { 'content-type': 'application/json', ...webhookHeaders('', { secret: WEBHOOK_SECRET }) },
+      body,
+      duplex: 'half',
+      signal: controller.signal,
+    });
+    const json = await response.json();
+    controller.abort();
+    return { status: response.status, json, sent };
+  }
+
+  test('256 MiB chunked, unauthenticated: 413 early, and workerd keeps its memory', async () => {
+    await chunkedPost(2 * MiB); // the isolate's first requests allocate what it keeps anyway
+    const before = workerdRss();
+    const { status, json, sent } = await chunkedPost(256 * MiB);
+    assert.equal(status, 413);
+    assert.deepEqual([json.error.code, json.error.limit], ['payload_too_large', MiB]);
+    assert.ok(sent < 64 * MiB, `the relay stopped reading early (${sent / MiB} MiB sent)`);
+    const grown = workerdRss() - before;
+    assert.ok(grown < 8 * MiB, `workerd grew by ${(grown / MiB).toFixed(1)} MiB`);
+  });
+
+  test('Content-Length: 2^32 with a 2-byte body: 413 within a second, unread', async () => {
+    const answer = await rawRequest(signedHead('{}', 2 ** 32), '{}');
+    assert.equal(answer.status, 413);
+    assert.ok(answer.ms < 1000, `${answer.ms} ms`);
+  });
+
+  test('Content-Length: 10^12: 413 at once', async () => {
+    const answer = await rawRequest(signedHead('{}', 10 ** 12), '{}');
+    assert.equal(answer.status, 413);
+  });
+
+  test('a body that never arrives: 408 after BODY_DEADLINE_MS', async () => {
+    const answer = await rawRequest(signedHead('{}', 100), '{}', { timeoutMs: 5000 });
+    assert.equal(answer.status, 408);
+    assert.ok(answer.ms >= 900 && answer.ms < 4000, `${answer.ms} ms`);
+    assert.equal(emu.requests().length, 0);
+  });
+});
+
+describe('webhook-id', () => {
+  const refused = [
+    ['empty', ''],
+    ['257 characters', 'x'.repeat(257)],
+    ['a space', 'evt 1'],
+    ['a dot segment', '..'],
+  ];
+  for (const [name, id] of refused) {
+    test(`${name}: 400 naming the header, nothing forwarded`, async () => {
+      const result = await postEvent(relay.url, notification(1), { id });
+      assert.equal(result.status, 400, result.text);
+      assert.deepEqual([result.json.error.code, result.json.error.field], ['bad_header', 'webhook-id']);
+      assert.equal(emu.requests().length, 0);
+    });
+  }
+
+  for (const id of ['evt/../x', 'evt?a=1#frag', 'evt%41~!*', "evt:@$&'()+,;="]) {
+    test(`${JSON.stringify(id)}: accepted, and its status_url resolves to it`, async () => {
+      const result = await postEvent(relay.url, notification(2), { id, wait: false });
+      assert.equal(result.status, 202, result.text);
+      assert.equal(result.json.event_id, id);
+      const status = await eventually(
+        async () => {
+          const response = await fetch(new URL(result.json.status_url, relay.url), {
+            headers: { authorization: `bearer ${TOKEN}` }, // the scheme is case-insensitive
+          });
+          const json = await response.json();
+          return response.status === 200 && json.state === 'delivered' ? json : null;
+        },
+        { what: `the status of ${id}` },
+      );
+      assert.equal(status.event_id, id);
+    });
+  }
+
+  test('the same id with another body: 409 naming the event, the new body not sent', async () => {
+    const id = `evt_conflict_${Date.now()}`;
+    const first = await postEvent(relay.url, notification(1), { id, wait: false });
+    assert.equal(first.status, 202);
+    const again = await postEvent(relay.url, notification(1), { id, wait: false });
+    assert.equal(again.status, 200, 'the same body is a re-delivery');
+    const other = await postEvent(relay.url, notification(1, { content: 'something else' }), { id, wait: false });
+    assert.equal(other.status, 409, other.text);
+    assert.equal(other.json.error.code, 'conflict');
+    assert.match(other.json.error.message, new RegExp(id));
+    await eventually(async () => (await eventStatus(relay.url, id, { token: TOKEN })).json.state === 'delivered');
+    assert.deepEqual(
+      emu.deliveries().map((d) => d.content),
+      ['deploy finished'],
+    );
+  });
+});
+
+describe('the wait preference', () => {
+  test('Prefer: wait=10 delivers before answering; ?wait=false queues; ?wait=maybe is refused', async () => {
+    const waited = await postEvent(relay.url, notification(1), { headers: { prefer: 'wait=10' } });
+    assert.equal(waited.status, 200, waited.text);
+    assert.deepEqual(waited.json.delivered, ['user0']);
+    const body = JSON.stringify(notification(1));
+    for (const [query, status] of [
+      ['wait=false', 202],
+      ['wait=maybe', 400],
+    ]) {
+      const headers = { 'content-type': 'application/json', ...webhookHeaders(body, { secret: WEBHOOK_SECRET }) };
+      const response = await fetch(`${relay.url}/v1/notifications?${query}`, { method: 'POST', headers, body });
+      assert.equal(response.status, status, query);
+    }
+  });
+});
+
+test('an enqueue that fails after the event was recorded: still delivered, exactly once', async (t) => {
+  const broken = await startRelay({
+    YUNXIN_BASE_URL: emu.url,
+    STATUS_TOKEN: TOKEN,
+    TEST_FAIL_ENQUEUE: '1',
+    WATCHDOG_SECS: '1',
+    RETRY_SCHEDULE_SECS: '1,1,1',
+    YUNXIN_RATE_PER_MINUTE: '6000',
+  });
+  t.after(() => broken.close());
+  const event = notification(1200, { prefix: 'lost-' });
+  const result = await postEvent(broken.url, event, { wait: false });
+  assert.equal(result.status, 202, result.text);
+  const again = await postEvent(broken.url, event, { wait: false, id: result.id });
+  assert.equal(again.status, 200, 'a re-delivery answers the status');
+  const status = await eventually(
+    async () => {
+      const { json } = await eventStatus(broken.url, result.id, { token: TOKEN });
+      return json.state === 'delivered' ? json : null;
+    },
+    { ms: 30_000, what: 'the watchdog to deliver the event' },
+  );
+  assert.equal(status.delivered.length, 1200);
+  const counts = Object.entries(emu.deliveryCounts()).filter(([id]) => id.startsWith('lost-'));
+  assert.equal(counts.length, 1200);
+  assert.ok(counts.every(([, n]) => n === 1));
+});
