@@ -69,15 +69,53 @@ impl AccountId {
                 actual: len,
             });
         }
-        if self.0.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if self
+            .0
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || is_format_char(c))
+        {
             return Err(Error::Invalid {
                 field: field(),
-                reason: "account ids may not contain whitespace or control characters",
-                value: self.0.clone(),
+                reason: "account ids may not contain whitespace, control or invisible format characters",
+                value: self.0.escape_debug().to_string(),
             });
         }
         Ok(())
     }
+}
+
+/// Whether `c` is a Unicode format character (general category Cf, Unicode
+/// 16): zero-width spaces and joiners, bidirectional controls, the BOM, tag
+/// characters. Invisible in an id, they make `alice` and `alice\u{200B}`
+/// two accounts that look the same, and a bidi override can make an id
+/// display as another.
+fn is_format_char(c: char) -> bool {
+    // From Unicode's DerivedGeneralCategory.txt, every range of `Cf`.
+    const CF: &[(u32, u32)] = &[
+        (0x00AD, 0x00AD),
+        (0x0600, 0x0605),
+        (0x061C, 0x061C),
+        (0x06DD, 0x06DD),
+        (0x070F, 0x070F),
+        (0x0890, 0x0891),
+        (0x08E2, 0x08E2),
+        (0x180E, 0x180E),
+        (0x200B, 0x200F),
+        (0x202A, 0x202E),
+        (0x2060, 0x2064),
+        (0x2066, 0x206F),
+        (0xFEFF, 0xFEFF),
+        (0xFFF9, 0xFFFB),
+        (0x110BD, 0x110BD),
+        (0x110CD, 0x110CD),
+        (0x13430, 0x1343F),
+        (0x1BCA0, 0x1BCA3),
+        (0x1D173, 0x1D17A),
+        (0xE0001, 0xE0001),
+        (0xE0020, 0xE007F),
+    ];
+    let c = u32::from(c);
+    CF.iter().any(|&(first, last)| (first..=last).contains(&c))
 }
 
 impl fmt::Debug for AccountId {
@@ -107,7 +145,7 @@ impl From<String> for AccountId {
 /// The notification's `content`: always sent as a string.
 ///
 /// When deserialising, a JSON string is taken as it is and any other JSON
-/// value (an object, say) is serialised to its compact JSON text, because
+/// value (an object, say) is kept as the JSON text it was sent as, because
 /// apps usually put a JSON document in `content` and should not have to
 /// escape it by hand.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
@@ -138,12 +176,19 @@ impl Content {
 
 impl<'de> Deserialize<'de> for Content {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match serde_json::Value::deserialize(deserializer)? {
-            serde_json::Value::String(text) => Ok(Content(text)),
-            // `null` is no content: validation then names `content` as missing,
-            // rather than the four letters `null` being sent.
-            serde_json::Value::Null => Ok(Content::default()),
-            other => Ok(Content(other.to_string())),
+        // Read as the raw JSON text, so that a JSON document is forwarded as
+        // it was sent: `1E2` stays `1E2`, a 30-digit number keeps its digits
+        // (a parsed `f64` would turn them into `1.2345678901234568e+29`).
+        let raw = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
+        let text = raw.get();
+        match text.as_bytes().first() {
+            Some(b'"') => serde_json::from_str(text)
+                .map(Content)
+                .map_err(serde::de::Error::custom),
+            // `null` is no content: validation then names `content` as
+            // missing, rather than the four letters `null` being sent.
+            Some(b'n') => Ok(Content::default()),
+            _ => Ok(Content(text.to_owned())),
         }
     }
 }
@@ -302,19 +347,18 @@ impl BatchNotification {
             reason: e.to_string(),
         };
         let mut deserializer = serde_json::Deserializer::from_slice(json);
-        let notification =
-            serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                if inner.is_syntax() || inner.is_eof() {
-                    syntax(inner)
-                } else {
-                    Error::Schema {
-                        field: path.into(),
-                        reason: inner.to_string(),
-                    }
+        let notification = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                syntax(inner)
+            } else {
+                Error::Schema {
+                    field: path.into(),
+                    reason: inner.to_string(),
                 }
-            })?;
+            }
+        })?;
         deserializer.end().map_err(syntax)?; // trailing characters
         Ok(notification)
     }

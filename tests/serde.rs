@@ -126,9 +126,18 @@ fn the_parser_names_the_json_path_of_the_bad_value() {
     let cases = [
         (r#"{"sender_id":12}"#, "sender_id"),
         (r#"{"receiver_ids":["a","b",3]}"#, "receiver_ids[2]"),
-        (r#"{"push_config":{"push_enabled":"yes"}}"#, "push_config.push_enabled"),
-        (r#"{"push_config":{"push_forcepush_ids":["a",null]}}"#, "push_config.push_forcepush_ids[1]"),
-        (r#"{"notification_config":{"bogus":1}}"#, "notification_config.bogus"),
+        (
+            r#"{"push_config":{"push_enabled":"yes"}}"#,
+            "push_config.push_enabled",
+        ),
+        (
+            r#"{"push_config":{"push_forcepush_ids":["a",null]}}"#,
+            "push_config.push_forcepush_ids[1]",
+        ),
+        (
+            r#"{"notification_config":{"bogus":1}}"#,
+            "notification_config.bogus",
+        ),
         (r#"["bot",["u1"],"hi"]"#, "."),
         (r#"  "text""#, "."),
     ];
@@ -149,7 +158,12 @@ fn null_means_absent_and_null_content_is_missing() {
     .unwrap();
     assert_eq!((&parsed.sound, &parsed.push_config), (&None, &None));
     let err = parsed.validate().unwrap_err();
-    assert_eq!(err, Error::Missing { field: "content".into() });
+    assert_eq!(
+        err,
+        Error::Missing {
+            field: "content".into()
+        }
+    );
 }
 
 #[test]
@@ -173,5 +187,26 @@ fn responses_tolerate_missing_null_and_extra_fields() {
         err.to_string()
             .starts_with("the response is not Yunxin JSON"),
         "{err}"
+    );
+}
+
+#[test]
+fn object_content_is_forwarded_exactly_as_sent() {
+    let json = r#"{"sender_id":"bot","receiver_ids":["u1"],"content":{"big":123456789012345678901234567890,"e":1E2,"neg":-0,"s":"通知"}}"#;
+    let parsed = BatchNotification::from_json(json).unwrap();
+    assert_eq!(
+        parsed.content.as_str(),
+        r#"{"big":123456789012345678901234567890,"e":1E2,"neg":-0,"s":"通知"}"#
+    );
+    // A string is taken as its text, escapes resolved.
+    let parsed = BatchNotification::from_json(r#"{"content":"a\"b\u901a"}"#).unwrap();
+    assert_eq!(parsed.content.as_str(), "a\"b通");
+    // Through serde_json's own entry point too (the relay's fixtures use it).
+    let parsed: BatchNotification = serde_json::from_str(json).unwrap();
+    assert!(
+        parsed
+            .content
+            .as_str()
+            .contains("123456789012345678901234567890")
     );
 }

@@ -68,6 +68,21 @@ fn account_ids_are_1_to_32_chars_without_whitespace() {
     assert_eq!(err.field(), Some("receiver_ids[1]"));
     assert!(err.to_string().contains("whitespace"), "{err}");
 
+    // Invisible format characters (Unicode Cf): two ids that look alike.
+    for invisible in ["\u{200B}", "\u{202E}", "\u{FEFF}", "\u{00AD}", "\u{E0041}"] {
+        let mut n = valid();
+        n.receiver_ids
+            .push(AccountId::new(format!("alice{invisible}")));
+        let err = n.validate().unwrap_err();
+        assert_eq!(err.field(), Some("receiver_ids[2]"), "{invisible:?}");
+        assert!(err.to_string().contains("format characters"), "{err}");
+        assert!(err.to_string().contains("\\u{"), "shown escaped: {err}");
+    }
+    // Letters of any script are fine.
+    let mut n = valid();
+    n.receiver_ids.push(AccountId::new("用户_é"));
+    n.validate().unwrap();
+
     let mut n = valid();
     n.receiver_ids.push(AccountId::new(""));
     assert_eq!(
