@@ -47,14 +47,14 @@ fn json_value() -> impl Strategy<Value = Value> {
 }
 
 fn plan_if_parsed(bytes: &[u8]) {
-    if let Ok(notification) = BatchNotification::from_json(bytes) {
-        if let Ok(plan) = Plan::new(&notification, &PlanOptions::for_event("fuzz")) {
-            assert!(
-                plan.requests()
-                    .iter()
-                    .all(|r| (1..=MAX_RECEIVERS_PER_REQUEST).contains(&r.receiver_ids.len()))
-            );
-        }
+    if let Ok(notification) = BatchNotification::from_json(bytes)
+        && let Ok(plan) = Plan::new(&notification, &PlanOptions::for_event("fuzz"))
+    {
+        assert!(
+            plan.requests()
+                .iter()
+                .all(|r| (1..=MAX_RECEIVERS_PER_REQUEST).contains(&r.receiver_ids.len()))
+        );
     }
 }
 
