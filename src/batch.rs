@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::notification::{AccountId, BatchNotification, MAX_RECEIVERS_PER_REQUEST};
+use crate::notification::{AccountId, BatchNotification, Duplicate, MAX_RECEIVERS_PER_REQUEST};
 use crate::sign::{Credentials, CurTime, Nonce, SignedHeaders, TraceId};
 
 /// The path of the batch custom notification call.
@@ -173,6 +173,7 @@ pub struct Plan {
     /// the call's receivers, so that a follow-up call for some of them can
     /// be built later.
     template: BatchNotification,
+    duplicates: Vec<Duplicate>,
     event_id: Option<String>,
 }
 
@@ -181,7 +182,7 @@ impl Plan {
     /// rest into calls of at most 500, in order.
     pub fn new(notification: &BatchNotification, options: &PlanOptions) -> Result<Self> {
         notification.validate()?;
-        let receivers = notification.unique_receivers();
+        let (receivers, duplicates) = notification.split_receivers();
         if let Some(limit) = options.max_receivers
             && receivers.len() > limit
         {
@@ -215,6 +216,7 @@ impl Plan {
         Ok(Plan {
             requests,
             template,
+            duplicates,
             event_id: options.event_id.clone(),
         })
     }
@@ -227,6 +229,12 @@ impl Plan {
     /// Every receiver of the plan once, in order.
     pub fn receivers(&self) -> impl Iterator<Item = &AccountId> {
         self.requests.iter().flat_map(|r| r.receiver_ids.iter())
+    }
+
+    /// The receivers left out as repeats of earlier ones: not sent, and
+    /// reported as not attempted (`duplicate of <id>`).
+    pub fn duplicates(&self) -> &[Duplicate] {
+        &self.duplicates
     }
 
     /// The event id trace ids are derived from, if one was given.
@@ -242,7 +250,11 @@ impl Plan {
     /// Signs every call with the current time and its own fresh nonce. Trace
     /// ids are derived from the event id, or drawn at random without one.
     /// Fails only if the platform's random source does.
-    pub fn sign(&self, credentials: &Credentials, endpoint: &Endpoint) -> Result<Vec<SignedRequest>> {
+    pub fn sign(
+        &self,
+        credentials: &Credentials,
+        endpoint: &Endpoint,
+    ) -> Result<Vec<SignedRequest>> {
         let seed = self.trace_seed()?;
         self.requests
             .iter()

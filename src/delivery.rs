@@ -326,6 +326,8 @@ pub struct Status {
     pub unknown: Vec<Unknown>,
     /// Receivers still waiting.
     pub pending: Vec<Pending>,
+    /// Receivers never to be sent: repeats of earlier ones.
+    pub not_attempted: Vec<NotAttempted>,
 }
 
 /// One notification's delivery to all its receivers.
@@ -337,6 +339,8 @@ pub struct Delivery {
     template: BatchNotification,
     policy: RetryPolicy,
     calls: Vec<Call>,
+    /// Receivers left out as repeats: reported, never sent.
+    duplicates: Vec<NotAttempted>,
 }
 
 /// One call of the plan and what has become of its receivers.
@@ -346,7 +350,14 @@ struct Call {
     open: Vec<AccountId>,
     /// 0 for the call as planned; +1 for each follow-up of some receivers.
     generation: u32,
+    /// Attempts with an outcome (what the policy counts).
     attempts: u32,
+    /// Attempts handed out, released ones included: the source of attempt
+    /// ids, so that a released attempt's id is never reused.
+    started: u32,
+    /// Whether an attempt of the current generation lost its answer: its
+    /// request may have reached Yunxin, whatever later attempts say.
+    lost_in_generation: bool,
     phase: Phase,
     delivered: Vec<AccountId>,
     failed: Vec<Failure>,
@@ -361,9 +372,14 @@ struct Call {
 #[serde(tag = "phase", rename_all = "snake_case")]
 enum Phase {
     /// The next attempt may start at `at_ms`.
-    Ready { at_ms: u64 },
+    Ready {
+        at_ms: u64,
+    },
     /// Attempt `attempt` started at `since_ms` and is not recorded yet.
-    InFlight { attempt: u32, since_ms: u64 },
+    InFlight {
+        attempt: u32,
+        since_ms: u64,
+    },
     Done,
 }
 
@@ -389,6 +405,8 @@ impl Delivery {
                 open: request.receiver_ids.clone(),
                 generation: 0,
                 attempts: 0,
+                started: 0,
+                lost_in_generation: false,
                 phase: Phase::Ready { at_ms: 0 },
                 delivered: Vec::new(),
                 failed: Vec::new(),
@@ -402,6 +420,7 @@ impl Delivery {
             template,
             policy,
             calls,
+            duplicates: plan.duplicates().iter().map(NotAttempted::from).collect(),
         })
     }
 
@@ -485,16 +504,15 @@ impl Delivery {
         if !matches!(call.phase, Phase::InFlight { attempt, .. } if attempt == id.attempt) {
             return false;
         }
-        call.attempts -= 1;
         call.phase = Phase::Ready { at_ms };
         true
     }
 
     fn start(&mut self, index: usize, now_ms: u64) -> Attempt {
         let call = &mut self.calls[index];
-        call.attempts += 1;
+        call.started += 1;
         call.phase = Phase::InFlight {
-            attempt: call.attempts,
+            attempt: call.started,
             since_ms: now_ms,
         };
         let body = body_json(&BatchNotification {
@@ -504,7 +522,7 @@ impl Delivery {
         Attempt {
             id: AttemptId {
                 call: index,
-                attempt: call.attempts,
+                attempt: call.started,
             },
             trace_id: TraceId::derived(&self.trace_seed, index, call.generation),
             receiver_ids: call.open.clone(),
@@ -523,6 +541,7 @@ impl Delivery {
         if !matches!(call.phase, Phase::InFlight { attempt, .. } if attempt == id.attempt) {
             return Recorded::Stale;
         }
+        call.attempts += 1;
 
         let AttemptOutcome {
             outcome,
@@ -559,12 +578,15 @@ impl Delivery {
             (None, None) => unreachable!("checked above: something is retryable"),
         };
 
+        call.lost_in_generation |= last_failure.lost;
+
         let attempts_left = call.attempts < policy.max_attempts;
         let wait_allowed = policy.max_wait_ms.is_none_or(|max| wait <= max);
         if attempts_left && wait_allowed {
             if follow_up {
                 call.open = retryable.into_iter().map(|f| f.account_id).collect();
                 call.generation += 1;
+                call.lost_in_generation = false;
             }
             let at_ms = now_ms.saturating_add(wait);
             call.last_failure = Some(last_failure);
@@ -573,12 +595,29 @@ impl Delivery {
         }
 
         let attempts = call.attempts;
-        call.failed.extend(retryable.into_iter().map(|mut f| {
-            if !attempts_left {
-                f.error_msg = format!("gave up after {attempts} attempts: {}", f.error_msg);
+        let gave_up = |message: &str| {
+            if attempts_left {
+                message.to_owned()
+            } else {
+                format!("gave up after {attempts} attempts: {message}")
             }
-            f
-        }));
+        };
+        if call.lost_in_generation && !follow_up {
+            // An earlier attempt with this trace id lost its answer: Yunxin
+            // may have taken it, whatever the last attempt was told.
+            call.unknown.extend(retryable.into_iter().map(|f| Unknown {
+                account_id: f.account_id,
+                reason: gave_up(&format!(
+                    "an earlier attempt's answer was lost; the last one: {}",
+                    f.error_msg
+                )),
+            }));
+        } else {
+            call.failed.extend(retryable.into_iter().map(|mut f| {
+                f.error_msg = gave_up(&f.error_msg);
+                f
+            }));
+        }
         call.unknown.extend(part.unknown);
         call.finish(Some(wait));
         Recorded::Done { gave_up: true }
@@ -632,7 +671,9 @@ impl Delivery {
             .filter(|(_, c)| {
                 let due = match c.phase {
                     Phase::Ready { at_ms } => at_ms,
-                    Phase::InFlight { since_ms, .. } => since_ms.saturating_add(self.policy.lease_ms),
+                    Phase::InFlight { since_ms, .. } => {
+                        since_ms.saturating_add(self.policy.lease_ms)
+                    }
                     Phase::Done => return false,
                 };
                 now_ms >= due.saturating_add(grace_ms)
@@ -646,6 +687,7 @@ impl Delivery {
     /// gives its last failure (retryable), and one in flight "unknown".
     pub fn report(&self) -> Report {
         let mut report = Report::default();
+        report.not_attempted.extend(self.duplicates.iter().cloned());
         for call in &self.calls {
             report.delivered.extend(call.delivered.iter().cloned());
             report.failed.extend(call.failed.iter().cloned());
@@ -667,7 +709,9 @@ impl Delivery {
             match (call.phase, &call.last_failure) {
                 (Phase::Done, _) => {}
                 (Phase::InFlight { .. }, _) => {
-                    report.unknown.extend(open_as(unknown("request sent, no answer yet")));
+                    report
+                        .unknown
+                        .extend(open_as(unknown("request sent, no answer yet")));
                     report.retry_after_secs = report.retry_after_secs.or(Some(0));
                 }
                 (Phase::Ready { .. }, Some(last)) if last.lost => {
@@ -702,6 +746,7 @@ impl Delivery {
             failed: Vec::new(),
             unknown: Vec::new(),
             pending: Vec::new(),
+            not_attempted: self.duplicates.clone(),
         };
         for call in &self.calls {
             status.delivered.extend(call.delivered.iter().cloned());
@@ -711,7 +756,7 @@ impl Delivery {
             let (next_attempt_at_ms, attempts) = match call.phase {
                 Phase::Done => continue,
                 Phase::Ready { at_ms } => (Some(at_ms), call.attempts),
-                Phase::InFlight { .. } => (None, call.attempts - 1),
+                Phase::InFlight { .. } => (None, call.attempts),
             };
             status.pending.extend(call.open.iter().map(|id| Pending {
                 account_id: id.clone(),
@@ -734,6 +779,7 @@ impl Delivery {
 impl Call {
     fn finish(&mut self, retry_after_ms: Option<u64>) {
         self.open.clear();
+        self.lost_in_generation = false;
         self.phase = Phase::Done;
         self.last_failure = None;
         self.retry_after_ms = retry_after_ms;

@@ -6,7 +6,8 @@
 //! `recevier_ids` is an error instead of a silently dropped setting.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -140,6 +141,16 @@ impl From<String> for AccountId {
     fn from(id: String) -> Self {
         AccountId(id)
     }
+}
+
+/// A receiver left out because it repeats an earlier one (ids compare
+/// case-insensitively).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Duplicate {
+    /// The id as the caller spelled it here.
+    pub account_id: AccountId,
+    /// The earlier id it repeats, which is notified.
+    pub duplicate_of: AccountId,
 }
 
 /// The notification's `content`: always sent as a string.
@@ -397,12 +408,30 @@ impl BatchNotification {
     /// Ids are compared case-insensitively because Yunxin lower-cases them:
     /// `Alice` and `alice` are one account and must be notified once.
     pub fn unique_receivers(&self) -> Vec<AccountId> {
-        let mut seen = HashSet::with_capacity(self.receiver_ids.len());
-        self.receiver_ids
-            .iter()
-            .filter(|id| seen.insert(id.key()))
-            .cloned()
-            .collect()
+        self.split_receivers().0
+    }
+
+    /// The receivers with duplicates removed (first occurrence kept), and
+    /// the duplicates, each with the id it repeats, so that a report can
+    /// name every id the caller sent.
+    pub fn split_receivers(&self) -> (Vec<AccountId>, Vec<Duplicate>) {
+        let mut first: HashMap<Cow<'_, str>, &AccountId> =
+            HashMap::with_capacity(self.receiver_ids.len());
+        let mut unique = Vec::with_capacity(self.receiver_ids.len());
+        let mut duplicates = Vec::new();
+        for id in &self.receiver_ids {
+            match first.entry(id.key()) {
+                Entry::Vacant(slot) => {
+                    slot.insert(id);
+                    unique.push(id.clone());
+                }
+                Entry::Occupied(kept) => duplicates.push(Duplicate {
+                    account_id: id.clone(),
+                    duplicate_of: (*kept.get()).clone(),
+                }),
+            }
+        }
+        (unique, duplicates)
     }
 }
 

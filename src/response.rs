@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::batch::Plan;
 use crate::error::{Error, Result};
-use crate::notification::AccountId;
+use crate::notification::{AccountId, Duplicate};
 
 /// The JSON body of a batch call's answer.
 ///
@@ -280,8 +280,17 @@ pub struct Unknown {
 pub struct NotAttempted {
     /// The receiver, as the caller spelled it.
     pub account_id: AccountId,
-    /// Why it was not attempted.
+    /// Why it was not attempted: `not sent`, or `duplicate of <id>`.
     pub reason: String,
+}
+
+impl From<&Duplicate> for NotAttempted {
+    fn from(duplicate: &Duplicate) -> Self {
+        NotAttempted {
+            account_id: duplicate.account_id.clone(),
+            reason: format!("duplicate of {}", duplicate.duplicate_of),
+        }
+    }
 }
 
 /// Every receiver of one notification, each exactly once: delivered, failed,
@@ -408,9 +417,13 @@ impl Report {
 
 impl Plan {
     /// Merges the outcome of each call (`outcomes[i]` for `requests()[i]`;
-    /// missing or `None` means never sent) into one report.
+    /// missing or `None` means never sent) into one report. Duplicates are
+    /// not attempted, as `duplicate of <id>`.
     pub fn report(&self, outcomes: &[Option<Outcome>]) -> Report {
         let mut report = Report::default();
+        report
+            .not_attempted
+            .extend(self.duplicates().iter().map(NotAttempted::from));
         for (i, request) in self.requests().iter().enumerate() {
             report.add(
                 &request.receiver_ids,

@@ -235,3 +235,26 @@ fn endpoints() {
         assert_eq!(err.field(), Some("base_url"), "{bad}");
     }
 }
+
+#[test]
+fn repeated_receivers_are_reported_as_not_attempted_naming_the_one_kept() {
+    let n = BatchNotification::new("bot", Content::text("x")).to(["Ann", "bo", "ann", "ANN", "bo"]);
+    let plan = Plan::new(&n, &PlanOptions::default()).unwrap();
+    assert_eq!(plan.receivers().count(), 2);
+    let report = plan.report(&[]);
+    let repeats: Vec<(&str, &str)> = report
+        .not_attempted
+        .iter()
+        .filter(|n| n.reason.starts_with("duplicate"))
+        .map(|n| (n.account_id.as_str(), n.reason.as_str()))
+        .collect();
+    assert_eq!(
+        repeats,
+        [
+            ("ann", "duplicate of Ann"),
+            ("ANN", "duplicate of Ann"),
+            ("bo", "duplicate of bo")
+        ]
+    );
+    assert_eq!(report.len(), 5, "every id sent is named once");
+}

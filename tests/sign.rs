@@ -114,13 +114,22 @@ fn derived_trace_ids_are_stable_and_distinct() {
     assert_ne!(a0, TraceId::derived("evt_1", 1, 0));
     assert_ne!(a0, TraceId::derived("evt_2", 0, 0));
     // "evt_1" + chunk 10 must not collide with "evt_11" + chunk 0.
-    assert_ne!(TraceId::derived("evt_1", 10, 0), TraceId::derived("evt_11", 0, 0));
+    assert_ne!(
+        TraceId::derived("evt_1", 10, 0),
+        TraceId::derived("evt_11", 0, 0)
+    );
     let s = a0.as_str();
     assert_eq!(s.len(), 36);
     assert_eq!(s.matches('-').count(), 4);
     assert_ne!(TraceId::random().unwrap(), TraceId::random().unwrap());
     // Follow-up generations of one call get ids of their own.
     assert_ne!(a0, TraceId::derived("evt_1", 0, 1));
-    assert_ne!(TraceId::derived("evt_1", 0, 1), TraceId::derived("evt_1", 0, 2));
-    assert_ne!(TraceId::derived("evt_1", 1, 0), TraceId::derived("evt_1", 0, 1));
+    assert_ne!(
+        TraceId::derived("evt_1", 0, 1),
+        TraceId::derived("evt_1", 0, 2)
+    );
+    assert_ne!(
+        TraceId::derived("evt_1", 1, 0),
+        TraceId::derived("evt_1", 0, 1)
+    );
 }
