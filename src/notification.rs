@@ -156,9 +156,10 @@ pub struct Duplicate {
 /// The notification's `content`: always sent as a string.
 ///
 /// When deserialising, a JSON string is taken as it is and any other JSON
-/// value (an object, say) is kept as the JSON text it was sent as, because
-/// apps usually put a JSON document in `content` and should not have to
-/// escape it by hand.
+/// value (an object, say) becomes its JSON text, because apps usually put a
+/// JSON document in `content` and should not have to escape it by hand.
+/// [`BatchNotification::from_json`] keeps that text exactly as it was sent
+/// (numbers included); other deserialisers re-serialise the parsed value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 #[serde(transparent)]
 pub struct Content(String);
@@ -183,23 +184,36 @@ impl Content {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// `parsed` (the content of the notification `json`), with a JSON
+    /// document kept as the text it was sent as: `1E2` stays `1E2`, a
+    /// 30-digit number keeps its digits, which a parsed `f64` would turn
+    /// into `1.2345678901234568e+29`.
+    fn exact(json: &[u8], parsed: Content) -> Content {
+        #[derive(Deserialize)]
+        struct Raw<'a> {
+            #[serde(borrow)]
+            content: Option<&'a serde_json::value::RawValue>,
+        }
+        match serde_json::from_slice::<Raw<'_>>(json) {
+            Ok(Raw { content: Some(raw) }) if !raw.get().starts_with(['"', 'n']) => {
+                Content(raw.get().to_owned())
+            }
+            _ => parsed,
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for Content {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        // Read as the raw JSON text, so that a JSON document is forwarded as
-        // it was sent: `1E2` stays `1E2`, a 30-digit number keeps its digits
-        // (a parsed `f64` would turn them into `1.2345678901234568e+29`).
-        let raw = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
-        let text = raw.get();
-        match text.as_bytes().first() {
-            Some(b'"') => serde_json::from_str(text)
-                .map(Content)
-                .map_err(serde::de::Error::custom),
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::String(text) => Ok(Content(text)),
             // `null` is no content: validation then names `content` as
             // missing, rather than the four letters `null` being sent.
-            Some(b'n') => Ok(Content::default()),
-            _ => Ok(Content(text.to_owned())),
+            serde_json::Value::Null => Ok(Content::default()),
+            // Through any format; `BatchNotification::from_json` keeps the
+            // JSON text as it was sent instead.
+            other => Ok(Content(other.to_string())),
         }
     }
 }
@@ -371,6 +385,8 @@ impl BatchNotification {
             }
         })?;
         deserializer.end().map_err(syntax)?; // trailing characters
+        let mut notification: BatchNotification = notification;
+        notification.content = Content::exact(json, notification.content);
         Ok(notification)
     }
 

@@ -88,7 +88,8 @@ test('a failing random source is a YunxinError with code unsupported, never a tr
   assert.deepEqual(results.after, {
     checksum: '6461e65304e590d2268093aa1d290482274995b9',
     failedPoll: 'unsupported',
-    retried: ['send', '0/1', 'a,b'],
+    // The put-back attempt's id (0/1) is never reused: the resend is 0/2.
+    retried: ['send', '0/2', 'a,b'],
     send: '{"delivered":["a","b"],"failed":[],"unknown":[],"not_attempted":[]}',
     fetched: 1,
   });

@@ -244,3 +244,114 @@ test('an enqueue that fails after the event was recorded: still delivered, exact
   assert.equal(counts.length, 1200);
   assert.ok(counts.every(([, n]) => n === 1));
 });
+
+describe('the synchronous path is bounded and idempotent', () => {
+  test('a captured ?wait=1 request replayed 5 times sends nothing more', async () => {
+    const body = JSON.stringify(notification(1500, { prefix: 'replay-' }));
+    const headers = { 'content-type': 'application/json', ...webhookHeaders(body, { secret: WEBHOOK_SECRET }) };
+    const send = () => fetch(`${relay.url}/v1/notifications?wait=1`, { method: 'POST', headers, body });
+    const first = await send();
+    assert.equal(first.status, 200, await first.text());
+    const calls = emu.requests().length;
+    assert.equal(calls, 3);
+    for (let i = 0; i < 5; i++) {
+      const again = await send();
+      assert.equal(again.status, 200);
+      assert.equal((await again.json()).state, 'delivered');
+    }
+    assert.equal(emu.requests().length, calls, 'no upstream call for a replay');
+  });
+
+  test('10,000 receivers: at most SYNC_MAX_CALLS (10) calls in the request, the queue does the rest', async () => {
+    const result = await postEvent(relay.url, notification(10_000, { prefix: 'big-' }));
+    assert.equal(result.status, 202, result.text);
+    assert.equal(result.json.requests, 20);
+    assert.equal(result.json.delivered.length, 5000);
+    assert.equal(result.json.pending.length, 5000);
+    assert.ok(Number(result.headers.get('retry-after')) >= 1);
+    const settled = await eventually(
+      async () => {
+        const { json } = await eventStatus(relay.url, result.id, { token: TOKEN });
+        return json.state === 'delivered' ? json : null;
+      },
+      { what: 'the queue to deliver the rest' },
+    );
+    assert.equal(settled.delivered.length, 10_000);
+    const counts = Object.entries(emu.deliveryCounts()).filter(([id]) => id.startsWith('big-'));
+    assert.equal(counts.length, 10_000);
+    assert.ok(counts.every(([, n]) => n === 1));
+  });
+
+  test('a hung upstream: the answer comes by SYNC_DEADLINE_MS, the rest pending, then delivered once', async (t) => {
+    const bounded = await startRelay({
+      YUNXIN_BASE_URL: emu.url,
+      STATUS_TOKEN: TOKEN,
+      SYNC_DEADLINE_MS: '3000',
+      UPSTREAM_TIMEOUT_MS: '10000',
+      RETRY_SCHEDULE_SECS: '8',
+      YUNXIN_RATE_PER_MINUTE: '6000',
+    });
+    t.after(() => bounded.close());
+    // Slower than the deadline; done upstream before the queue's retry
+    // (a second or more after the hand-off), which Yunxin then de-duplicates.
+    emu.injectFaults({ kind: 'slow', delayMs: 3500, count: 1 });
+    const started = Date.now();
+    const result = await postEvent(bounded.url, notification(3, { prefix: 'hung-' }));
+    const took = Date.now() - started;
+    assert.equal(result.status, 202, result.text);
+    assert.ok(took < 3000 + 1500, `answered after ${took} ms`);
+    assert.equal(result.json.pending.length, 3);
+    assert.match(result.json.pending[0].last_error, /answer lost: no answer within \d+ ms/);
+    await eventually(
+      async () => (await eventStatus(bounded.url, result.id, { token: TOKEN })).json.state === 'delivered',
+      { ms: 30_000, what: 'the queue to finish the hung call' },
+    );
+    // Let the slow first attempt finish upstream before counting.
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, started + 5000 - Date.now())));
+    const counts = Object.entries(emu.deliveryCounts()).filter(([id]) => id.startsWith('hung-'));
+    assert.deepEqual(counts.map(([, n]) => n), [1, 1, 1]);
+  });
+});
+
+describe('content and receivers reach Yunxin as sent, or not at all', () => {
+  const refused = [
+    ['content: null', { sender_id: 'bot', receiver_ids: ['u1'], content: null }, 'missing', 'content'],
+    ['a top-level array', ['bot', ['u1'], 'hi'], 'invalid_schema', '.'],
+    ['a zero-width space in a receiver id', { sender_id: 'bot', receiver_ids: ['u1', 'u\u200B1'], content: 'x' }, 'invalid', 'receiver_ids[1]'],
+    ['a right-to-left override', { sender_id: 'bot', receiver_ids: ['\u202Eu1'], content: 'x' }, 'invalid', 'receiver_ids[0]'],
+    ['a byte-order mark', { sender_id: 'bot', receiver_ids: ['\uFEFFu1'], content: 'x' }, 'invalid', 'receiver_ids[0]'],
+    ['a wrong type deep inside', { sender_id: 'bot', receiver_ids: ['u1'], content: 'x', push_config: { push_enabled: 'yes' } }, 'invalid_schema', 'push_config.push_enabled'],
+  ];
+  for (const [name, body, code, field] of refused) {
+    test(`${name}: 422 naming ${field}, nothing sent`, async () => {
+      const result = await postEvent(relay.url, body);
+      assert.equal(result.status, 422, result.text);
+      assert.deepEqual([result.json.error.code, result.json.error.field], [code, field]);
+      assert.equal(emu.requests().length, 0);
+    });
+  }
+
+  test('numbers in object content arrive exactly as sent', async () => {
+    const content = '{"big":123456789012345678901234567890,"e":1E2,"neg":-0,"f":0.1}';
+    const body = `{"sender_id":"bot","receiver_ids":["exact-1"],"content":${content}}`;
+    const result = await postEvent(relay.url, null, { body });
+    assert.equal(result.status, 200, result.text);
+    assert.equal(emu.deliveries()[0].content, content);
+  });
+
+  test('receivers dropped as duplicates are named in the report', async () => {
+    const ids = ['dup-a', 'DUP-A', 'dup-b', 'dup-a', 'Dup-B'];
+    const result = await postEvent(relay.url, { sender_id: 'bot', receiver_ids: ids, content: 'x' });
+    assert.equal(result.status, 200, result.text);
+    assert.deepEqual(result.json.delivered, ['dup-a', 'dup-b']);
+    assert.deepEqual(
+      result.json.not_attempted.map((n) => [n.account_id, n.reason]),
+      [
+        ['DUP-A', 'duplicate of dup-a'],
+        ['dup-a', 'duplicate of dup-a'],
+        ['Dup-B', 'duplicate of dup-b'],
+      ],
+    );
+    assert.equal(emu.deliveries().length, 2);
+  });
+});

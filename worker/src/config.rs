@@ -8,12 +8,12 @@ use crate::webhook::WebhookSecrets;
 
 /// Upstream calls in flight at once; workerd allows six open connections per request.
 pub const MAX_IN_FLIGHT: usize = 6;
-/// Synchronous path: retries after the first attempt, the first wait (doubling
-/// after), and the longest wait it holds a request for (a 416's minute is
-/// reported instead, with `Retry-After`).
-const SYNC_RETRIES: u32 = 2;
-const SYNC_FIRST_WAIT_MS: u64 = 200;
-const SYNC_MAX_WAIT_MS: u64 = 5_000;
+/// Synchronous path: the quick retries made while the sender waits, before
+/// the queued schedule takes over.
+const SYNC_QUICK_RETRIES_MS: [u64; 2] = [200, 400];
+/// The longest `SYNC_DEADLINE_MS`: under the event store's 30 s grace for an
+/// intake, after which its watchdog takes over the event.
+pub const MAX_SYNC_DEADLINE_MS: u64 = 28_000;
 /// Largest accepted event body.
 pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
 /// Longest pacing wait the queue consumer spends inside one invocation;
@@ -43,6 +43,12 @@ pub struct Config {
     pub retry_schedule_secs: Vec<u32>,
     /// `RATE_LIMIT_BACKOFF_SECS`, default 60: the least wait after a 416.
     pub rate_limit_backoff_secs: u32,
+    /// `SYNC_MAX_CALLS`, default 10: upstream calls one synchronous request
+    /// may make; the rest go to the queue.
+    pub sync_max_calls: usize,
+    /// `SYNC_DEADLINE_MS`, default 25,000 (at most 28,000): when a
+    /// synchronous request answers, whatever is left going to the queue.
+    pub sync_deadline_ms: u64,
     /// `STATUS_TOKEN` (optional secret): a bearer token for the status API.
     pub status_token: Option<StatusToken>,
     /// `TEST_FAIL_ENQUEUE=1`, for tests only: enqueueing fails right after
@@ -86,9 +92,13 @@ impl Config {
         policy
     }
 
-    /// The synchronous path's policy: two quick retries, no wait over 5 s.
+    /// The synchronous path's policy: two quick retries (200 ms, 400 ms)
+    /// while the sender waits, then the queued schedule.
     pub fn sync_policy(&self) -> RetryPolicy {
-        RetryPolicy::backoff(SYNC_RETRIES, SYNC_FIRST_WAIT_MS, SYNC_MAX_WAIT_MS)
+        let mut policy = self.queued_policy();
+        policy.schedule_ms.splice(0..0, SYNC_QUICK_RETRIES_MS);
+        policy.max_attempts += SYNC_QUICK_RETRIES_MS.len() as u32;
+        policy
     }
 }
 
@@ -114,6 +124,13 @@ impl Config {
             rate_per_minute: number(env, "YUNXIN_RATE_PER_MINUTE", 120)?,
             retry_schedule_secs: schedule(env, "RETRY_SCHEDULE_SECS", &[5, 30, 120, 600, 3600])?,
             rate_limit_backoff_secs: number(env, "RATE_LIMIT_BACKOFF_SECS", 60)?,
+            sync_max_calls: number(env, "SYNC_MAX_CALLS", 10)?,
+            sync_deadline_ms: match number(env, "SYNC_DEADLINE_MS", 25_000)? {
+                ms if ms > MAX_SYNC_DEADLINE_MS => {
+                    return Err(config_error("SYNC_DEADLINE_MS", "is over 28000"));
+                }
+                ms => ms,
+            },
             status_token: optional(env, "STATUS_TOKEN").map(StatusToken),
             test_fail_enqueue: optional(env, "TEST_FAIL_ENQUEUE").as_deref() == Some("1"),
         })
@@ -182,6 +199,8 @@ mod tests {
             max_receivers: 10_000,
             upstream_timeout_ms: timeout_ms,
             body_deadline_ms: 10_000,
+            sync_max_calls: 10,
+            sync_deadline_ms: 25_000,
             rate_per_minute: 120,
             retry_schedule_secs: schedule.to_vec(),
             rate_limit_backoff_secs: backoff_secs,
@@ -223,10 +242,10 @@ mod tests {
     }
 
     #[test]
-    fn the_sync_policy_retries_quickly_and_leaves_a_416_to_the_sender() {
+    fn the_sync_policy_retries_quickly_then_on_the_schedule() {
         let policy = config(&[5], 60, 10_000).sync_policy();
-        assert_eq!(policy.schedule_ms, [200, 400]);
-        assert_eq!(policy.max_attempts, 3);
+        assert_eq!(policy.schedule_ms, [200, 400, 5_000]);
+        assert_eq!(policy.max_attempts, 4);
         assert_eq!(
             after_first_attempt(policy.clone(), Outcome::from_http(502, b"")),
             Recorded::Retry { at_ms: 200 }
@@ -234,7 +253,7 @@ mod tests {
         let rate_limited = Outcome::from_http(200, br#"{"code":416,"msg":"frequency control"}"#);
         assert_eq!(
             after_first_attempt(policy, rate_limited),
-            Recorded::Done { gave_up: true }
+            Recorded::Retry { at_ms: 60_000 }
         );
     }
 }

@@ -165,7 +165,9 @@ impl DurableObject for EventStore {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let command: Command = req.json().await?;
+        // serde_json over the text, not `req.json()` (serde_wasm_bindgen over
+        // a JS object): the same parser as the sender's, and exact integers.
+        let command: Command = serde_json::from_str(&req.text().await?)?;
         let now = now_ms();
         match command {
             Command::Create {
@@ -362,6 +364,7 @@ impl EventStore {
 
 /// Calls one event's object.
 pub struct EventClient {
+    event_id: String,
     stub: Stub,
 }
 
@@ -369,8 +372,14 @@ impl EventClient {
     /// The object of the event `event_id`.
     pub fn new(env: &Env, event_id: &str) -> Result<Self> {
         Ok(EventClient {
+            event_id: event_id.to_owned(),
             stub: env.durable_object(BINDING)?.get_by_name(event_id)?,
         })
+    }
+
+    /// The event's id.
+    pub fn event_id(&self) -> &str {
+        &self.event_id
     }
 
     async fn call<T: DeserializeOwned>(&self, command: &Command) -> Result<T> {
@@ -389,14 +398,9 @@ impl EventClient {
     }
 
     /// Records a new event, or says it is known.
-    pub async fn create(
-        &self,
-        event_id: &str,
-        body_sha256: &str,
-        delivery: Delivery,
-    ) -> Result<Created> {
+    pub async fn create(&self, body_sha256: &str, delivery: Delivery) -> Result<Created> {
         self.call(&Command::Create {
-            event_id: event_id.to_owned(),
+            event_id: self.event_id.clone(),
             body_sha256: body_sha256.to_owned(),
             delivery: Box::new(delivery),
         })

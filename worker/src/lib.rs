@@ -10,8 +10,8 @@
 //!   then by default record the event ([`events`], idempotent per
 //!   `webhook-id`), enqueue one message per call ([`task`]) and answer 202;
 //!   the consumer ([`queue`]) drives the delivery with [`pacer`] slots. With
-//!   `Prefer: wait` (or `?wait=1`) drive it at once instead ([`sync`]) and
-//!   answer the report.
+//!   `Prefer: wait` (or `?wait=1`) the request drives it first ([`sync`]),
+//!   within its bounds, and answers the status; the queue gets the rest.
 //! - `GET /v1/events/{id}`: the event's per-receiver status.
 //! - `GET /healthz`.
 
@@ -30,7 +30,7 @@ use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use worker::{Context, Date, Env, MessageBatch, Method, Request, Response, console_log, event};
-use yunxin_edge::{BatchNotification, Delivery, Plan, PlanOptions, Report};
+use yunxin_edge::{BatchNotification, Delivery, DeliveryState, Plan, PlanOptions};
 
 use crate::config::{Config, MAX_BODY_BYTES};
 use crate::error::RelayError;
@@ -91,11 +91,12 @@ fn not_allowed(method: Method, allowed: &'static str) -> RelayError {
 
 /// What the notifications route answers.
 enum Answer {
-    /// `Prefer: wait`: the final report (200, or 503 with retryable receivers).
-    Delivered {
+    /// `Prefer: wait`: the event's status once the request has done what it
+    /// may: 200 when finished, 202 (with `Retry-After`) when the queue has
+    /// the rest.
+    Waited {
         event_id: EventId,
-        requests: usize,
-        report: Report,
+        status: Box<EventStatus>,
     },
     /// Queued: 202 with the status URL.
     Accepted { event_id: EventId, requests: usize },
@@ -103,13 +104,12 @@ enum Answer {
     Known(Box<EventStatus>),
 }
 
-/// The body of [`Answer::Delivered`].
+/// The body of [`Answer::Waited`].
 #[derive(Serialize)]
-struct DeliveredBody<'a> {
-    event_id: &'a str,
-    requests: usize,
+struct WaitedBody<'a> {
     #[serde(flatten)]
-    report: &'a Report,
+    status: &'a EventStatus,
+    status_url: String,
 }
 
 /// The body of [`Answer::Accepted`].
@@ -120,37 +120,47 @@ struct AcceptedBody<'a> {
     status_url: String,
 }
 
+fn status_url(event_id: &EventId) -> String {
+    format!("/v1/events/{}", event_id.path_segment())
+}
+
 impl Answer {
     fn status(&self) -> u16 {
         match self {
-            Answer::Delivered { report, .. } if report.has_retryable() => 503,
-            Answer::Delivered { .. } | Answer::Known(_) => 200,
+            Answer::Waited { status, .. } if status.status.state == DeliveryState::Pending => 202,
+            Answer::Waited { .. } | Answer::Known(_) => 200,
             Answer::Accepted { .. } => 202,
         }
     }
 
     fn response(&self) -> worker::Result<Response> {
         let mut response = match self {
-            Answer::Delivered {
-                event_id,
-                requests,
-                report,
-            } => Response::from_json(&DeliveredBody {
-                event_id: event_id.as_str(),
-                requests: *requests,
-                report,
+            Answer::Waited { event_id, status } => Response::from_json(&WaitedBody {
+                status,
+                status_url: status_url(event_id),
             })?,
             Answer::Accepted { event_id, requests } => Response::from_json(&AcceptedBody {
                 event_id: event_id.as_str(),
                 requests: *requests,
-                status_url: format!("/v1/events/{}", event_id.path_segment()),
+                status_url: status_url(event_id),
             })?,
             Answer::Known(status) => Response::from_json(status)?,
         }
         .with_status(self.status());
-        if let Answer::Delivered { report, .. } = self
-            && let Some(secs) = report.retry_after_secs
+        if let Answer::Waited { status, .. } = self
+            && status.status.state == DeliveryState::Pending
         {
+            // When the queue's next attempt is due: asking earlier shows nothing new.
+            let next_ms = status
+                .status
+                .pending
+                .iter()
+                .filter_map(|p| p.next_attempt_at_ms)
+                .min()
+                .unwrap_or(0);
+            let secs = next_ms
+                .saturating_sub(Date::now().as_millis())
+                .div_ceil(1000);
             response
                 .headers_mut()
                 .set("Retry-After", &secs.max(1).to_string())?;
@@ -160,7 +170,7 @@ impl Answer {
 
     fn event_id(&self) -> &str {
         match self {
-            Answer::Delivered { event_id, .. } | Answer::Accepted { event_id, .. } => {
+            Answer::Waited { event_id, .. } | Answer::Accepted { event_id, .. } => {
                 event_id.as_str()
             }
             Answer::Known(status) => &status.event_id,
@@ -170,16 +180,7 @@ impl Answer {
     /// Calls and receiver counts for the log line.
     fn counts(&self) -> serde_json::Value {
         match self {
-            Answer::Delivered {
-                requests, report, ..
-            } => json!({
-                "requests": requests,
-                "delivered": report.delivered.len(),
-                "failed": report.failed.len(),
-                "unknown": report.unknown.len(),
-                "not_attempted": report.not_attempted.len(),
-            }),
-            Answer::Known(status) => json!({
+            Answer::Waited { status, .. } | Answer::Known(status) => json!({
                 "requests": status.requests,
                 "delivered": status.status.delivered.len(),
                 "failed": status.status.failed.len(),
@@ -196,8 +197,7 @@ async fn notifications(req: Request, env: &Env) -> Result<Response, RelayError> 
     let started = Date::now().as_millis();
     let result = match prefers_wait(&req) {
         Ok(wait) => match accept(req, env).await {
-            Ok(accepted) if wait => deliver_now(accepted).await,
-            Ok(accepted) => enqueue(accepted, env).await,
+            Ok(accepted) => intake(accepted, env, wait).await,
             Err(e) => Err(e),
         },
         Err(e) => Err(e),
@@ -209,7 +209,7 @@ async fn notifications(req: Request, env: &Env) -> Result<Response, RelayError> 
     match &result {
         Ok(answer) => {
             line["event_id"] = json!(answer.event_id());
-            line["mode"] = json!(if matches!(answer, Answer::Delivered { .. }) {
+            line["mode"] = json!(if matches!(answer, Answer::Waited { .. }) {
                 "wait"
             } else {
                 "queue"
@@ -318,33 +318,11 @@ fn verify_webhook(req: &Request, config: &Config, body: &[u8]) -> Result<(), Rel
     Ok(())
 }
 
-/// Delivers before answering.
-async fn deliver_now(accepted: Accepted) -> Result<Answer, RelayError> {
-    let Accepted {
-        config,
-        event_id,
-        plan,
-        ..
-    } = accepted;
-    let requests = plan.requests().len();
-    let delivery = Delivery::new(plan, config.sync_policy())?;
-    let report = sync::deliver(delivery, &config).await;
-    Ok(Answer::Delivered {
-        event_id,
-        requests,
-        report,
-    })
-}
-
-/// Records the event once per `webhook-id` and enqueues its calls: 202. A
-/// known id is not enqueued again: it answers 200 with the event's status,
-/// or 409 if it came with another body.
-///
-/// If enqueueing fails after the record is made, the event is still
-/// delivered: the record's watchdog enqueues an event that was never marked
-/// enqueued. So the answer stays 202 (the error is logged): something will
-/// deliver it.
-async fn enqueue(accepted: Accepted, env: &Env) -> Result<Answer, RelayError> {
+/// Records the event once per `webhook-id`, then delivers what it may
+/// before answering (`wait`) and hands the rest to the queue, or hands all
+/// of it to the queue at once. A known id sends nothing: it answers 200 with
+/// the event's status, or 409 if it came with another body.
+async fn intake(accepted: Accepted, env: &Env, wait: bool) -> Result<Answer, RelayError> {
     let Accepted {
         config,
         event_id,
@@ -353,9 +331,13 @@ async fn enqueue(accepted: Accepted, env: &Env) -> Result<Answer, RelayError> {
     } = accepted;
     let requests = plan.requests().len();
     let events = EventClient::new(env, event_id.as_str())?;
-    let delivery = Delivery::new(plan, config.queued_policy())?;
+    let policy = if wait {
+        config.sync_policy()
+    } else {
+        config.queued_policy()
+    };
     match events
-        .create(event_id.as_str(), &body_sha256, delivery)
+        .create(&body_sha256, Delivery::new(plan, policy)?)
         .await?
     {
         Created::New => {}
@@ -373,20 +355,46 @@ async fn enqueue(accepted: Accepted, env: &Env) -> Result<Answer, RelayError> {
             });
         }
     }
+    let left = if wait {
+        sync::drive(env, &config, &events, requests).await
+    } else {
+        (0..requests).collect()
+    };
+    hand_to_queue(&config, env, &events, left).await;
+    if !wait {
+        return Ok(Answer::Accepted { event_id, requests });
+    }
+    match events.status().await? {
+        Some(status) => Ok(Answer::Waited {
+            event_id,
+            status: Box::new(status),
+        }),
+        None => Err(RelayError::Internal(
+            "the event store lost the event".into(),
+        )),
+    }
+}
+
+/// Enqueues the calls the intake leaves to the queue and marks the event
+/// enqueued. A failure here is logged, not answered: the record exists, so
+/// its watchdog enqueues an event never marked enqueued. Something will
+/// deliver it, which is what a 2xx promises.
+async fn hand_to_queue(config: &Config, env: &Env, events: &EventClient, calls: Vec<usize>) {
     let enqueued = async {
         if config.test_fail_enqueue {
             return Err(worker::Error::RustError("TEST_FAIL_ENQUEUE is set".into()));
         }
-        task::enqueue(env, event_id.as_str(), 0..requests).await?;
+        if !calls.is_empty() {
+            task::enqueue(env, events.event_id(), calls).await?;
+        }
         events.mark_enqueued().await
     };
     if let Err(e) = enqueued.await {
         console_log!(
             "{}",
-            json!({ "event_id": event_id.as_str(), "enqueue_failed": e.to_string(), "recovery": "watchdog" })
+            json!({ "event_id": events.event_id(), "enqueue_failed": e.to_string(), "recovery": "watchdog" })
         );
     }
-    Ok(Answer::Accepted { event_id, requests })
 }
 
 /// `GET /v1/events/{id}`, for a bearer of `STATUS_TOKEN` or a Standard

@@ -91,7 +91,7 @@ async fn step(task: &DeliveryTask, env: &Env, config: &Config) -> worker::Result
     }
     Delay::from(Duration::from_millis(wait_ms)).await;
 
-    let outcome = upstream::send(&attempt, config).await;
+    let outcome = upstream::send(&attempt, config, config.upstream_timeout_ms).await;
     match events.record(attempt.id, outcome).await? {
         Recorded::Retry { at_ms } => Ok(Disposition::RetryAt(at_ms)),
         Recorded::Done { gave_up: true } => {

@@ -1,57 +1,130 @@
-//! The synchronous path (`Prefer: wait`): drive one [`Delivery`] to the end
-//! inside the request, at most [`MAX_IN_FLIGHT`] calls at a time. Every
-//! decision (what to send, when to retry, when to stop) is the delivery's.
+//! The synchronous path (`Prefer: wait`): the request itself drives its
+//! event's calls, through the same event record and pacer as the queue, for
+//! as long as it may: at most `SYNC_MAX_CALLS` upstream calls and until
+//! `SYNC_DEADLINE_MS`. What is not finished by then is handed to the queue,
+//! never dropped. The event record decides every step, so a replay of the
+//! same request finds the event known and sends nothing, and a hand-off
+//! resumes exactly where the request stopped.
 
+use std::cell::Cell;
 use std::time::Duration;
 
-use futures_util::future::{Either, select};
-use futures_util::stream::{FuturesUnordered, StreamExt};
-use worker::{Date, Delay};
-use yunxin_edge::{Action, Delivery, Report};
+use futures_util::stream::{self, StreamExt};
+use worker::{Date, Delay, Env};
+use yunxin_edge::Recorded;
 
 use crate::config::{Config, MAX_IN_FLIGHT};
-use crate::upstream;
+use crate::events::{EventClient, Step};
+use crate::{pacer, task, upstream};
 
-/// Sends every call of the delivery, retrying as its policy says, and
-/// returns the final report.
-pub async fn deliver(mut delivery: Delivery, config: &Config) -> Report {
-    let mut in_flight = FuturesUnordered::new();
+/// Don't start an attempt with less time than this before the deadline.
+const MIN_ATTEMPT_MS: u64 = 1_000;
+
+/// The bounds of one synchronous request.
+struct Budget {
+    deadline_ms: u64,
+    calls_left: Cell<usize>,
+}
+
+impl Budget {
+    /// Whether there is time to start an attempt at `at_ms`.
+    fn has_time_at(&self, at_ms: u64) -> bool {
+        at_ms + MIN_ATTEMPT_MS <= self.deadline_ms
+    }
+
+    /// Takes one upstream call from the budget, if one is left.
+    fn take_call(&self) -> bool {
+        let left = self.calls_left.get();
+        self.calls_left.set(left.saturating_sub(1));
+        left > 0
+    }
+}
+
+/// Drives every call of the event until it is finished or the budget runs
+/// out; returns the calls left for the queue.
+pub async fn drive(env: &Env, config: &Config, events: &EventClient, calls: usize) -> Vec<usize> {
+    let budget = Budget {
+        deadline_ms: now_ms() + config.sync_deadline_ms,
+        calls_left: Cell::new(config.sync_max_calls),
+    };
+    let left: Vec<Option<usize>> = stream::iter(0..calls)
+        .map(|call| {
+            let budget = &budget;
+            async move {
+                // Our own storage failing is the queue's to retry, too.
+                let finished = drive_call(call, env, config, events, budget).await;
+                (!matches!(finished, Ok(true))).then_some(call)
+            }
+        })
+        .buffered(MAX_IN_FLIGHT)
+        .collect()
+        .await;
+    left.into_iter().flatten().collect()
+}
+
+/// One call, step by step as its record says; true when it is finished.
+async fn drive_call(
+    call: usize,
+    env: &Env,
+    config: &Config,
+    events: &EventClient,
+    budget: &Budget,
+) -> worker::Result<bool> {
     loop {
-        // Start what is due, up to the connection limit.
-        let mut wake_at = None;
-        while in_flight.len() < MAX_IN_FLIGHT {
-            match delivery.poll(now_ms()) {
-                Action::Send(attempt) => in_flight.push(async move {
-                    let outcome = upstream::send(&attempt, config).await;
-                    (attempt.id, outcome)
-                }),
-                Action::Wait { until_ms } => {
-                    wake_at = until_ms;
-                    break;
-                }
-                Action::Done(report) => return report,
-                // A future action this driver does not know: stop where it stands.
-                _ => return delivery.report(),
-            }
+        if !budget.has_time_at(now_ms()) {
+            return Ok(false);
         }
-
-        // Then wait for the first answer, or until a retry is due.
-        let sleep = |until: u64| Delay::from(Duration::from_millis(until.saturating_sub(now_ms())));
-        let finished = match (in_flight.is_empty(), wake_at) {
-            (true, Some(until)) => {
-                sleep(until).await;
-                None
+        let attempt = match events.begin(call).await? {
+            Step::Done => return Ok(true),
+            Step::Later { until_ms } if budget.has_time_at(until_ms) => {
+                sleep_until(until_ms).await;
+                continue;
             }
-            (true, None) => return delivery.report(), // nothing in flight, nothing due: cannot happen
-            (false, None) => in_flight.next().await,
-            (false, Some(until)) => match select(in_flight.next(), sleep(until)).await {
-                Either::Left((finished, _)) => finished,
-                Either::Right(_) => None,
-            },
+            Step::Later { .. } => return Ok(false),
+            Step::Send { attempt } => attempt,
         };
-        if let Some((id, outcome)) = finished {
-            delivery.record(id, outcome, now_ms());
+        let wait_ms = pacer::reserve(
+            env,
+            config.credentials.app_key.as_str(),
+            config.rate_per_minute,
+        )
+        .await?;
+        let start_ms = now_ms() + wait_ms;
+        if !budget.has_time_at(start_ms) || !budget.take_call() {
+            events.release(attempt.id, start_ms).await?;
+            return Ok(false);
         }
+        sleep_until(start_ms).await;
+
+        // The attempt ends by the deadline: a cut-short answer is a lost one,
+        // which the queue retries with the same trace id.
+        let timeout_ms = config
+            .upstream_timeout_ms
+            .min(budget.deadline_ms.saturating_sub(now_ms()));
+        let outcome = upstream::send(&attempt, config, timeout_ms).await;
+        match events.record(attempt.id, outcome).await? {
+            Recorded::Retry { at_ms } if budget.has_time_at(at_ms) => sleep_until(at_ms).await,
+            Recorded::Retry { .. } => return Ok(false),
+            Recorded::Done { gave_up } => {
+                if gave_up {
+                    let task = task::DeliveryTask {
+                        event_id: events.event_id().to_owned(),
+                        call,
+                    };
+                    task::dead_letter(env, &task).await?;
+                }
+                return Ok(true);
+            }
+            // Stale: someone else (the watchdog's message) took the call over.
+            _ => return Ok(false),
+        }
+    }
+}
+
+async fn sleep_until(at_ms: u64) {
+    let ms = at_ms.saturating_sub(now_ms());
+    if ms > 0 {
+        Delay::from(Duration::from_millis(ms)).await;
     }
 }
 

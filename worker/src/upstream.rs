@@ -15,9 +15,10 @@ use yunxin_edge::{Attempt, AttemptOutcome, Outcome};
 
 use crate::config::Config;
 
-/// Sends one attempt and says what became of it. Never fails: every
-/// failure is an outcome for the delivery to judge.
-pub async fn send(attempt: &Attempt, config: &Config) -> AttemptOutcome {
+/// Sends one attempt, waiting at most `timeout_ms` for the whole answer, and
+/// says what became of it. Never fails: every failure is an outcome for the
+/// delivery to judge.
+pub async fn send(attempt: &Attempt, config: &Config, timeout_ms: u64) -> AttemptOutcome {
     let signed = match attempt.sign(&config.credentials, &config.endpoint) {
         Ok(signed) => signed,
         Err(e) => return Outcome::transport(format!("could not sign: {e}")).into(),
@@ -45,7 +46,7 @@ pub async fn send(attempt: &Attempt, config: &Config) -> AttemptOutcome {
         let body = response.bytes().await?;
         Ok::<_, worker::Error>((response.status_code(), retry_after, body))
     };
-    let deadline = Delay::from(Duration::from_millis(config.upstream_timeout_ms));
+    let deadline = Delay::from(Duration::from_millis(timeout_ms));
     pin_mut!(exchange, deadline);
     match select(exchange, deadline).await {
         Either::Left((Ok((status, retry_after, body)), _)) => AttemptOutcome {
@@ -55,11 +56,7 @@ pub async fn send(attempt: &Attempt, config: &Config) -> AttemptOutcome {
         Either::Left((Err(e), _)) => classify_fetch_error(&e.to_string()).into(),
         Either::Right(_) => {
             controller.abort();
-            Outcome::answer_lost(format!(
-                "no answer within {} ms",
-                config.upstream_timeout_ms
-            ))
-            .into()
+            Outcome::answer_lost(format!("no answer within {timeout_ms} ms")).into()
         }
     }
 }
