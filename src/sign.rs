@@ -15,6 +15,27 @@ use crate::error::{Error, Result};
 
 /// Longest nonce Yunxin accepts, in characters.
 pub const MAX_NONCE_CHARS: usize = 128;
+/// Longest trace id accepted from a caller, in characters.
+pub const MAX_TRACE_ID_CHARS: usize = 256;
+
+/// Checks a value that goes into a request header as it is: present, and
+/// with no control character (CR, LF and NUL above all: they would end the
+/// header and start another of the sender's choosing).
+fn header_value(field: &'static str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::Missing {
+            field: field.into(),
+        });
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::Invalid {
+            field: field.into(),
+            reason: "a header value may not contain control characters (CR, LF, NUL…)",
+            value: value.escape_debug().to_string(),
+        });
+    }
+    Ok(())
+}
 
 /// The app key from the Yunxin console. Not a secret.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -75,6 +96,16 @@ impl Credentials {
         }
     }
 
+    /// Credentials from a key and a secret given by someone else (a
+    /// configuration, a caller): the key goes into a header, so it must be
+    /// non-empty with no control character (a CR or LF would start a header
+    /// of the caller's choosing).
+    pub fn try_new(app_key: impl Into<String>, app_secret: impl Into<String>) -> Result<Self> {
+        let credentials = Credentials::new(app_key, app_secret);
+        header_value("AppKey", credentials.app_key.as_str())?;
+        Ok(credentials)
+    }
+
     /// Signs with the current time and a fresh random nonce; fails only if
     /// the platform's random source does.
     pub fn sign(&self) -> Result<SignedHeaders> {
@@ -122,15 +153,11 @@ impl Nonce {
         Ok(Nonce(hex::encode(random_bytes::<16>()?)))
     }
 
-    /// A given nonce, checked against Yunxin's limit.
+    /// A given nonce, checked against Yunxin's limit and as a header value.
     pub fn new(nonce: impl Into<String>) -> Result<Self> {
         let nonce = nonce.into();
+        header_value("Nonce", &nonce)?;
         let len = nonce.chars().count();
-        if len == 0 {
-            return Err(Error::Missing {
-                field: "Nonce".into(),
-            });
-        }
         if len > MAX_NONCE_CHARS {
             return Err(Error::TooLong {
                 field: "Nonce".into(),
@@ -223,9 +250,20 @@ impl TraceId {
         TraceId(uuid_shape(bytes))
     }
 
-    /// A trace id given by the caller.
-    pub fn new(trace_id: impl Into<String>) -> Self {
-        TraceId(trace_id.into())
+    /// A trace id given by the caller: 1 to [`MAX_TRACE_ID_CHARS`]
+    /// characters, none of them a control character (it is a header value).
+    pub fn new(trace_id: impl Into<String>) -> Result<Self> {
+        let trace_id = trace_id.into();
+        header_value("X-custom-traceid", &trace_id)?;
+        let len = trace_id.chars().count();
+        if len > MAX_TRACE_ID_CHARS {
+            return Err(Error::TooLong {
+                field: "X-custom-traceid".into(),
+                limit: MAX_TRACE_ID_CHARS,
+                actual: len,
+            });
+        }
+        Ok(TraceId(trace_id))
     }
 
     /// The trace id as sent.

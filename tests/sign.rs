@@ -133,3 +133,27 @@ fn derived_trace_ids_are_stable_and_distinct() {
         TraceId::derived("evt_1", 0, 1)
     );
 }
+
+#[test]
+fn header_values_refuse_control_characters() {
+    for bad in ["a\r\nX-Injected: 1", "a\nb", "a\0b", "a\u{7f}"] {
+        let err = Nonce::new(bad).unwrap_err();
+        assert_eq!(err.field(), Some("Nonce"), "{bad:?}");
+        assert!(err.to_string().contains("control characters"), "{err}");
+        assert_eq!(
+            TraceId::new(bad).unwrap_err().field(),
+            Some("X-custom-traceid")
+        );
+        assert_eq!(
+            Credentials::try_new(bad, "s").unwrap_err().field(),
+            Some("AppKey")
+        );
+    }
+    assert_eq!(TraceId::new("").unwrap_err().code(), "missing");
+    assert_eq!(
+        TraceId::new("t".repeat(257)).unwrap_err().limit(),
+        Some(256)
+    );
+    assert!(TraceId::new("evt-1/0").is_ok());
+    assert!(Credentials::try_new("key", "any secret\n is only hashed").is_ok());
+}

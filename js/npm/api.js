@@ -21,7 +21,9 @@ export const BATCH_PATH = '/im/v2/custom_notification/batch';
 export const MAX_RECEIVERS_PER_REQUEST = 500;
 
 // The I/O settings of send(); the retry settings' defaults are the core's (js/src/delivery.rs).
-const SEND_DEFAULTS = Object.freeze({ timeoutMs: 10_000, concurrency: 6 });
+// maxReceivers: a send() of millions of receivers is more likely a mistake (a whole user
+// table) than a notification; a caller who means it says so.
+const SEND_DEFAULTS = Object.freeze({ timeoutMs: 10_000, concurrency: 6, maxReceivers: 10_000 });
 // The longest delay setTimeout keeps: a longer one fires after 1 ms instead.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 // The option names each function takes; any other name is refused (see checkOptionNames).
@@ -501,7 +503,7 @@ function sendSettings(options) {
       timeoutMs: whole(options, 'timeoutMs', 1, MAX_TIMER_MS) ?? SEND_DEFAULTS.timeoutMs,
       concurrency: whole(options, 'concurrency', 1) ?? SEND_DEFAULTS.concurrency,
       signal,
-      delivery: deliverySettings(options),
+      delivery: { ...deliverySettings(options), maxReceivers: options.maxReceivers ?? SEND_DEFAULTS.maxReceivers },
     };
   });
 }

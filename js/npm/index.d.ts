@@ -337,6 +337,11 @@ export interface DeliveryOptions {
 
 /** Options of {@link send}. Any other name is refused (code `invalid`). */
 export interface SendOptions extends DeliveryOptions {
+  /**
+   * Refuses notifications with more unique receivers than this (code `too_many`).
+   * @default 10000
+   */
+  maxReceivers?: number | undefined;
   /** The fetch to use; the runtime's global `fetch` by default. */
   fetch?: FetchFunction | undefined;
   /** Time allowed for each attempt, answer body included (default 10000 ms; at most 2^31 - 1). */

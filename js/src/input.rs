@@ -95,7 +95,7 @@ pub fn credentials(value: &JsValue) -> JsResult<Credentials> {
     let object = Fields::object(value.clone(), "credentials")?;
     let app_key = object.required_string("appKey")?;
     let app_secret = object.required_string("appSecret")?;
-    Ok(Credentials::new(app_key, app_secret))
+    Credentials::try_new(app_key, app_secret).map_err(|e| js_error(&e))
 }
 
 /// An object of named settings, read one field at a time.

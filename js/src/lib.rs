@@ -86,7 +86,8 @@ pub fn sign_headers(credentials: JsValue, options: JsValue) -> JsResult<String> 
         .map(|(name, value)| (name, value.to_owned()))
         .collect();
     if let Some(trace_id) = trace_id {
-        headers.push(("X-custom-traceid", trace_id));
+        let trace_id = TraceId::new(trace_id).map_err(|e| js_error(&e))?;
+        headers.push(("X-custom-traceid", trace_id.to_string()));
     }
     to_json(&HeaderMap(&headers))
 }
@@ -196,7 +197,7 @@ pub fn resign_request(
     let signed = SignedRequest::at(
         &credentials,
         &endpoint,
-        TraceId::new(request.trace_id),
+        TraceId::new(request.trace_id).map_err(|e| js_error(&e))?,
         request.body,
         cur_time(now),
         nonce,

@@ -315,6 +315,20 @@ test('resignRequest keeps trace id, body and url, and signs anew', () => {
     field: 'request.url',
   });
   assertYunxinError(() => resignRequest(credentials, { ...stored, traceId: undefined }), { code: 'missing', field: 'request.traceId' });
+  // A trace id with CR/LF would start a header of the sender's choosing.
+  assertYunxinError(() => resignRequest(credentials, { ...stored, traceId: 't\r\nX-Injected: 1' }), {
+    code: 'invalid',
+    field: 'X-custom-traceid',
+  });
+});
+
+test('header values with CR, LF or NUL are refused wherever they are signed', () => {
+  for (const bad of ['a\r\nX-Injected: 1', 'a\nb', 'a\u0000b']) {
+    assertYunxinError(() => signHeaders(credentials, { nonce: bad }), { code: 'invalid', field: 'Nonce' });
+    assertYunxinError(() => signHeaders(credentials, { nonce: 'n', traceId: bad }), { code: 'invalid', field: 'X-custom-traceid' });
+    assertYunxinError(() => signHeaders({ appKey: bad, appSecret: 's' }, { nonce: 'n' }), { code: 'invalid', field: 'AppKey' });
+    assertYunxinError(() => buildBatchRequests({ appKey: bad, appSecret: 's' }, notification()), { code: 'invalid', field: 'AppKey' });
+  }
 });
 
 test('parseBatchResponse reads text, bytes and objects, and normalises both failed_list shapes', () => {

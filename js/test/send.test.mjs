@@ -204,6 +204,17 @@ test('invalid input rejects with a YunxinError before anything is sent', async (
     limit: 1,
   });
   await assert.rejects(send(credentials, notification(['alice']), { fetch: 'no' }), { code: 'invalid', field: 'fetch' });
+  // 10,001 receivers: over the default cap, unless the caller raises it.
+  await assert.rejects(send(credentials, notification(receivers(10_001)), { baseUrl: emu.url }), {
+    code: 'too_many',
+    field: 'receiver_ids',
+    limit: 10_000,
+  });
+  // A CR/LF in a header value would start a header of the caller's choosing.
+  await assert.rejects(send({ appKey: 'app\r\nX-Injected: 1', appSecret: 's' }, notification(['alice']), { baseUrl: emu.url }), {
+    code: 'invalid',
+    field: 'AppKey',
+  });
   assert.equal(emu.requests().length, 0);
 });
 

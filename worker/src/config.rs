@@ -114,8 +114,14 @@ impl Config {
                 .map_err(|_| config_error("YUNXIN_BASE_URL", "is not an http(s) base URL"))?,
             None => Endpoint::default(),
         };
+        let credentials = Credentials::try_new(app_key, app_secret).map_err(|_| {
+            config_error(
+                "YUNXIN_APP_KEY",
+                "holds a control character (a header value cannot)",
+            )
+        })?;
         Ok(Config {
-            credentials: Credentials::new(app_key, app_secret),
+            credentials,
             webhook_secrets,
             endpoint,
             max_receivers: number(env, "MAX_RECEIVERS_PER_EVENT", 10_000)?,
