@@ -3,8 +3,9 @@
 use worker::Env;
 use yunxin_edge::{Credentials, Endpoint, RetryPolicy};
 
+use yunxin_edge_routes::{Scheme, Secret, VerifyError, check_secrets};
+
 use crate::error::RelayError;
-use crate::webhook::WebhookSecrets;
 
 /// Upstream calls in flight at once; workerd allows six open connections per request.
 pub const MAX_IN_FLIGHT: usize = 6;
@@ -25,8 +26,9 @@ pub const MAX_INLINE_WAIT_MS: u64 = 20_000;
 pub struct Config {
     /// `YUNXIN_APP_KEY` and `YUNXIN_APP_SECRET`.
     pub credentials: Credentials,
-    /// `WEBHOOK_SECRET`: one or more `whsec_…`, space-separated.
-    pub webhook_secrets: WebhookSecrets,
+    /// `WEBHOOK_SECRET`: one or more `whsec_…` (or `whpk_…` public keys),
+    /// space-separated.
+    pub webhook_secrets: Vec<Secret>,
     /// `YUNXIN_BASE_URL`, default `https://open.yunxinapi.com`.
     pub endpoint: Endpoint,
     /// `MAX_RECEIVERS_PER_EVENT`, default 10,000.
@@ -107,8 +109,17 @@ impl Config {
     pub fn from_env(env: &Env) -> Result<Self, RelayError> {
         let app_key = required(env, "YUNXIN_APP_KEY")?;
         let app_secret = required(env, "YUNXIN_APP_SECRET")?;
-        let webhook_secrets = WebhookSecrets::parse(&required(env, "WEBHOOK_SECRET")?)
-            .map_err(|e| config_error("WEBHOOK_SECRET", e.to_string()))?;
+        let webhook_secrets: Vec<Secret> = required(env, "WEBHOOK_SECRET")?
+            .split_whitespace()
+            .map(Secret::new)
+            .collect();
+        check_secrets(&Scheme::StandardWebhooks, &webhook_secrets).map_err(|e| match e {
+            VerifyError::BadSecret(n) => config_error(
+                "WEBHOOK_SECRET",
+                format!("secret #{n} does not start with `whsec_` (or `whpk_`) and a base64 key"),
+            ),
+            other => config_error("WEBHOOK_SECRET", other.to_string()),
+        })?;
         let endpoint = match optional(env, "YUNXIN_BASE_URL") {
             Some(url) => Endpoint::new(&url)
                 .map_err(|_| config_error("YUNXIN_BASE_URL", "is not an http(s) base URL"))?,
@@ -151,7 +162,7 @@ fn config_error(binding: &'static str, problem: impl Into<String>) -> RelayError
 }
 
 /// A binding's text, whether it was bound as a secret or as a plain var.
-fn optional(env: &Env, binding: &str) -> Option<String> {
+pub fn optional(env: &Env, binding: &str) -> Option<String> {
     env.secret(binding)
         .or_else(|_| env.var(binding))
         .ok()
@@ -200,7 +211,7 @@ mod tests {
     fn config(schedule: &[u32], backoff_secs: u32, timeout_ms: u64) -> Config {
         Config {
             credentials: Credentials::new("k", "s"),
-            webhook_secrets: WebhookSecrets::parse("whsec_QQ==").unwrap(),
+            webhook_secrets: vec![Secret::new("whsec_QQ==")],
             endpoint: Endpoint::default(),
             max_receivers: 10_000,
             upstream_timeout_ms: timeout_ms,

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::webhook::VerifyError;
+use yunxin_edge_routes::{RouteError, VerifyError};
 
 /// Everything that makes the relay refuse an event or fail to run.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +74,9 @@ pub enum RelayError {
     /// A bearer token was given and is not `STATUS_TOKEN` (or none is set).
     #[error("bearer token rejected")]
     BadBearer,
+    /// A webhook route refused the event, or is misconfigured.
+    #[error(transparent)]
+    Route(#[from] RouteError),
     /// The core refused the body (not JSON, the wrong shape, a documented
     /// limit crossed) or could not work (no random source).
     #[error(transparent)]
@@ -102,6 +105,13 @@ impl RelayError {
             RelayError::BadHeader { .. } | RelayError::BadQuery { .. } => 400,
             RelayError::Conflict { .. } => 409,
             RelayError::Unauthorized(_) | RelayError::BadBearer => 401,
+            RelayError::Route(e) => match e {
+                RouteError::Config { .. } => 500,
+                RouteError::UnknownRoute(_) => 404,
+                RouteError::Unauthorized { .. } => 401,
+                RouteError::Payload { .. } => 400,
+                _ => 422,
+            },
             RelayError::Invalid(yunxin_edge::Error::Syntax { .. }) => 400,
             RelayError::Invalid(yunxin_edge::Error::Random { .. }) => 500,
             RelayError::Invalid(_) => 422,
@@ -121,6 +131,15 @@ impl RelayError {
             RelayError::BadQuery { .. } => "bad_query",
             RelayError::Conflict { .. } => "conflict",
             RelayError::Unauthorized(_) | RelayError::BadBearer => "unauthorized",
+            RelayError::Route(e) => match e {
+                RouteError::Config { .. } => "misconfigured",
+                RouteError::UnknownRoute(_) => "not_found",
+                RouteError::Unauthorized { .. } => "unauthorized",
+                RouteError::Payload { .. } => "malformed_json",
+                RouteError::Render { .. } => "render",
+                RouteError::Notification { error, .. } => error.code(),
+                _ => "route",
+            },
             RelayError::Invalid(e) => e.code(),
             RelayError::Internal(_) => "internal",
         }
@@ -129,7 +148,12 @@ impl RelayError {
     /// `{ "error": { "code", "message", "field"?, "limit"? } }`.
     pub fn body(&self) -> Value {
         let mut error = json!({ "code": self.code(), "message": self.to_string() });
-        if let RelayError::Invalid(e) = self {
+        let core = match self {
+            RelayError::Invalid(e)
+            | RelayError::Route(RouteError::Notification { error: e, .. }) => Some(e),
+            _ => None,
+        };
+        if let Some(e) = core {
             if let Some(field) = e.field() {
                 error["field"] = json!(field);
             }
@@ -138,6 +162,17 @@ impl RelayError {
             }
         }
         match self {
+            RelayError::Route(
+                RouteError::Config { route, field, .. } | RouteError::Render { route, field, .. },
+            ) => {
+                error["route"] = json!(route);
+                error["field"] = json!(field);
+            }
+            RelayError::Route(
+                RouteError::Notification { route, .. }
+                | RouteError::Unauthorized { route, .. }
+                | RouteError::Payload { route, .. },
+            ) => error["route"] = json!(route),
             RelayError::Config { binding, .. } => error["field"] = json!(binding),
             RelayError::BadHeader { header, .. } => error["field"] = json!(header),
             RelayError::BadQuery { parameter, .. } => error["field"] = json!(parameter),

@@ -1,0 +1,247 @@
+//! The routes configuration: a JSON object, one route per key, each served
+//! at `POST /v1/hooks/{route}`.
+//!
+//! ```json
+//! { "github": {
+//!     "verify": { "scheme": "github", "secrets": ["GITHUB_WEBHOOK_SECRET"] },
+//!     "filter": "headers['x-github-event'] == 'push'",
+//!     "sender_id": "github-bot",
+//!     "groups": ["team"],
+//!     "content": "{{ payload.pusher.name }} pushed to {{ payload.repository.full_name }}" } }
+//! ```
+//!
+//! Secrets are always binding names, never values. [`Routes::parse`]
+//! reports every problem it finds, not just the first, so that a
+//! configuration can be fixed in one go.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::error::RouteError;
+use crate::template;
+use crate::verify::Scheme;
+
+/// Every route, by name.
+#[derive(Debug, Clone)]
+pub struct Routes(BTreeMap<String, Route>);
+
+/// One route.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Who may call it.
+    pub verify: Verify,
+    /// An expression over the event; false skips it (`200 {"skipped"}`).
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// The sending account: a template.
+    pub sender_id: String,
+    /// Receivers named in the route.
+    #[serde(default)]
+    pub receivers: Vec<String>,
+    /// An expression giving an id or a list of ids from the event.
+    #[serde(default)]
+    pub receivers_from: Option<String>,
+    /// Names of groups in the `GROUPS` binding.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// A template rendering text, or a JSON object whose string values are
+    /// templates (sent as its JSON text).
+    pub content: Value,
+    /// `push_config.push_content`: a template.
+    #[serde(default)]
+    pub push_content: Option<String>,
+    /// `push_config.push_payload`: a template, or a JSON object of templates.
+    #[serde(default)]
+    pub push_payload: Option<Value>,
+    /// `sound`: a template.
+    #[serde(default)]
+    pub sound: Option<String>,
+    /// Further `push_config` fields (string values are templates).
+    #[serde(default)]
+    pub push_config: Option<Map<String, Value>>,
+    /// `route_config` (string values are templates).
+    #[serde(default)]
+    pub route_config: Option<Map<String, Value>>,
+    /// `notification_config` (string values are templates).
+    #[serde(default)]
+    pub notification_config: Option<Map<String, Value>>,
+    /// An expression giving the event's idempotency key; by default the
+    /// scheme's delivery id, Stripe's event `id`, or the body's SHA-256.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
+/// `verify`: a scheme and the bindings holding its secrets.
+#[derive(Debug, Clone)]
+pub struct Verify {
+    /// The scheme and its settings.
+    pub scheme: Scheme,
+    /// Binding names, several for a rotation.
+    pub secrets: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for Verify {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        // `secrets` sits beside the scheme's own settings; serde cannot
+        // flatten into an internally tagged enum that denies unknown fields.
+        let mut fields = Map::deserialize(deserializer)?;
+        let secrets = match fields.remove("secrets") {
+            None => Vec::new(),
+            Some(value) => Vec::<String>::deserialize(value).map_err(D::Error::custom)?,
+        };
+        let scheme = Scheme::deserialize(Value::Object(fields)).map_err(D::Error::custom)?;
+        Ok(Verify { scheme, secrets })
+    }
+}
+
+/// Longest route name.
+const MAX_ROUTE_NAME: usize = 64;
+
+impl Routes {
+    /// Reads the configuration: a JSON object, or a JSON string holding one
+    /// (a secret or `.dev.vars` holds text). Every problem found is returned.
+    pub fn parse(config: &Value) -> Result<Routes, Vec<RouteError>> {
+        let problem = |route: &str, field: &str, problem: String| RouteError::Config {
+            route: route.to_owned(),
+            field: field.to_owned(),
+            problem,
+        };
+        let parsed;
+        let config = match config {
+            Value::String(text) => {
+                parsed = serde_json::from_str::<Value>(text)
+                    .map_err(|e| vec![problem("ROUTES", "ROUTES", format!("is not JSON: {e}"))])?;
+                &parsed
+            }
+            other => other,
+        };
+        let Value::Object(routes) = config else {
+            return Err(vec![problem(
+                "ROUTES",
+                "ROUTES",
+                "must be a JSON object of route name to route".into(),
+            )]);
+        };
+
+        let mut problems = Vec::new();
+        let mut out = BTreeMap::new();
+        for (name, value) in routes {
+            let valid_name = !name.is_empty()
+                && name.len() <= MAX_ROUTE_NAME
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !valid_name {
+                problems.push(problem(
+                    name,
+                    "name",
+                    format!("must be 1 to {MAX_ROUTE_NAME} letters, digits, `-` or `_`"),
+                ));
+            }
+            let route: Route = match serde_path_to_error::deserialize(value) {
+                Ok(route) => route,
+                Err(e) => {
+                    let field = e.path().to_string();
+                    problems.push(problem(name, &field, e.into_inner().to_string()));
+                    continue;
+                }
+            };
+            problems.extend(route.check(name));
+            out.insert(name.clone(), route);
+        }
+        if problems.is_empty() {
+            Ok(Routes(out))
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The route of that name.
+    pub fn get(&self, name: &str) -> Result<&Route, RouteError> {
+        self.0
+            .get(name)
+            .ok_or_else(|| RouteError::UnknownRoute(name.to_owned()))
+    }
+
+    /// Every route, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Route)> {
+        self.0.iter().map(|(name, route)| (name.as_str(), route))
+    }
+}
+
+impl Route {
+    /// Problems a route's shape cannot show: templates and expressions that
+    /// do not compile, a verify scheme with no secret.
+    fn check(&self, name: &str) -> Vec<RouteError> {
+        let mut problems = Vec::new();
+        let mut report = |field: &str, problem: String| {
+            problems.push(RouteError::Config {
+                route: name.to_owned(),
+                field: field.to_owned(),
+                problem,
+            })
+        };
+        if self.secrets_required() && self.verify.secrets.is_empty() {
+            report("verify.secrets", "must name at least one binding".into());
+        }
+        for (field, expression) in [
+            ("filter", &self.filter),
+            ("receivers_from", &self.receivers_from),
+            ("idempotency_key", &self.idempotency_key),
+        ] {
+            if let Some(expression) = expression
+                && let Err(e) = template::check_expression(expression)
+            {
+                report(field, format!("is not a valid expression: {e}"));
+            }
+        }
+        let mut templates: Vec<(String, &Value)> = vec![("content".into(), &self.content)];
+        if let Some(payload) = &self.push_payload {
+            templates.push(("push_payload".into(), payload));
+        }
+        for (field, template) in templates {
+            for (path, e) in template::check_value(&field, template) {
+                report(&path, format!("is not a valid template: {e}"));
+            }
+        }
+        for (field, text) in [
+            ("sender_id", Some(&self.sender_id)),
+            ("push_content", self.push_content.as_ref()),
+            ("sound", self.sound.as_ref()),
+        ] {
+            if let Some(text) = text
+                && let Err(e) = template::check_template(text)
+            {
+                report(field, format!("is not a valid template: {e}"));
+            }
+        }
+        for (field, settings) in [
+            ("push_config", &self.push_config),
+            ("route_config", &self.route_config),
+            ("notification_config", &self.notification_config),
+        ] {
+            if let Some(settings) = settings {
+                for (path, e) in template::check_value(field, &Value::Object(settings.clone())) {
+                    report(&path, format!("is not a valid template: {e}"));
+                }
+            }
+        }
+        if self.receivers.is_empty() && self.receivers_from.is_none() && self.groups.is_empty() {
+            report(
+                "receivers",
+                "no receivers: give `receivers`, `receivers_from` or `groups`".into(),
+            );
+        }
+        problems
+    }
+
+    /// Whether the scheme checks secrets (all do but Yunxin's callback,
+    /// whose secret defaults to the relay's own app secret).
+    fn secrets_required(&self) -> bool {
+        !matches!(self.verify.scheme, Scheme::YunxinCallback { .. })
+    }
+}

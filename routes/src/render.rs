@@ -1,0 +1,218 @@
+//! From a verified event to a notification: parse the payload, apply the
+//! filter, render every field, resolve receivers and groups, and hand the
+//! JSON to the core's one parser, so a rendered notification is checked
+//! exactly like one sent to `/v1/notifications`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use yunxin_edge::BatchNotification;
+
+use crate::config::Route;
+use crate::error::RouteError;
+use crate::template::{self, Context};
+use crate::verify::{Scheme, Verified};
+
+/// Named lists of receivers (the `GROUPS` binding).
+pub type Groups = BTreeMap<String, Vec<String>>;
+
+/// An event as the route sees it, once verified.
+#[derive(Debug, Clone, Copy)]
+pub struct Event<'a> {
+    /// The route's name.
+    pub route: &'a str,
+    /// Header names lower-cased.
+    pub headers: &'a BTreeMap<String, String>,
+    /// The raw body.
+    pub body: &'a [u8],
+    /// The relay's clock, UNIX seconds.
+    pub now_secs: i64,
+    /// What verification said (the scheme's delivery id).
+    pub verified: &'a Verified,
+}
+
+/// What a route makes of an event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rendered {
+    /// The filter said no: nothing is sent.
+    Skipped {
+        /// Why, for the answer.
+        reason: String,
+    },
+    /// A notification to deliver.
+    Notification {
+        /// The notification, parsed and ready to plan.
+        notification: Box<BatchNotification>,
+        /// Its JSON, as rendered (for a dry run).
+        json: Value,
+        /// The event id: route and idempotency key, visible ASCII.
+        event_id: String,
+    },
+}
+
+/// Longest event id (the relay's `webhook-id` limit).
+const MAX_EVENT_ID: usize = 256;
+
+/// Renders `route` for `event`.
+pub fn render(route: &Route, event: &Event<'_>, groups: &Groups) -> Result<Rendered, RouteError> {
+    let name = event.route;
+    let payload: Value = if event.body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(event.body).map_err(|e| RouteError::Payload {
+            route: name.to_owned(),
+            reason: e.to_string(),
+        })?
+    };
+    let context = Context::new(&payload, event.headers, name, event.now_secs);
+    let failed = |field: &str| {
+        let field = field.to_owned();
+        move |e: minijinja::Error| RouteError::Render {
+            route: name.to_owned(),
+            field,
+            reason: e.to_string(),
+        }
+    };
+
+    if let Some(filter) = &route.filter
+        && !template::is_true(filter, &context).map_err(failed("filter"))?
+    {
+        return Ok(Rendered::Skipped {
+            reason: format!("filter `{filter}` is false"),
+        });
+    }
+
+    let mut receivers: Vec<Value> = route.receivers.iter().cloned().map(Value::from).collect();
+    if let Some(expression) = &route.receivers_from {
+        match template::eval(expression, &context).map_err(failed("receivers_from"))? {
+            Value::Null => {}
+            Value::Array(ids) => receivers.extend(ids.into_iter().map(id_text)),
+            id => receivers.push(id_text(id)),
+        }
+    }
+    for group in &route.groups {
+        let members = groups.get(group).ok_or_else(|| RouteError::Config {
+            route: name.to_owned(),
+            field: format!("groups[{group}]"),
+            problem: "is not in the GROUPS binding".to_owned(),
+        })?;
+        receivers.extend(members.iter().cloned().map(Value::from));
+    }
+
+    let text =
+        |field: &str, template: &str| template::render(template, &context).map_err(failed(field));
+    let mut notification = Map::new();
+    notification.insert(
+        "sender_id".into(),
+        text("sender_id", &route.sender_id)?.into(),
+    );
+    notification.insert("receiver_ids".into(), Value::Array(receivers));
+    let content = template::render_value(&route.content, &context).map_err(failed("content"))?;
+    notification.insert("content".into(), content);
+    if let Some(sound) = &route.sound {
+        notification.insert("sound".into(), text("sound", sound)?.into());
+    }
+    let mut push = match &route.push_config {
+        Some(settings) => object(
+            template::render_value(&Value::Object(settings.clone()), &context)
+                .map_err(failed("push_config"))?,
+        ),
+        None => Map::new(),
+    };
+    if let Some(push_content) = &route.push_content {
+        push.insert(
+            "push_content".into(),
+            text("push_content", push_content)?.into(),
+        );
+    }
+    if let Some(push_payload) = &route.push_payload {
+        // Yunxin takes the payload as JSON text.
+        let rendered =
+            template::render_value(push_payload, &context).map_err(failed("push_payload"))?;
+        let text = match rendered {
+            Value::String(text) => text,
+            other => other.to_string(),
+        };
+        push.insert("push_payload".into(), text.into());
+    }
+    if !push.is_empty() {
+        notification.insert("push_config".into(), Value::Object(push));
+    }
+    for (field, settings) in [
+        ("route_config", &route.route_config),
+        ("notification_config", &route.notification_config),
+    ] {
+        if let Some(settings) = settings {
+            let rendered = template::render_value(&Value::Object(settings.clone()), &context)
+                .map_err(failed(field))?;
+            notification.insert(field.into(), rendered);
+        }
+    }
+
+    let json = Value::Object(notification);
+    let parsed = BatchNotification::from_json(json.to_string()).map_err(|error| {
+        RouteError::Notification {
+            route: name.to_owned(),
+            error,
+        }
+    })?;
+
+    let key = match &route.idempotency_key {
+        Some(expression) => {
+            let key = template::eval(expression, &context).map_err(failed("idempotency_key"))?;
+            Some(match key {
+                Value::String(text) => text,
+                Value::Null => String::new(),
+                other => other.to_string(),
+            })
+            .filter(|k| !k.is_empty())
+        }
+        None => default_key(&route.verify.scheme, event.verified, &payload),
+    };
+    let key = key.unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(event.body))));
+    Ok(Rendered::Notification {
+        notification: Box::new(parsed),
+        json,
+        event_id: event_id(name, &key),
+    })
+}
+
+/// The scheme's own idempotency key: the delivery id it signs, or Stripe's
+/// event id.
+fn default_key(scheme: &Scheme, verified: &Verified, payload: &Value) -> Option<String> {
+    match scheme {
+        Scheme::Stripe => payload["id"].as_str().map(str::to_owned),
+        _ => verified.delivery_id.clone(),
+    }
+}
+
+/// `{route}:{key}`, or `{route}:sha256:{hex}` of a key that is not short
+/// visible ASCII.
+fn event_id(route: &str, key: &str) -> String {
+    let id = format!("{route}:{key}");
+    if id.len() <= MAX_EVENT_ID && id.bytes().all(|b| b.is_ascii_graphic()) {
+        id
+    } else {
+        format!(
+            "{route}:sha256:{}",
+            hex::encode(Sha256::digest(key.as_bytes()))
+        )
+    }
+}
+
+/// A receiver id from an expression's value: text as it is, numbers as
+/// their digits (ids are often numeric in payloads).
+fn id_text(id: Value) -> Value {
+    match id {
+        Value::Number(n) => Value::String(n.to_string()),
+        other => other,
+    }
+}
+
+fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(fields) => fields,
+        _ => Map::new(),
+    }
+}

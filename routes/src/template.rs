@@ -1,0 +1,120 @@
+//! Templates and expressions: Jinja syntax through `minijinja`, over the
+//! event's `payload` (the parsed JSON body), `headers` (lower-cased names),
+//! `route` (its name) and `now` (UNIX seconds).
+//!
+//! Undefined values chain (`payload.pull_request.merged` on a push event is
+//! simply undefined, and false in a filter), and every evaluation runs on a
+//! fuel budget, so that no payload can keep a template busy for long.
+
+use minijinja::value::Serde;
+use minijinja::{Environment, UndefinedBehavior, Value as Jinja};
+use serde_json::{Map, Value};
+
+/// Instructions one template or expression may run; a template that loops
+/// over a payload's lists stays well under it.
+const FUEL: u64 = 200_000;
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Chainable);
+    env.set_fuel(Some(FUEL));
+    env.set_recursion_limit(32);
+    env
+}
+
+/// The values templates see.
+pub struct Context(Jinja);
+
+impl Context {
+    /// The context of one event.
+    pub fn new(
+        payload: &Value,
+        headers: &std::collections::BTreeMap<String, String>,
+        route: &str,
+        now_secs: i64,
+    ) -> Self {
+        Context(minijinja::context! {
+            payload => Jinja::from(Serde(payload)),
+            headers => Jinja::from(Serde(headers)),
+            route => route,
+            now => now_secs,
+        })
+    }
+}
+
+/// Renders a template to text.
+pub fn render(template: &str, context: &Context) -> Result<String, minijinja::Error> {
+    environment().render_str(template, &context.0)
+}
+
+/// Renders a JSON value: strings are templates, objects and arrays are
+/// rendered value by value, anything else is kept.
+pub fn render_value(value: &Value, context: &Context) -> Result<Value, minijinja::Error> {
+    Ok(match value {
+        Value::String(template) => Value::String(render(template, context)?),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|item| render_value(item, context))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(key, value)| Ok((key.clone(), render_value(value, context)?)))
+                .collect::<Result<Map<_, _>, minijinja::Error>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+/// Evaluates an expression to JSON (undefined is `null`).
+pub fn eval(expression: &str, context: &Context) -> Result<Value, minijinja::Error> {
+    let env = environment();
+    let value = env.compile_expression(expression)?.eval(&context.0)?;
+    if value.is_undefined() {
+        return Ok(Value::Null);
+    }
+    serde_json::to_value(&value)
+        .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::BadSerialization, e.to_string()))
+}
+
+/// Evaluates an expression for its truth.
+pub fn is_true(expression: &str, context: &Context) -> Result<bool, minijinja::Error> {
+    let env = environment();
+    Ok(env
+        .compile_expression(expression)?
+        .eval(&context.0)?
+        .is_true())
+}
+
+/// Whether an expression compiles.
+pub fn check_expression(expression: &str) -> Result<(), minijinja::Error> {
+    environment().compile_expression(expression).map(drop)
+}
+
+/// Whether a template compiles.
+pub fn check_template(template: &str) -> Result<(), minijinja::Error> {
+    environment().template_from_str(template).map(drop)
+}
+
+/// The templates of a JSON value that do not compile, by path.
+pub fn check_value(path: &str, value: &Value) -> Vec<(String, minijinja::Error)> {
+    match value {
+        Value::String(template) => check_template(template)
+            .err()
+            .map(|e| (path.to_owned(), e))
+            .into_iter()
+            .collect(),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .flat_map(|(i, item)| check_value(&format!("{path}[{i}]"), item))
+            .collect(),
+        Value::Object(fields) => fields
+            .iter()
+            .flat_map(|(key, item)| check_value(&format!("{path}.{key}"), item))
+            .collect(),
+        _ => Vec::new(),
+    }
+}

@@ -1,0 +1,156 @@
+//! `POST /v1/hooks/{route}`: an event in its sender's own format and
+//! signature (GitHub, Stripe, Alertmanager, a Standard Webhooks sender,
+//! Yunxin's callbacks), turned into a notification by the route's
+//! templates, then delivered like any other (`intake`). `?dry_run=1`
+//! answers the rendered notification instead, sending nothing.
+//!
+//! Routes come from the `ROUTES` binding (a `[vars.ROUTES]` table, or JSON
+//! text in a var or a secret), groups from `GROUPS`, secrets from the
+//! bindings a route names.
+
+use serde_json::Value;
+use worker::{Date, Env, Request};
+use yunxin_edge::{Plan, PlanOptions};
+use yunxin_edge_routes::{Groups, Rendered, Route, RouteError, Routes, Scheme, Secret, Signed};
+
+use crate::body;
+use crate::config::{self, Config, MAX_BODY_BYTES};
+use crate::error::RelayError;
+use crate::intake::{Accepted, Answer};
+use crate::webhook::{self, EventId};
+
+/// What a hook request turns into.
+pub enum Hook {
+    /// An event to deliver.
+    Event(Box<Accepted>),
+    /// Nothing to deliver; answered as it is (skipped, dry run).
+    Answered(Answer),
+}
+
+/// Verifies, filters and renders an event for `route_name`.
+pub async fn accept(mut req: Request, env: &Env, route_name: &str) -> Result<Hook, RelayError> {
+    let config = Config::from_env(env)?;
+    let routes = routes(env)?;
+    let route = routes.get(route_name)?;
+
+    let body = body::read(&mut req, MAX_BODY_BYTES, config.body_deadline_ms).await?;
+    let headers = webhook::headers(&req);
+    let now_secs = (Date::now().as_millis() / 1000) as i64;
+    let secrets = secrets(env, route_name, route)?;
+    let app_key = match &route.verify.scheme {
+        Scheme::YunxinCallback { app_key } => config::optional(env, app_key),
+        _ => None,
+    };
+    let signed = Signed {
+        headers: &headers,
+        body: &body,
+        now_secs,
+    };
+    let verified =
+        yunxin_edge_routes::verify(&route.verify.scheme, &secrets, app_key.as_deref(), &signed)
+            .map_err(|error| RouteError::Unauthorized {
+                route: route_name.to_owned(),
+                error,
+            })?;
+
+    let event = yunxin_edge_routes::Event {
+        route: route_name,
+        headers: &headers,
+        body: &body,
+        now_secs,
+        verified: &verified,
+    };
+    let (notification, json, event_id) =
+        match yunxin_edge_routes::render(route, &event, &groups(env)?)? {
+            Rendered::Skipped { reason } => return Ok(Hook::Answered(Answer::Skipped { reason })),
+            Rendered::Notification {
+                notification,
+                json,
+                event_id,
+            } => (notification, json, event_id),
+        };
+    let event_id =
+        EventId::parse(&event_id).map_err(|e| RelayError::Internal(format!("event id {e}")))?;
+    let options = PlanOptions::for_event(event_id.as_str()).max_receivers(config.max_receivers);
+    let plan = Plan::new(&notification, &options).map_err(|error| RouteError::Notification {
+        route: route_name.to_owned(),
+        error,
+    })?;
+
+    if is_dry_run(&req)? {
+        return Ok(Hook::Answered(Answer::DryRun {
+            event_id: event_id.to_string(),
+            requests: plan.requests().len(),
+            notification: json,
+        }));
+    }
+    Ok(Hook::Event(Box::new(Accepted::new(
+        config, event_id, &body, plan,
+    ))))
+}
+
+/// The `ROUTES` binding: a table (an object var) or JSON text.
+fn routes(env: &Env) -> Result<Routes, RelayError> {
+    let config: Value = env.object_var("ROUTES").map_err(|_| RelayError::Config {
+        binding: "ROUTES",
+        problem: "is not set: no webhook routes are configured".into(),
+    })?;
+    // Every problem is in the log; the answer names the first.
+    Routes::parse(&config).map_err(|problems| {
+        for problem in &problems {
+            worker::console_log!("{}", serde_json::json!({ "routes": problem.to_string() }));
+        }
+        RelayError::Route(
+            problems
+                .into_iter()
+                .next()
+                .expect("parse fails with a problem"),
+        )
+    })
+}
+
+/// The `GROUPS` binding, if any: a table or JSON text of name → ids.
+fn groups(env: &Env) -> Result<Groups, RelayError> {
+    let Ok(value) = env.object_var::<Value>("GROUPS") else {
+        return Ok(Groups::new());
+    };
+    let value = match value {
+        Value::String(text) => serde_json::from_str(&text).unwrap_or(Value::Null),
+        other => other,
+    };
+    serde_json::from_value(value).map_err(|_| RelayError::Config {
+        binding: "GROUPS",
+        problem: "is not a JSON object of group name to a list of account ids".into(),
+    })
+}
+
+/// The secrets a route names, read from their bindings.
+fn secrets(env: &Env, route_name: &str, route: &Route) -> Result<Vec<Secret>, RelayError> {
+    let mut bindings: Vec<&str> = route.verify.secrets.iter().map(String::as_str).collect();
+    if bindings.is_empty() && matches!(route.verify.scheme, Scheme::YunxinCallback { .. }) {
+        bindings.push("YUNXIN_APP_SECRET");
+    }
+    bindings
+        .into_iter()
+        .map(|binding| {
+            config::optional(env, binding)
+                .map(Secret::new)
+                .ok_or_else(|| {
+                    RouteError::Config {
+                        route: route_name.to_owned(),
+                        field: "verify.secrets".to_owned(),
+                        problem: format!("names binding `{binding}`, which is not set"),
+                    }
+                    .into()
+                })
+        })
+        .collect()
+}
+
+/// `?dry_run=1` (or `true`).
+fn is_dry_run(req: &Request) -> Result<bool, RelayError> {
+    let url = req.url()?;
+    Ok(url
+        .query_pairs()
+        .any(|(k, v)| k == "dry_run" && matches!(v.as_ref(), "" | "1" | "true")))
+}

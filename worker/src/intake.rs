@@ -1,0 +1,281 @@
+//! What every route that takes events shares: record the event once per
+//! id, deliver what the request may (`Prefer: wait`) or queue it, and
+//! answer.
+
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use worker::{Date, Env, Request, Response, console_log};
+use yunxin_edge::{Delivery, DeliveryState, Plan};
+
+use crate::config::Config;
+use crate::error::RelayError;
+use crate::events::{Created, EventClient, EventStatus};
+use crate::webhook::EventId;
+use crate::{sync, task};
+
+/// An authenticated, validated and planned event.
+pub struct Accepted {
+    /// The relay's configuration.
+    pub config: Config,
+    /// The event's id: its `webhook-id`, or a route's idempotency key.
+    pub event_id: EventId,
+    /// Hex SHA-256 of the body: a re-used id with another body is refused.
+    pub body_sha256: String,
+    /// The notification, validated and split.
+    pub plan: Plan,
+}
+
+impl Accepted {
+    /// The accepted form of a plan for `event_id`, made from `body`.
+    pub fn new(config: Config, event_id: EventId, body: &[u8], plan: Plan) -> Self {
+        Accepted {
+            config,
+            event_id,
+            body_sha256: hex::encode(Sha256::digest(body)),
+            plan,
+        }
+    }
+}
+
+/// What a route that takes events answers.
+pub enum Answer {
+    /// `Prefer: wait`: the event's status once the request has done what it
+    /// may: 200 when finished, 202 (with `Retry-After`) when the queue has
+    /// the rest.
+    Waited {
+        event_id: EventId,
+        status: Box<EventStatus>,
+    },
+    /// Queued: 202 with the status URL.
+    Accepted { event_id: EventId, requests: usize },
+    /// A known `webhook-id`: 200 with the event's status so far.
+    Known(Box<EventStatus>),
+    /// A route's filter said no: 200, nothing sent.
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+    /// A route's dry run: 200 with what would be sent.
+    DryRun {
+        /// The event id the notification would have.
+        event_id: String,
+        /// Calls it would take.
+        requests: usize,
+        /// The rendered notification.
+        notification: serde_json::Value,
+    },
+}
+
+/// The body of [`Answer::Waited`].
+#[derive(Serialize)]
+struct WaitedBody<'a> {
+    #[serde(flatten)]
+    status: &'a EventStatus,
+    status_url: String,
+}
+
+/// The body of [`Answer::Accepted`].
+#[derive(Serialize)]
+struct AcceptedBody<'a> {
+    event_id: &'a str,
+    requests: usize,
+    status_url: String,
+}
+
+fn status_url(event_id: &EventId) -> String {
+    format!("/v1/events/{}", event_id.path_segment())
+}
+
+impl Answer {
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        match self {
+            Answer::Waited { status, .. } if status.status.state == DeliveryState::Pending => 202,
+            Answer::Accepted { .. } => 202,
+            Answer::Waited { .. }
+            | Answer::Known(_)
+            | Answer::Skipped { .. }
+            | Answer::DryRun { .. } => 200,
+        }
+    }
+
+    /// The HTTP response.
+    pub fn response(&self) -> worker::Result<Response> {
+        let mut response = match self {
+            Answer::Skipped { reason } => Response::from_json(&json!({ "skipped": reason }))?,
+            Answer::DryRun {
+                event_id,
+                requests,
+                notification,
+            } => Response::from_json(&json!({
+                "dry_run": true,
+                "event_id": event_id,
+                "requests": requests,
+                "notification": notification,
+            }))?,
+            Answer::Waited { event_id, status } => Response::from_json(&WaitedBody {
+                status,
+                status_url: status_url(event_id),
+            })?,
+            Answer::Accepted { event_id, requests } => Response::from_json(&AcceptedBody {
+                event_id: event_id.as_str(),
+                requests: *requests,
+                status_url: status_url(event_id),
+            })?,
+            Answer::Known(status) => Response::from_json(status)?,
+        }
+        .with_status(self.status());
+        if let Answer::Waited { status, .. } = self
+            && status.status.state == DeliveryState::Pending
+        {
+            // When the queue's next attempt is due: asking earlier shows nothing new.
+            let next_ms = status
+                .status
+                .pending
+                .iter()
+                .filter_map(|p| p.next_attempt_at_ms)
+                .min()
+                .unwrap_or(0);
+            let secs = next_ms
+                .saturating_sub(Date::now().as_millis())
+                .div_ceil(1000);
+            response
+                .headers_mut()
+                .set("Retry-After", &secs.max(1).to_string())?;
+        }
+        Ok(response)
+    }
+
+    /// The event's id, when there is an event.
+    pub fn event_id(&self) -> Option<&str> {
+        match self {
+            Answer::Waited { event_id, .. } | Answer::Accepted { event_id, .. } => {
+                Some(event_id.as_str())
+            }
+            Answer::Known(status) => Some(&status.event_id),
+            Answer::DryRun { event_id, .. } => Some(event_id),
+            Answer::Skipped { .. } => None,
+        }
+    }
+
+    /// What the answer says, for the log line: mode, calls and receiver counts.
+    pub fn summary(&self) -> serde_json::Value {
+        match self {
+            Answer::Waited { status, .. } | Answer::Known(status) => json!({
+                "mode": if matches!(self, Answer::Waited { .. }) { "wait" } else { "known" },
+                "requests": status.requests,
+                "delivered": status.status.delivered.len(),
+                "failed": status.status.failed.len(),
+                "unknown": status.status.unknown.len(),
+                "pending": status.status.pending.len(),
+            }),
+            Answer::Accepted { requests, .. } => json!({ "mode": "queue", "requests": requests }),
+            Answer::Skipped { .. } => json!({ "skipped": true }),
+            Answer::DryRun { requests, .. } => json!({ "dry_run": true, "requests": requests }),
+        }
+    }
+}
+
+/// Whether to deliver before answering: `Prefer: wait` (or `wait=<seconds>`,
+/// RFC 7240), or `?wait=1` / `?wait=true`; `?wait=0` / `?wait=false` queue.
+pub fn prefers_wait(req: &Request) -> Result<bool, RelayError> {
+    let header = req.headers().get("prefer")?.unwrap_or_default();
+    let preferred = header.split(',').any(|preference| {
+        let name = preference.split(['=', ';']).next().unwrap_or("").trim();
+        name.eq_ignore_ascii_case("wait")
+    });
+    let url = req.url()?;
+    let query = url.query_pairs().find(|(k, _)| k == "wait");
+    let asked = match query.as_ref().map(|(_, v)| v.as_ref()) {
+        None => None,
+        Some("" | "1" | "true") => Some(true),
+        Some("0" | "false") => Some(false),
+        Some(_) => {
+            return Err(RelayError::BadQuery {
+                parameter: "wait",
+                problem: "must be 1, true, 0 or false",
+            });
+        }
+    };
+    Ok(asked.unwrap_or(preferred))
+}
+
+/// Records the event once per `webhook-id`, then delivers what it may
+/// before answering (`wait`) and hands the rest to the queue, or hands all
+/// of it to the queue at once. A known id sends nothing: it answers 200 with
+/// the event's status, or 409 if it came with another body.
+pub async fn intake(accepted: Accepted, env: &Env, wait: bool) -> Result<Answer, RelayError> {
+    let Accepted {
+        config,
+        event_id,
+        body_sha256,
+        plan,
+    } = accepted;
+    let requests = plan.requests().len();
+    let events = EventClient::new(env, event_id.as_str())?;
+    let policy = if wait {
+        config.sync_policy()
+    } else {
+        config.queued_policy()
+    };
+    match events
+        .create(&body_sha256, Delivery::new(plan, policy)?)
+        .await?
+    {
+        Created::New => {}
+        Created::Known => {
+            return match events.status().await? {
+                Some(status) => Ok(Answer::Known(Box::new(status))),
+                None => Err(RelayError::Internal(
+                    "the event store lost a known event".into(),
+                )),
+            };
+        }
+        Created::Conflict => {
+            return Err(RelayError::Conflict {
+                event_id: event_id.to_string(),
+            });
+        }
+    }
+    let left = if wait {
+        sync::drive(env, &config, &events, requests).await
+    } else {
+        (0..requests).collect()
+    };
+    hand_to_queue(&config, env, &events, left).await;
+    if !wait {
+        return Ok(Answer::Accepted { event_id, requests });
+    }
+    match events.status().await? {
+        Some(status) => Ok(Answer::Waited {
+            event_id,
+            status: Box::new(status),
+        }),
+        None => Err(RelayError::Internal(
+            "the event store lost the event".into(),
+        )),
+    }
+}
+
+/// Enqueues the calls the intake leaves to the queue and marks the event
+/// enqueued. A failure here is logged, not answered: the record exists, so
+/// its watchdog enqueues an event never marked enqueued. Something will
+/// deliver it, which is what a 2xx promises.
+async fn hand_to_queue(config: &Config, env: &Env, events: &EventClient, calls: Vec<usize>) {
+    let enqueued = async {
+        if config.test_fail_enqueue {
+            return Err(worker::Error::RustError("TEST_FAIL_ENQUEUE is set".into()));
+        }
+        if !calls.is_empty() {
+            task::enqueue(env, events.event_id(), calls).await?;
+        }
+        events.mark_enqueued().await
+    };
+    if let Err(e) = enqueued.await {
+        console_log!(
+            "{}",
+            json!({ "event_id": events.event_id(), "enqueue_failed": e.to_string(), "recovery": "watchdog" })
+        );
+    }
+}
