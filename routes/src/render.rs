@@ -151,12 +151,12 @@ pub fn render(route: &Route, event: &Event<'_>, groups: &Groups) -> Result<Rende
     }
 
     let json = Value::Object(notification);
-    let parsed = BatchNotification::from_json(json.to_string()).map_err(|error| {
-        RouteError::Notification {
-            route: name.to_owned(),
-            error,
-        }
-    })?;
+    let invalid = |error| RouteError::Notification {
+        route: name.to_owned(),
+        error,
+    };
+    let parsed = BatchNotification::from_json(json.to_string()).map_err(invalid)?;
+    parsed.validate().map_err(invalid)?;
 
     let key = match &route.idempotency_key {
         Some(expression) => {
