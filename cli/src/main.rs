@@ -67,10 +67,10 @@ enum Command {
     /// relay's `?dry_run=1` answer), or `{"route", "skipped"}` when the
     /// filter is false.
     ///
-    /// Without verification the scheme's delivery id (`webhook-id`,
-    /// `X-GitHub-Delivery`) is unknown, so unless the route sets
-    /// `idempotency_key` the event id is made from the payload's SHA-256,
-    /// where the relay would use the delivery id.
+    /// No signature is checked (no secret is needed). The event id comes
+    /// as in the relay: the route's `idempotency_key`, the scheme's delivery
+    /// id from `--header` (`webhook-id`, `x-github-delivery`), Stripe's
+    /// event `id`, or else the payload's SHA-256.
     Render(render::Args),
 
     /// Check a routes config and list every problem in it.

@@ -23,4 +23,4 @@ pub mod verify;
 pub use config::{Route, Routes, Verify};
 pub use error::RouteError;
 pub use render::{Event, Groups, Rendered, render};
-pub use verify::{Scheme, Secret, Signed, Verified, VerifyError, check_secrets, verify};
+pub use verify::{Scheme, Secret, Signed, VerifyError, check_secrets, delivery_id, verify};

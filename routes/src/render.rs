@@ -1,4 +1,4 @@
-//! From a verified event to a notification: parse the payload, apply the
+//! From an event (verified by the caller) to a notification: parse the payload, apply the
 //! filter, render every field, resolve receivers and groups, and hand the
 //! JSON to the core's one parser, so a rendered notification is checked
 //! exactly like one sent to `/v1/notifications`.
@@ -12,7 +12,7 @@ use yunxin_edge::BatchNotification;
 use crate::config::Route;
 use crate::error::RouteError;
 use crate::template::{self, Context};
-use crate::verify::{Scheme, Verified};
+use crate::verify::{self, Scheme};
 
 /// Named lists of receivers (the `GROUPS` binding).
 pub type Groups = BTreeMap<String, Vec<String>>;
@@ -28,8 +28,6 @@ pub struct Event<'a> {
     pub body: &'a [u8],
     /// The relay's clock, UNIX seconds.
     pub now_secs: i64,
-    /// What verification said (the scheme's delivery id).
-    pub verified: &'a Verified,
 }
 
 /// What a route makes of an event.
@@ -168,7 +166,7 @@ pub fn render(route: &Route, event: &Event<'_>, groups: &Groups) -> Result<Rende
             })
             .filter(|k| !k.is_empty())
         }
-        None => default_key(&route.verify.scheme, event.verified, &payload),
+        None => default_key(&route.verify.scheme, event.headers, &payload),
     };
     let key = key.unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(event.body))));
     Ok(Rendered::Notification {
@@ -180,10 +178,14 @@ pub fn render(route: &Route, event: &Event<'_>, groups: &Groups) -> Result<Rende
 
 /// The scheme's own idempotency key: the delivery id it signs, or Stripe's
 /// event id.
-fn default_key(scheme: &Scheme, verified: &Verified, payload: &Value) -> Option<String> {
+fn default_key(
+    scheme: &Scheme,
+    headers: &BTreeMap<String, String>,
+    payload: &Value,
+) -> Option<String> {
     match scheme {
         Scheme::Stripe => payload["id"].as_str().map(str::to_owned),
-        _ => verified.delivery_id.clone(),
+        _ => verify::delivery_id(scheme, headers).map(str::to_owned),
     }
 }
 

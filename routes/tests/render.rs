@@ -6,24 +6,18 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use yunxin_edge_routes::{Event, Groups, Rendered, RouteError, Routes, Verified, render};
+use yunxin_edge_routes::{Event, Groups, Rendered, RouteError, Routes, render};
 
 fn routes(config: Value) -> Routes {
     Routes::parse(&config).unwrap_or_else(|problems| panic!("{problems:?}"))
 }
 
-fn event<'a>(
-    route: &'a str,
-    headers: &'a BTreeMap<String, String>,
-    body: &'a [u8],
-    verified: &'a Verified,
-) -> Event<'a> {
+fn event<'a>(route: &'a str, headers: &'a BTreeMap<String, String>, body: &'a [u8]) -> Event<'a> {
     Event {
         route,
         headers,
         body,
         now_secs: 1_700_000_000,
-        verified,
     }
 }
 
@@ -60,7 +54,14 @@ fn groups() -> Groups {
 }
 
 fn push_headers() -> BTreeMap<String, String> {
-    [("x-github-event".to_owned(), "push".to_owned())].into()
+    [
+        ("x-github-event".to_owned(), "push".to_owned()),
+        (
+            "x-github-delivery".to_owned(),
+            "72d3162e-cc78-11e3".to_owned(),
+        ),
+    ]
+    .into()
 }
 
 #[test]
@@ -69,14 +70,11 @@ fn a_github_push_to_the_default_branch_becomes_a_notification() {
     let route = routes.get("push").unwrap();
     let headers = push_headers();
     let body = push_payload("main");
-    let verified = Verified {
-        delivery_id: Some("72d3162e-cc78-11e3".into()),
-    };
     let Rendered::Notification {
         notification,
         json,
         event_id,
-    } = render(route, &event("push", &headers, &body, &verified), &groups()).unwrap()
+    } = render(route, &event("push", &headers, &body), &groups()).unwrap()
     else {
         panic!("not skipped")
     };
@@ -111,7 +109,7 @@ fn a_false_filter_skips_and_says_why() {
     let body = push_payload("feature");
     let rendered = render(
         routes.get("push").unwrap(),
-        &event("push", &headers, &body, &Verified::default()),
+        &event("push", &headers, &body),
         &groups(),
     )
     .unwrap();
@@ -127,12 +125,7 @@ fn a_false_filter_skips_and_says_why() {
     let other = BTreeMap::from([("x-github-event".to_owned(), "pull_request".to_owned())]);
     let rendered = render(
         routes.get("push").unwrap(),
-        &event(
-            "push",
-            &other,
-            b"{\"action\":\"opened\"}",
-            &Verified::default(),
-        ),
+        &event("push", &other, b"{\"action\":\"opened\"}"),
         &groups(),
     );
     assert!(
@@ -162,12 +155,7 @@ fn content_objects_numbers_and_the_core_limits_after_rendering() {
     let body = json!({ "id": "evt_3Nq", "data": { "object": { "amount": 1999, "metadata": { "user_id": 10042 } } } }).to_string();
     let err = render(
         routes.get("stripe").unwrap(),
-        &event(
-            "stripe",
-            &BTreeMap::new(),
-            body.as_bytes(),
-            &Verified::default(),
-        ),
+        &event("stripe", &BTreeMap::new(), body.as_bytes()),
         &Groups::new(),
     )
     .unwrap_err();
@@ -182,12 +170,7 @@ fn content_objects_numbers_and_the_core_limits_after_rendering() {
     let text = json!({ "text": "通".repeat(2049) }).to_string();
     let err = render(
         routes.get("long").unwrap(),
-        &event(
-            "long",
-            &BTreeMap::new(),
-            text.as_bytes(),
-            &Verified::default(),
-        ),
+        &event("long", &BTreeMap::new(), text.as_bytes()),
         &Groups::new(),
     )
     .unwrap_err();
@@ -223,12 +206,7 @@ fn idempotency_keys_per_scheme_and_by_expression() {
         let body = body.to_string();
         match render(
             routes.get(name).unwrap(),
-            &event(
-                name,
-                &BTreeMap::new(),
-                body.as_bytes(),
-                &Verified::default(),
-            ),
+            &event(name, &BTreeMap::new(), body.as_bytes()),
             &Groups::new(),
         )
         .unwrap()

@@ -46,19 +46,17 @@ pub async fn accept(mut req: Request, env: &Env, route_name: &str) -> Result<Hoo
         body: &body,
         now_secs,
     };
-    let verified =
-        yunxin_edge_routes::verify(&route.verify.scheme, &secrets, app_key.as_deref(), &signed)
-            .map_err(|error| RouteError::Unauthorized {
-                route: route_name.to_owned(),
-                error,
-            })?;
+    yunxin_edge_routes::verify(&route.verify.scheme, &secrets, app_key.as_deref(), &signed)
+        .map_err(|error| RouteError::Unauthorized {
+            route: route_name.to_owned(),
+            error,
+        })?;
 
     let event = yunxin_edge_routes::Event {
         route: route_name,
         headers: &headers,
         body: &body,
         now_secs,
-        verified: &verified,
     };
     let (notification, json, event_id) =
         match yunxin_edge_routes::render(route, &event, &groups(env)?)? {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use sha1::Sha1;
 use sha2::{Sha256, Sha512};
 
-use super::{Secret, Signed, Verified, VerifyError, fresh};
+use super::{Secret, Signed, VerifyError, fresh};
 
 /// The configuration of the `hmac` scheme.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -76,7 +76,7 @@ impl HmacScheme {
         &self,
         secrets: &[Secret],
         request: &Signed<'_>,
-    ) -> Result<Verified, VerifyError> {
+    ) -> Result<(), VerifyError> {
         let lookup = |name: &str| {
             request
                 .headers
@@ -119,7 +119,7 @@ impl HmacScheme {
             ) | hit
         });
         if matched {
-            Ok(Verified::default())
+            Ok(())
         } else {
             Err(VerifyError::NoMatch)
         }

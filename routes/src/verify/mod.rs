@@ -97,14 +97,6 @@ fn default_app_key_binding() -> String {
     "YUNXIN_APP_KEY".to_owned()
 }
 
-/// What a verified request says about itself.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Verified {
-    /// The scheme's own delivery id (`webhook-id`, `X-GitHub-Delivery`),
-    /// the default idempotency key.
-    pub delivery_id: Option<String>,
-}
-
 /// Why a request was not accepted. Names headers, never secrets or MACs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -136,7 +128,7 @@ pub fn verify(
     secrets: &[Secret],
     app_key: Option<&str>,
     request: &Signed<'_>,
-) -> Result<Verified, VerifyError> {
+) -> Result<(), VerifyError> {
     match scheme {
         Scheme::StandardWebhooks => standard_webhooks::verify(secrets, request),
         Scheme::Github => github::verify(secrets, request),
@@ -148,6 +140,22 @@ pub fn verify(
             yunxin_callback::verify(secrets, app_key.unwrap_or_default(), request)
         }
     }
+}
+
+/// The scheme's own delivery id, the default idempotency key:
+/// `webhook-id` (or `svix-id`) for Standard Webhooks, `X-GitHub-Delivery`
+/// for GitHub. (Stripe's is the event `id` in the body.)
+pub fn delivery_id<'a>(scheme: &Scheme, headers: &'a BTreeMap<String, String>) -> Option<&'a str> {
+    let names: &[&str] = match scheme {
+        Scheme::StandardWebhooks => &["webhook-id", "svix-id"],
+        Scheme::Github => &["x-github-delivery"],
+        _ => &[],
+    };
+    names
+        .iter()
+        .find_map(|name| headers.get(*name))
+        .map(String::as_str)
+        .filter(|id| !id.is_empty())
 }
 
 /// Whether `secrets` are in the form `scheme` needs, to check a

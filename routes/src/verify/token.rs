@@ -6,7 +6,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use super::{Secret, Signed, Verified, VerifyError, ct_eq};
+use super::{Secret, Signed, VerifyError, ct_eq};
 
 fn credentials<'a>(request: &'a Signed<'_>, scheme: &str) -> Result<&'a str, VerifyError> {
     let header = request.header("authorization")?;
@@ -16,23 +16,23 @@ fn credentials<'a>(request: &'a Signed<'_>, scheme: &str) -> Result<&'a str, Ver
     }
 }
 
-fn any_matches(secrets: &[Secret], presented: &[u8]) -> Result<Verified, VerifyError> {
+fn any_matches(secrets: &[Secret], presented: &[u8]) -> Result<(), VerifyError> {
     // Every secret is compared, so the time taken says nothing of which matched.
     let matched = secrets.iter().fold(false, |hit, s| {
         ct_eq(s.expose().as_bytes(), presented) | hit
     });
     if matched {
-        Ok(Verified::default())
+        Ok(())
     } else {
         Err(VerifyError::NoMatch)
     }
 }
 
-pub(super) fn bearer(secrets: &[Secret], request: &Signed<'_>) -> Result<Verified, VerifyError> {
+pub(super) fn bearer(secrets: &[Secret], request: &Signed<'_>) -> Result<(), VerifyError> {
     any_matches(secrets, credentials(request, "bearer")?.as_bytes())
 }
 
-pub(super) fn basic(secrets: &[Secret], request: &Signed<'_>) -> Result<Verified, VerifyError> {
+pub(super) fn basic(secrets: &[Secret], request: &Signed<'_>) -> Result<(), VerifyError> {
     let decoded = BASE64
         .decode(credentials(request, "basic")?)
         .map_err(|_| VerifyError::Malformed("authorization"))?;

@@ -3,13 +3,13 @@
 
 use yunxin_edge::{CallbackHeaders, Credentials, DEFAULT_CALLBACK_TOLERANCE_MS, verify_callback};
 
-use super::{Secret, Signed, Verified, VerifyError};
+use super::{Secret, Signed, VerifyError};
 
 pub(super) fn verify(
     secrets: &[Secret],
     app_key: &str,
     request: &Signed<'_>,
-) -> Result<Verified, VerifyError> {
+) -> Result<(), VerifyError> {
     let header = |name: &'static str| request.header(name);
     let headers = CallbackHeaders {
         app_key: header("appkey")?,
@@ -28,7 +28,7 @@ pub(super) fn verify(
             now_ms,
             DEFAULT_CALLBACK_TOLERANCE_MS,
         ) {
-            Ok(()) => return Ok(Verified::default()),
+            Ok(()) => return Ok(()),
             Err(yunxin_edge::Error::Callback(yunxin_edge::CallbackError::CurTimeSkew {
                 ..
             })) => {
