@@ -36,7 +36,15 @@ pub fn routes(path: &Path) -> Result<Routes, Failure> {
             problem: format!("is not JSON: {reason}"),
         }])
     })?;
-    Routes::parse(&binding(value, "ROUTES")).map_err(|problems| Failure::config(&problems))
+    let routes = Routes::parse(&binding(value, "ROUTES")).map_err(|e| Failure::config(&[e]))?;
+    // The relay serves the good routes of a config with broken ones; the
+    // tool holds a config to the higher bar: no problem at all.
+    let problems: Vec<RouteError> = routes.problems().cloned().collect();
+    if problems.is_empty() {
+        Ok(routes)
+    } else {
+        Err(Failure::config(&problems))
+    }
 }
 
 /// The groups in `path` (the relay's `GROUPS` binding: a JSON object of

@@ -69,7 +69,7 @@ enum Command {
     ///
     /// No signature is checked (no secret is needed). The event id comes
     /// as in the relay: the route's `idempotency_key`, the scheme's delivery
-    /// id from `--header` (`webhook-id`, `x-github-delivery`), Stripe's
+    /// id from `--header` (the signed `webhook-id`), Stripe's
     /// event `id`, or else the payload's SHA-256.
     Render(render::Args),
 

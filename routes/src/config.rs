@@ -10,9 +10,10 @@
 //!     "content": "{{ payload.pusher.name }} pushed to {{ payload.repository.full_name }}" } }
 //! ```
 //!
-//! Secrets are always binding names, never values. [`Routes::parse`]
-//! reports every problem it finds, not just the first, so that a
-//! configuration can be fixed in one go.
+//! Secrets are always binding names, never values. [`Routes::parse`] keeps
+//! every problem it finds ([`Routes::problems`]), not just the first, so
+//! that a configuration can be fixed in one go; a broken route answers with
+//! its own problem while the others keep working.
 
 use std::collections::BTreeMap;
 
@@ -23,9 +24,13 @@ use crate::error::RouteError;
 use crate::template;
 use crate::verify::Scheme;
 
-/// Every route, by name.
+/// Every route, by name, and the problems of those that are broken: a
+/// broken route answers with its own problem, the others keep working.
 #[derive(Debug, Clone)]
-pub struct Routes(BTreeMap<String, Route>);
+pub struct Routes {
+    routes: BTreeMap<String, Route>,
+    broken: BTreeMap<String, Vec<RouteError>>,
+}
 
 /// One route.
 #[derive(Debug, Clone, Deserialize)]
@@ -103,8 +108,10 @@ const MAX_ROUTE_NAME: usize = 64;
 
 impl Routes {
     /// Reads the configuration: a JSON object, or a JSON string holding one
-    /// (a secret or `.dev.vars` holds text). Every problem found is returned.
-    pub fn parse(config: &Value) -> Result<Routes, Vec<RouteError>> {
+    /// (a secret or `.dev.vars` holds text). Fails only when the document
+    /// itself is unusable; a route's problems are kept with the route (see
+    /// [`Routes::problems`]).
+    pub fn parse(config: &Value) -> Result<Routes, RouteError> {
         let problem = |route: &str, field: &str, problem: String| RouteError::Config {
             route: route.to_owned(),
             field: field.to_owned(),
@@ -114,22 +121,25 @@ impl Routes {
         let config = match config {
             Value::String(text) => {
                 parsed = serde_json::from_str::<Value>(text)
-                    .map_err(|e| vec![problem("ROUTES", "ROUTES", format!("is not JSON: {e}"))])?;
+                    .map_err(|e| problem("ROUTES", "ROUTES", format!("is not JSON: {e}")))?;
                 &parsed
             }
             other => other,
         };
         let Value::Object(routes) = config else {
-            return Err(vec![problem(
+            return Err(problem(
                 "ROUTES",
                 "ROUTES",
                 "must be a JSON object of route name to route".into(),
-            )]);
+            ));
         };
 
-        let mut problems = Vec::new();
-        let mut out = BTreeMap::new();
+        let mut out = Routes {
+            routes: BTreeMap::new(),
+            broken: BTreeMap::new(),
+        };
         for (name, value) in routes {
+            let mut problems = Vec::new();
             let valid_name = !name.is_empty()
                 && name.len() <= MAX_ROUTE_NAME
                 && name
@@ -142,34 +152,55 @@ impl Routes {
                     format!("must be 1 to {MAX_ROUTE_NAME} letters, digits, `-` or `_`"),
                 ));
             }
-            let route: Route = match serde_path_to_error::deserialize(value) {
-                Ok(route) => route,
+            match serde_path_to_error::deserialize::<_, Route>(value) {
+                Ok(route) => {
+                    problems.extend(route.check(name));
+                    if problems.is_empty() {
+                        out.routes.insert(name.clone(), route);
+                    }
+                }
                 Err(e) => {
                     let field = e.path().to_string();
                     problems.push(problem(name, &field, e.into_inner().to_string()));
-                    continue;
                 }
-            };
-            problems.extend(route.check(name));
-            out.insert(name.clone(), route);
+            }
+            if !problems.is_empty() {
+                out.broken.insert(name.clone(), problems);
+            }
         }
-        if problems.is_empty() {
-            Ok(Routes(out))
-        } else {
-            Err(problems)
-        }
+        Ok(out)
     }
 
-    /// The route of that name.
+    /// The route of that name; a broken route answers its first problem.
     pub fn get(&self, name: &str) -> Result<&Route, RouteError> {
-        self.0
+        if let Some(problems) = self.broken.get(name) {
+            return Err(problems[0].clone());
+        }
+        self.routes
             .get(name)
             .ok_or_else(|| RouteError::UnknownRoute(name.to_owned()))
     }
 
-    /// Every route, by name.
+    /// Every working route, by name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Route)> {
-        self.0.iter().map(|(name, route)| (name.as_str(), route))
+        self.routes
+            .iter()
+            .map(|(name, route)| (name.as_str(), route))
+    }
+
+    /// Every problem of every broken route, route by route.
+    pub fn problems(&self) -> impl Iterator<Item = &RouteError> {
+        self.broken.values().flatten()
+    }
+
+    /// How many routes the configuration names, broken ones included.
+    pub fn len(&self) -> usize {
+        self.routes.len() + self.broken.len()
+    }
+
+    /// Whether the configuration names no route.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::verify::VerifyError;
 
 /// Everything that stops a route from turning a request into a notification.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum RouteError {
     /// The routes configuration is wrong: names the route and the field,

@@ -66,10 +66,28 @@ pub fn render(route: &Route, event: &Event<'_>, groups: &Groups) -> Result<Rende
     let context = Context::new(&payload, event.headers, name, event.now_secs);
     let failed = |field: &str| {
         let field = field.to_owned();
-        move |e: minijinja::Error| RouteError::Render {
-            route: name.to_owned(),
-            field,
-            reason: e.to_string(),
+        move |e: minijinja::Error| {
+            use minijinja::ErrorKind::{
+                UnknownFilter, UnknownFunction, UnknownMethod, UnknownTest,
+            };
+            // A name the engine does not know is the route's fault, not the
+            // event's: it is only found when a template runs.
+            if matches!(
+                e.kind(),
+                UnknownFilter | UnknownTest | UnknownFunction | UnknownMethod
+            ) {
+                RouteError::Config {
+                    route: name.to_owned(),
+                    field,
+                    problem: e.to_string(),
+                }
+            } else {
+                RouteError::Render {
+                    route: name.to_owned(),
+                    field,
+                    reason: e.to_string(),
+                }
+            }
         }
     };
 
@@ -176,8 +194,11 @@ pub fn render(route: &Route, event: &Event<'_>, groups: &Groups) -> Result<Rende
     })
 }
 
-/// The scheme's own idempotency key: the delivery id it signs, or Stripe's
-/// event id.
+/// The scheme's own idempotency key: the delivery id it signs (Standard
+/// Webhooks), or Stripe's event id (inside the signed body). Nothing for
+/// GitHub: `X-GitHub-Delivery` is not signed, so a captured request replayed
+/// with a fresh one would notify again; its body's hash is the key instead
+/// (a redelivery repeats the body exactly).
 fn default_key(
     scheme: &Scheme,
     headers: &BTreeMap<String, String>,
@@ -185,7 +206,8 @@ fn default_key(
 ) -> Option<String> {
     match scheme {
         Scheme::Stripe => payload["id"].as_str().map(str::to_owned),
-        _ => verify::delivery_id(scheme, headers).map(str::to_owned),
+        Scheme::StandardWebhooks => verify::delivery_id(scheme, headers).map(str::to_owned),
+        _ => None,
     }
 }
 

@@ -10,6 +10,9 @@ use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior, Value as Jinja};
 use serde_json::{Map, Value};
 
+/// Headers templates never see.
+const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
+
 /// Instructions one template or expression may run; a template that loops
 /// over a payload's lists stays well under it.
 const FUEL: u64 = 200_000;
@@ -33,9 +36,16 @@ impl Context {
         route: &str,
         now_secs: i64,
     ) -> Self {
+        // Headers that carry credentials are left out, so that no template
+        // can put a token into a notification or a dry-run answer.
+        let headers: std::collections::BTreeMap<&str, &str> = headers
+            .iter()
+            .filter(|(name, _)| !CREDENTIAL_HEADERS.contains(&name.as_str()))
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
         Context(minijinja::context! {
             payload => Jinja::from(Serde(payload)),
-            headers => Jinja::from(Serde(headers)),
+            headers => Jinja::from(Serde(&headers)),
             route => route,
             now => now_secs,
         })

@@ -49,11 +49,11 @@ fn github_documented_example() {
     assert_eq!(check(&github, &[secret], &h, b"Hello, World!", 0), Ok(()));
     assert_eq!(
         check(&github, &[secret], &h, b"Hello, World?", 0),
-        Err(VerifyError::NoMatch)
+        Err(VerifyError::NoMatch("x-hub-signature-256"))
     );
     assert_eq!(
         check(&github, &["other"], &h, b"Hello, World!", 0),
-        Err(VerifyError::NoMatch)
+        Err(VerifyError::NoMatch("x-hub-signature-256"))
     );
     assert_eq!(
         check(&github, &["other", secret], &h, b"Hello, World!", 0),
@@ -92,11 +92,11 @@ fn stripe_signed_timestamp_and_several_v1() {
     );
     assert_eq!(
         check(&stripe, &["whsec_other"], &h, body, 1700000000),
-        Err(VerifyError::NoMatch)
+        Err(VerifyError::NoMatch("stripe-signature"))
     );
     assert_eq!(
         check(&stripe, &["whsec_test_secret"], &h, b"{}", 1700000000),
-        Err(VerifyError::NoMatch)
+        Err(VerifyError::NoMatch("stripe-signature"))
     );
 }
 
@@ -106,7 +106,10 @@ fn generic_hmac_algorithms_encodings_prefix_and_timestamp() {
     let s = scheme(r#"{"scheme":"hmac","header":"X-Sig","algorithm":"sha512","prefix":"sha512="}"#);
     let h = headers(&[("x-sig", &format!("sha512={sha512}"))]);
     assert_eq!(check(&s, &["k"], &h, b"body", 0), Ok(()));
-    assert_eq!(check(&s, &["k"], &h, b"bodY", 0), Err(VerifyError::NoMatch));
+    assert_eq!(
+        check(&s, &["k"], &h, b"bodY", 0),
+        Err(VerifyError::NoMatch("the configured signature header"))
+    );
 
     let s = scheme(
         r#"{"scheme":"hmac","header":"X-Sig","algorithm":"sha1","encoding":"base64","timestamp_header":"X-Ts"}"#,
@@ -134,7 +137,7 @@ fn bearer_and_basic_tokens() {
     assert_eq!(check(&bearer, &["old", "s3cret"], &ok, b"", 0), Ok(()));
     assert_eq!(
         check(&bearer, &["s3cre"], &ok, b"", 0),
-        Err(VerifyError::NoMatch)
+        Err(VerifyError::NoMatch("authorization"))
     );
     let basic_h = headers(&[("Authorization", "Basic YWxpY2U6cHc=")]); // alice:pw
     assert_eq!(
@@ -145,7 +148,7 @@ fn bearer_and_basic_tokens() {
     assert_eq!(check(&basic, &["alice:pw"], &basic_h, b"", 0), Ok(()));
     assert_eq!(
         check(&basic, &["alice:px"], &basic_h, b"", 0),
-        Err(VerifyError::NoMatch)
+        Err(VerifyError::NoMatch("authorization"))
     );
 }
 
@@ -169,7 +172,7 @@ fn yunxin_callbacks_with_the_app_secret() {
     );
     assert_eq!(
         check(&cb, &["other"], &h, b"{}", 1_700_000_000),
-        Err(VerifyError::NoMatch)
+        Err(VerifyError::NoMatch("checksum"))
     );
     assert_eq!(
         check(&cb, &["cb-secret"], &h, b"{}", 1_700_000_400),
@@ -177,6 +180,6 @@ fn yunxin_callbacks_with_the_app_secret() {
     );
     assert_eq!(
         check(&cb, &["cb-secret"], &h, b"{ }", 1_700_000_000),
-        Err(VerifyError::NoMatch)
+        Err(VerifyError::NoMatch("checksum"))
     );
 }

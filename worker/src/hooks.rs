@@ -11,7 +11,9 @@
 use serde_json::Value;
 use worker::{Date, Env, Request};
 use yunxin_edge::{Plan, PlanOptions};
-use yunxin_edge_routes::{Groups, Rendered, Route, RouteError, Routes, Scheme, Secret, Signed};
+use yunxin_edge_routes::{
+    Groups, Rendered, Route, RouteError, Routes, Scheme, Secret, Signed, VerifyError,
+};
 
 use crate::body;
 use crate::config::{self, Config, MAX_BODY_BYTES};
@@ -31,14 +33,41 @@ pub enum Hook {
 pub async fn accept(mut req: Request, env: &Env, route_name: &str) -> Result<Hook, RelayError> {
     let config = Config::from_env(env)?;
     let routes = routes(env)?;
-    let route = routes.get(route_name)?;
+    let route = routes.get(route_name).inspect_err(|_| {
+        // A broken route: every problem of the config goes to the log.
+        for problem in routes.problems() {
+            worker::console_log!("{}", serde_json::json!({ "routes": problem.to_string() }));
+        }
+    })?;
 
     let body = body::read(&mut req, MAX_BODY_BYTES, config.body_deadline_ms).await?;
     let headers = webhook::headers(&req);
     let now_secs = (Date::now().as_millis() / 1000) as i64;
     let secrets = secrets(env, route_name, route)?;
+    let misconfigured = |field: &str, problem: String| RouteError::Config {
+        route: route_name.to_owned(),
+        field: field.to_owned(),
+        problem,
+    };
+    yunxin_edge_routes::check_secrets(&route.verify.scheme, &secrets).map_err(|e| match e {
+        VerifyError::BadSecret(n) => misconfigured(
+            "verify.secrets",
+            format!(
+                "names binding `{}`, which is not a `whsec_…` or `whpk_…` key",
+                route.verify.secrets.get(n - 1).map_or("?", String::as_str)
+            ),
+        ),
+        other => misconfigured("verify.secrets", other.to_string()),
+    })?;
     let app_key = match &route.verify.scheme {
-        Scheme::YunxinCallback { app_key } => config::optional(env, app_key),
+        Scheme::YunxinCallback { app_key } => {
+            Some(config::optional(env, app_key).ok_or_else(|| {
+                misconfigured(
+                    "verify.app_key",
+                    format!("names binding `{app_key}`, which is not set"),
+                )
+            })?)
+        }
         _ => None,
     };
     let signed = Signed {
@@ -89,37 +118,42 @@ pub async fn accept(mut req: Request, env: &Env, route_name: &str) -> Result<Hoo
 
 /// The `ROUTES` binding: a table (an object var) or JSON text.
 fn routes(env: &Env) -> Result<Routes, RelayError> {
-    let config: Value = env.object_var("ROUTES").map_err(|_| RelayError::Config {
+    let config = json_binding(env, "ROUTES").ok_or_else(|| RelayError::Config {
         binding: "ROUTES",
         problem: "is not set: no webhook routes are configured".into(),
     })?;
-    // Every problem is in the log; the answer names the first.
-    Routes::parse(&config).map_err(|problems| {
-        for problem in &problems {
-            worker::console_log!("{}", serde_json::json!({ "routes": problem.to_string() }));
-        }
-        RelayError::Route(
-            problems
-                .into_iter()
-                .next()
-                .expect("parse fails with a problem"),
-        )
-    })
+    Ok(Routes::parse(&config)?)
 }
 
 /// The `GROUPS` binding, if any: a table or JSON text of name → ids.
 fn groups(env: &Env) -> Result<Groups, RelayError> {
-    let Ok(value) = env.object_var::<Value>("GROUPS") else {
-        return Ok(Groups::new());
-    };
-    let value = match value {
-        Value::String(text) => serde_json::from_str(&text).unwrap_or(Value::Null),
-        other => other,
-    };
-    serde_json::from_value(value).map_err(|_| RelayError::Config {
+    let bad = || RelayError::Config {
         binding: "GROUPS",
         problem: "is not a JSON object of group name to a list of account ids".into(),
-    })
+    };
+    let value = match json_binding(env, "GROUPS") {
+        None => return Ok(Groups::new()),
+        Some(Value::String(text)) => serde_json::from_str(&text).map_err(|_| bad())?,
+        Some(value) => value,
+    };
+    serde_json::from_value(value).map_err(|_| bad())
+}
+
+/// A binding holding JSON: text (a var, a secret, `.dev.vars`), or a table
+/// (`[vars.NAME]` in `wrangler.toml`, an object var).
+fn json_binding(env: &Env, binding: &str) -> Option<Value> {
+    // Read raw: `var` takes only text and `object_var` only plain objects,
+    // and a binding of the wrong type must be reported, not read as unset.
+    let value = worker::js_sys::Reflect::get(env, &binding.into())
+        .ok()
+        .filter(|v| !v.is_undefined() && !v.is_null())?;
+    match value.as_string() {
+        Some(text) => Some(Value::String(text)),
+        None => worker::js_sys::JSON::stringify(&value)
+            .ok()
+            .and_then(|text| text.as_string())
+            .and_then(|text| serde_json::from_str(&text).ok()),
+    }
 }
 
 /// The secrets a route names, read from their bindings.

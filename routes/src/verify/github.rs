@@ -22,5 +22,5 @@ pub(super) fn verify(secrets: &[Secret], request: &Signed<'_>) -> Result<(), Ver
             return Ok(());
         }
     }
-    Err(VerifyError::NoMatch)
+    Err(VerifyError::NoMatch("x-hub-signature-256"))
 }

@@ -121,7 +121,7 @@ impl HmacScheme {
         if matched {
             Ok(())
         } else {
-            Err(VerifyError::NoMatch)
+            Err(VerifyError::NoMatch("the configured signature header"))
         }
     }
 }

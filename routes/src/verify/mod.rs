@@ -113,9 +113,9 @@ pub enum VerifyError {
     /// The signed timestamp is too far ahead.
     #[error("the signed timestamp is more than {TOLERANCE_SECS} s in the future")]
     TooNew,
-    /// No signature or token matches any secret.
-    #[error("no signature matches")]
-    NoMatch,
+    /// No signature or token in this header matches any secret.
+    #[error("no `{0}` matches")]
+    NoMatch(&'static str),
     /// A secret is not in the form the scheme needs (e.g. not `whsec_…`).
     #[error("secret #{0} is not in the form this scheme needs")]
     BadSecret(usize),
@@ -142,9 +142,9 @@ pub fn verify(
     }
 }
 
-/// The scheme's own delivery id, the default idempotency key:
-/// `webhook-id` (or `svix-id`) for Standard Webhooks, `X-GitHub-Delivery`
-/// for GitHub. (Stripe's is the event `id` in the body.)
+/// The scheme's own delivery id: `webhook-id` (or `svix-id`) for Standard
+/// Webhooks, `X-GitHub-Delivery` for GitHub (unsigned). Stripe's is the
+/// event `id` in the body.
 pub fn delivery_id<'a>(scheme: &Scheme, headers: &'a BTreeMap<String, String>) -> Option<&'a str> {
     let names: &[&str] = match scheme {
         Scheme::StandardWebhooks => &["webhook-id", "svix-id"],

@@ -107,7 +107,7 @@ pub(super) fn verify(secrets: &[Secret], request: &Signed<'_>) -> Result<(), Ver
             return Ok(());
         }
     }
-    Err(VerifyError::NoMatch)
+    Err(VerifyError::NoMatch("webhook-signature"))
 }
 
 /// Signs like a Standard Webhooks `v1` sender with a `whsec_` secret.
@@ -179,7 +179,7 @@ mod tests {
         let other = "whsec_bmV3LWtleQ==";
         assert_eq!(
             check(&headers("webhook", SIG), &[other], now),
-            Err(VerifyError::NoMatch)
+            Err(VerifyError::NoMatch("webhook-signature"))
         );
         assert!(check(&headers("webhook", SIG), &[other, SECRET], now).is_ok());
         assert!(

@@ -38,5 +38,5 @@ pub(super) fn verify(secrets: &[Secret], request: &Signed<'_>) -> Result<(), Ver
             return Ok(());
         }
     }
-    Err(VerifyError::NoMatch)
+    Err(VerifyError::NoMatch("stripe-signature"))
 }

@@ -24,7 +24,7 @@ fn any_matches(secrets: &[Secret], presented: &[u8]) -> Result<(), VerifyError> 
     if matched {
         Ok(())
     } else {
-        Err(VerifyError::NoMatch)
+        Err(VerifyError::NoMatch("authorization"))
     }
 }
 

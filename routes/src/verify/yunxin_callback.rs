@@ -18,7 +18,7 @@ pub(super) fn verify(
         checksum: header("checksum")?,
     };
     let now_ms = u64::try_from(request.now_secs).unwrap_or(0) * 1000;
-    let mut last = VerifyError::NoMatch;
+    let mut last = VerifyError::NoMatch("checksum");
     for secret in secrets {
         let credentials = Credentials::new(app_key, secret.expose());
         match verify_callback(
