@@ -62,3 +62,26 @@ if (report.state !== 'completed_with_failures' || accounted !== receivers.length
   console.error(`expected every one of ${receivers.length} receivers to have a result, got ${accounted}`);
   process.exit(1);
 }
+
+// A GitHub push to the default branch, as GitHub sends it (signed with
+// GitHub's own library), through the example route `github-push`.
+const { sign } = await import('@octokit/webhooks-methods');
+const push = readFileSync(new URL('../examples/routes/payloads/github-push.json', import.meta.url), 'utf8');
+const hook = await fetch(`${relayUrl}/v1/hooks/github-push`, {
+  method: 'POST',
+  headers: {
+    'content-type': 'application/json',
+    prefer: 'wait',
+    'x-github-event': 'push',
+    'x-github-delivery': randomUUID(),
+    'x-hub-signature-256': await sign(vars.GITHUB_WEBHOOK_SECRET, push),
+  },
+  body: push,
+});
+const pushed = await hook.json();
+console.log(`POST ${relayUrl}/v1/hooks/github-push → HTTP ${hook.status}, state ${pushed.state}`);
+console.log(`  delivered to ${pushed.delivered?.join(', ')}`);
+if (hook.status !== 200 || pushed.state !== 'delivered') {
+  console.error(JSON.stringify(pushed, null, 2));
+  process.exit(1);
+}
