@@ -38,6 +38,11 @@ impl Budget {
         self.calls_left.set(left.saturating_sub(1));
         left > 0
     }
+
+    /// Gives back a call taken for a step that sent nothing.
+    fn give_back(&self) {
+        self.calls_left.set(self.calls_left.get() + 1);
+    }
 }
 
 /// Drives every call of the event until it is finished or the budget runs
@@ -71,17 +76,26 @@ async fn drive_call(
     budget: &Budget,
 ) -> worker::Result<bool> {
     loop {
-        if !budget.has_time_at(now_ms()) {
+        // The call is taken from the budget before any subrequest, so that
+        // calls past the budget cost none: one event's subrequests stay
+        // bounded (at most four per upstream call, and a few for the event).
+        if !budget.has_time_at(now_ms()) || !budget.take_call() {
             return Ok(false);
         }
         let attempt = match events.begin(call).await? {
-            Step::Done => return Ok(true),
-            Step::Later { until_ms } if budget.has_time_at(until_ms) => {
+            Step::Send { attempt } => attempt,
+            Step::Done => {
+                budget.give_back();
+                return Ok(true);
+            }
+            Step::Later { until_ms } => {
+                budget.give_back();
+                if !budget.has_time_at(until_ms) {
+                    return Ok(false);
+                }
                 sleep_until(until_ms).await;
                 continue;
             }
-            Step::Later { .. } => return Ok(false),
-            Step::Send { attempt } => attempt,
         };
         let wait_ms = pacer::reserve(
             env,
@@ -90,7 +104,7 @@ async fn drive_call(
         )
         .await?;
         let start_ms = now_ms() + wait_ms;
-        if !budget.has_time_at(start_ms) || !budget.take_call() {
+        if !budget.has_time_at(start_ms) {
             events.release(attempt.id, start_ms).await?;
             return Ok(false);
         }
