@@ -696,26 +696,24 @@ impl Delivery {
                 let secs = ms.div_ceil(1000);
                 report.retry_after_secs = Some(report.retry_after_secs.unwrap_or(0).max(secs));
             }
-            let unknown = |reason: &str| Unknown {
-                account_id: AccountId::default(),
-                reason: reason.to_owned(),
-            };
-            let open_as = |template: Unknown| {
-                call.open.iter().map(move |id| Unknown {
-                    account_id: id.clone(),
-                    ..template.clone()
-                })
+            let open_unknown = |reason: &str| -> Vec<Unknown> {
+                call.open
+                    .iter()
+                    .map(|id| Unknown {
+                        account_id: id.clone(),
+                        reason: reason.to_owned(),
+                    })
+                    .collect()
             };
             match (call.phase, &call.last_failure) {
                 (Phase::Done, _) => {}
                 (Phase::InFlight { .. }, _) => {
-                    report
-                        .unknown
-                        .extend(open_as(unknown("request sent, no answer yet")));
+                    let unknown = open_unknown("request sent, no answer yet");
+                    report.unknown.extend(unknown);
                     report.retry_after_secs = report.retry_after_secs.or(Some(0));
                 }
                 (Phase::Ready { .. }, Some(last)) if last.lost => {
-                    report.unknown.extend(open_as(unknown(&last.message)));
+                    report.unknown.extend(open_unknown(&last.message));
                     report.retry_after_secs = report.retry_after_secs.or(Some(0));
                 }
                 (Phase::Ready { .. }, Some(last)) => {
