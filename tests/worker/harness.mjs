@@ -80,8 +80,17 @@ export async function postEvent(relayUrl, notification, overrides = {}) {
     ...(overrides.wait === false ? {} : { prefer: 'wait' }),
     ...overrides.headers,
   };
-  for (const [name, value] of Object.entries(headers)) if (value === undefined) delete headers[name];
-  const response = await fetch(`${relayUrl}/v1/notifications`, { method: overrides.method ?? 'POST', headers, body });
+  return { id, ...(await request(`${relayUrl}/v1/notifications`, { method: overrides.method ?? 'POST', headers, body })) };
+}
+
+/**
+ * Sends a request (headers set to `undefined` are left out) and reads the
+ * answer: `{ status, headers, json, text }`, `json` undefined when the body
+ * is not JSON.
+ */
+export async function request(url, { method = 'POST', headers = {}, body } = {}) {
+  const sent = Object.fromEntries(Object.entries(headers).filter(([, value]) => value !== undefined));
+  const response = await fetch(url, { method, headers: sent, body });
   const text = await response.text();
   let json;
   try {
@@ -89,7 +98,7 @@ export async function postEvent(relayUrl, notification, overrides = {}) {
   } catch {
     json = undefined;
   }
-  return { id, status: response.status, headers: response.headers, json, text };
+  return { status: response.status, headers: response.headers, json, text };
 }
 
 /** A notification from `bot` to `n` receivers named `${prefix}${i}`. */

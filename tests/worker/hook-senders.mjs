@@ -9,6 +9,7 @@ import { sign as githubSign } from '@octokit/webhooks-methods';
 import Stripe from 'stripe';
 import { Webhook as StandardWebhook } from 'standardwebhooks';
 import { Webhook as SvixWebhook } from 'svix';
+import { request } from './harness.mjs';
 
 const stripe = new Stripe('sk_test_not_used_for_signing');
 
@@ -94,14 +95,5 @@ export function yunxinHeaders(body, { appKey, secret, curTime = Date.now() }) {
  */
 export async function postHook(relayUrl, route, body, headers, { wait = true, query = '', method = 'POST' } = {}) {
   const all = { 'content-type': 'application/json', ...(wait ? { prefer: 'wait' } : {}), ...headers };
-  for (const [name, value] of Object.entries(all)) if (value === undefined) delete all[name];
-  const response = await fetch(`${relayUrl}/v1/hooks/${route}${query}`, { method, headers: all, body });
-  const text = await response.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: response.status, headers: response.headers, json, text };
+  return request(`${relayUrl}/v1/hooks/${route}${query}`, { method, headers: all, body });
 }
