@@ -11,7 +11,7 @@ use futures_util::future::join_all;
 use worker::{
     Date, Delay, Env, Message, MessageBatch, MessageExt, QueueRetryOptionsBuilder, console_log,
 };
-use yunxin_edge::Recorded;
+use yunxin_edge::{Attempt, Recorded};
 
 use crate::config::{Config, MAX_INLINE_WAIT_MS};
 use crate::events::{EventClient, Step};
@@ -64,7 +64,7 @@ fn retry(message: &Message<DeliveryTask>, delay_secs: u32) {
 
 /// Whole seconds from now until `at_ms`, rounded up (a queue delay has no finer unit).
 fn delay_secs(at_ms: u64) -> u32 {
-    let ms = at_ms.saturating_sub(Date::now().as_millis());
+    let ms = at_ms.saturating_sub(now_ms());
     u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX)
 }
 
@@ -75,7 +75,41 @@ async fn step(task: &DeliveryTask, env: &Env, config: &Config) -> worker::Result
         Step::Later { until_ms } => return Ok(Disposition::RetryAt(until_ms)),
         Step::Done => return Ok(Disposition::Ack),
     };
+    let inline = |start_ms: u64| start_ms.saturating_sub(now_ms()) <= MAX_INLINE_WAIT_MS;
+    match send_on_slot(env, config, &events, attempt, inline, None).await? {
+        Sent::Released { at_ms } | Sent::Recorded(Recorded::Retry { at_ms }) => {
+            Ok(Disposition::RetryAt(at_ms))
+        }
+        // Done (dead-lettered if given up), or stale: another message took the call over.
+        Sent::Recorded(_) => Ok(Disposition::Ack),
+    }
+}
 
+/// What became of an attempt handed out by [`EventClient::begin`].
+pub enum Sent {
+    /// No send slot in time: the attempt was given back; the call may
+    /// start again at `at_ms`.
+    Released {
+        /// When the slot would have come.
+        at_ms: u64,
+    },
+    /// Sent, and what the event's record made of the outcome.
+    Recorded(Recorded),
+}
+
+/// Sends an attempt handed out by `begin` on the app's next pacing slot, if
+/// `may_start(slot_ms)` allows, and reports the outcome to the event's record.
+/// The answer is awaited for the upstream timeout, and no later than
+/// `deadline_ms`; a call the delivery gave up on goes to the dead-letter queue.
+/// The queue consumer and the synchronous path both send this way.
+pub async fn send_on_slot(
+    env: &Env,
+    config: &Config,
+    events: &EventClient,
+    attempt: Attempt,
+    may_start: impl Fn(u64) -> bool,
+    deadline_ms: Option<u64>,
+) -> worker::Result<Sent> {
     // The send slot after `begin`, so that the call leaves on its slot: a
     // storage round trip between the two would bunch calls together.
     let wait_ms = pacer::reserve(
@@ -84,23 +118,34 @@ async fn step(task: &DeliveryTask, env: &Env, config: &Config) -> worker::Result
         config.rate_per_minute,
     )
     .await?;
-    if wait_ms > MAX_INLINE_WAIT_MS {
-        let at_ms = Date::now().as_millis() + wait_ms;
-        events.release(attempt.id, at_ms).await?;
-        return Ok(Disposition::RetryAt(at_ms));
+    let start_ms = now_ms() + wait_ms;
+    if !may_start(start_ms) {
+        events.release(attempt.id, start_ms).await?;
+        return Ok(Sent::Released { at_ms: start_ms });
     }
-    Delay::from(Duration::from_millis(wait_ms)).await;
+    Delay::from(Duration::from_millis(start_ms.saturating_sub(now_ms()))).await;
 
-    let outcome = upstream::send(&attempt, config, config.upstream_timeout_ms).await;
-    match events.record(attempt.id, outcome).await? {
-        Recorded::Retry { at_ms } => Ok(Disposition::RetryAt(at_ms)),
-        Recorded::Done { gave_up: true } => {
-            task::dead_letter(env, task).await?;
-            Ok(Disposition::Ack)
-        }
-        // Done, or stale: another message took the call over.
-        _ => Ok(Disposition::Ack),
+    // A deadline cuts the wait short: a cut-short answer is a lost one,
+    // which is retried with the same trace id.
+    let timeout_ms = deadline_ms.map_or(config.upstream_timeout_ms, |deadline| {
+        config
+            .upstream_timeout_ms
+            .min(deadline.saturating_sub(now_ms()))
+    });
+    let outcome = upstream::send(&attempt, config, timeout_ms).await;
+    let recorded = events.record(attempt.id, outcome).await?;
+    if let Recorded::Done { gave_up: true } = recorded {
+        let task = DeliveryTask {
+            event_id: events.event_id().to_owned(),
+            call: attempt.id.call,
+        };
+        task::dead_letter(env, &task).await?;
     }
+    Ok(Sent::Recorded(recorded))
+}
+
+fn now_ms() -> u64 {
+    Date::now().as_millis()
 }
 
 /// Handles a batch of the dead-letter queue: marks each call in its event's

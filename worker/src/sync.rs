@@ -15,7 +15,7 @@ use yunxin_edge::Recorded;
 
 use crate::config::{Config, MAX_IN_FLIGHT};
 use crate::events::{EventClient, Step};
-use crate::{pacer, task, upstream};
+use crate::queue::{Sent, send_on_slot};
 
 /// Don't start an attempt with less time than this before the deadline.
 const MIN_ATTEMPT_MS: u64 = 1_000;
@@ -97,39 +97,23 @@ async fn drive_call(
                 continue;
             }
         };
-        let wait_ms = pacer::reserve(
+        let may_start = |start_ms| budget.has_time_at(start_ms);
+        match send_on_slot(
             env,
-            config.credentials.app_key.as_str(),
-            config.rate_per_minute,
+            config,
+            events,
+            attempt,
+            may_start,
+            Some(budget.deadline_ms),
         )
-        .await?;
-        let start_ms = now_ms() + wait_ms;
-        if !budget.has_time_at(start_ms) {
-            events.release(attempt.id, start_ms).await?;
-            return Ok(false);
-        }
-        sleep_until(start_ms).await;
-
-        // The attempt ends by the deadline: a cut-short answer is a lost one,
-        // which the queue retries with the same trace id.
-        let timeout_ms = config
-            .upstream_timeout_ms
-            .min(budget.deadline_ms.saturating_sub(now_ms()));
-        let outcome = upstream::send(&attempt, config, timeout_ms).await;
-        match events.record(attempt.id, outcome).await? {
-            Recorded::Retry { at_ms } if budget.has_time_at(at_ms) => sleep_until(at_ms).await,
-            Recorded::Retry { .. } => return Ok(false),
-            Recorded::Done { gave_up } => {
-                if gave_up {
-                    let task = task::DeliveryTask {
-                        event_id: events.event_id().to_owned(),
-                        call,
-                    };
-                    task::dead_letter(env, &task).await?;
-                }
-                return Ok(true);
+        .await?
+        {
+            Sent::Recorded(Recorded::Retry { at_ms }) if budget.has_time_at(at_ms) => {
+                sleep_until(at_ms).await
             }
-            // Stale: someone else (the watchdog's message) took the call over.
+            Sent::Recorded(Recorded::Done { .. }) => return Ok(true),
+            // Released, a retry after the deadline, or stale (the watchdog's
+            // message took the call over): the queue's.
             _ => return Ok(false),
         }
     }
