@@ -24,21 +24,41 @@ async function node(args, source) {
 test('the exports map: one entry per runtime, types for import and require', () => {
   const pkg = JSON.parse(readFileSync(join(PKG_DIR, 'package.json'), 'utf8'));
   const root = pkg.exports['.'];
-  // Order matters: the first matching condition wins, and Node also matches "node"
-  // under Deno, wrangler and bundlers targeting the browser.
-  assert.deepEqual(Object.keys(root), ['workerd', 'deno', 'node', 'browser', 'module', 'require', 'default']);
-  const targets = [root.workerd, root.deno, root.node.import, root.node.require, root.browser, root.module, root.require, root.default];
-  for (const target of targets) {
+  // Order matters: the first matching condition wins. Workers and Vercel's edge runtime
+  // come before everything else (wrangler also matches `worker` and `browser`, Next.js's
+  // edge runtime `worker` and `browser`), Deno and Bun before `node` (they match it too).
+  assert.deepEqual(Object.keys(root), ['workerd', 'edge-light', 'deno', 'bun', 'node', 'worker', 'browser', 'module', 'require', 'default']);
+  assert.deepEqual(Object.keys(pkg.exports['./inline']), ['workerd', 'edge-light', 'bun', 'node', 'require', 'default']);
+  const leaves = (target) =>
+    'default' in target && typeof target.default === 'string' ? [target] : Object.values(target).flatMap(leaves);
+  for (const target of [...leaves(root), ...leaves(pkg.exports['./inline'])]) {
     assert.deepEqual(Object.keys(target), ['types', 'default'], 'types must come first');
     for (const file of Object.values(target)) {
       assert.ok(existsSync(join(PKG_DIR, file)), `${file} is missing`);
       assert.ok(pkg.files.includes(file.replace('./', '')), `${file} is not in "files"`);
     }
   }
+  assert.deepEqual(root.bun, root.node);
   assert.equal(root.node.require.types, './index.d.cts');
+  assert.equal(root.worker.default, './inline.js');
+  assert.equal(pkg.exports['./inline'].default.default, './inline.js');
   assert.equal(pkg.name, 'yunxin-edge');
   assert.equal(pkg.version, '0.1.0');
   assert.equal(pkg.license, 'MIT OR Apache-2.0');
+});
+
+test('no entry reads a file by path: the Node build embeds the WebAssembly', () => {
+  // A server bundle moves node.cjs away from the package directory: nothing in it may
+  // depend on __dirname, node:fs or import.meta.
+  const nodeBuild = readFileSync(join(PKG_DIR, 'node.cjs'), 'utf8');
+  assert.doesNotMatch(nodeBuild, /__dirname|node:fs|require\(["']fs["']\)|readFileSync|import\.meta/);
+  // The glue's own default URL is gone: only browser.js asks bundlers for the asset.
+  assert.doesNotMatch(readFileSync(join(PKG_DIR, 'yunxin_edge.js'), 'utf8'), /import\.meta/);
+  const wasm = readFileSync(join(PKG_DIR, 'yunxin_edge_bg.wasm'));
+  const embedded = /export default "([A-Za-z0-9+/=]+)";/.exec(readFileSync(join(PKG_DIR, 'yunxin_edge_bg.wasm.js'), 'utf8'));
+  assert.ok(embedded, 'yunxin_edge_bg.wasm.js exports the base64 text');
+  assert.ok(Buffer.from(embedded[1], 'base64').equals(wasm), 'the embedded module is the .wasm file');
+  assert.ok(nodeBuild.includes(embedded[1]), 'node.cjs embeds the same module');
 });
 
 test('conditions resolve to their entries', async () => {
@@ -48,6 +68,37 @@ test('conditions resolve to their entries', async () => {
   assert.match(await resolve([]), /\/pkg\/node\.mjs$/);
   assert.match(await resolve(['workerd']), /\/pkg\/workerd\.js$/);
   assert.match(await resolve(['deno']), /\/pkg\/deno\.js$/);
+  assert.match(await resolve(['edge-light']), /\/pkg\/edge-light\.js$/);
+  assert.match(await resolve(['bun']), /\/pkg\/node\.mjs$/);
+  const inline = (conditions) =>
+    node(conditions.flatMap((c) => ['-C', c]), "console.log(import.meta.resolve('yunxin-edge/inline'))");
+  assert.match(await inline([]), /\/pkg\/node\.mjs$/);
+  assert.match(await inline(['workerd']), /\/pkg\/workerd\.js$/);
+});
+
+test('inline.js works with nothing but atob: no fetch, no file, no top-level await', async () => {
+  const out = await node(
+    [],
+    `globalThis.fetch = () => { throw new Error('fetched'); };
+     const { checksum } = await import(${JSON.stringify(join(PKG_DIR, 'inline.js'))});
+     console.log(${VECTOR});`,
+  );
+  assert.equal(out, EXPECTED);
+  assert.doesNotMatch(readFileSync(join(PKG_DIR, 'inline.js'), 'utf8'), /^await /m);
+});
+
+test('browser.js names the way out when the bundler dropped the .wasm', async () => {
+  await assert.rejects(
+    node(
+      [],
+      `globalThis.fetch = async () => new Response('not found', { status: 404 });
+       await import(${JSON.stringify(join(PKG_DIR, 'browser.js'))});`,
+    ),
+    (error) => {
+      assert.match(error.stderr, /could not load its WebAssembly \(file:.*yunxin_edge_bg\.wasm: HTTP 404\); bundle `yunxin-edge\/inline`/);
+      return true;
+    },
+  );
 });
 
 test('deno.js reads the .wasm with Deno.readFileSync', async () => {

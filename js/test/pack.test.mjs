@@ -21,16 +21,20 @@ const INTENDED_FILES = [
   'LICENSE-MIT',
   'README.md',
   'api.js',
+  'base64.js',
   'browser.js',
   'deno.js',
+  'edge-light.js',
   'index.d.cts',
   'index.d.ts',
+  'inline.js',
   'node.cjs',
   'node.mjs',
   'package.json',
   'workerd.js',
   'yunxin_edge.js',
   'yunxin_edge_bg.wasm',
+  'yunxin_edge_bg.wasm.js',
 ];
 
 test('npm pack --dry-run lists only the intended files', async (t) => {
