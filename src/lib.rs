@@ -70,3 +70,8 @@ pub use response::{
     RetryVerdict, Unknown,
 };
 pub use sign::{AppKey, AppSecret, Credentials, CurTime, Nonce, SignedHeaders, TraceId, checksum};
+
+/// The crate's README (its page on crates.io), whose examples run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.crate.md")]
+pub struct ReadmeDoctests;
