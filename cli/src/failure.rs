@@ -16,8 +16,16 @@ pub enum Exit {
     /// 1: the input has a problem (config, payload, template, limit).
     Input = 1,
     /// 2: the tool was called wrongly (a flag, a missing argument, a file
-    /// that cannot be read, a route that is not there).
+    /// that cannot be read, a route that is not there, credentials missing
+    /// from the environment).
     Usage = 2,
+    /// 3: `send` finished, but some receivers were not delivered (failed,
+    /// or unknown because an answer was lost).
+    Undelivered = 3,
+    /// 4: `send`: Yunxin refused the calls as a whole with 414 (a wrong
+    /// AppKey or CheckSum, among its parameter errors) or 403 (no
+    /// permission): the credentials are the first suspect.
+    Refused = 4,
 }
 
 /// One error, as `--json` shows it.
@@ -77,6 +85,23 @@ impl Problem {
         }
     }
 
+    /// The problem as the core describes it: its code, field and limit.
+    pub fn from_core(error: &yunxin_edge::Error) -> Self {
+        Problem {
+            code: error.code(),
+            message: one_line(&error.to_string()),
+            route: None,
+            field: error.field().map(str::to_owned),
+            limit: error.limit(),
+        }
+    }
+
+    /// The same problem, naming the field at fault.
+    pub fn field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
     fn to_json(&self) -> Value {
         let mut fields = Map::new();
         fields.insert("code".into(), self.code.into());
@@ -125,6 +150,11 @@ impl Failure {
             problem: Box::new(problem),
             problems: Vec::new(),
         }
+    }
+
+    /// A core error about the input: a problem with the input (exit 1).
+    pub fn core(error: &yunxin_edge::Error) -> Self {
+        Failure::of(Exit::Input, Problem::from_core(error))
     }
 
     /// A route error: a problem with the input (exit 1).

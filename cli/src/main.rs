@@ -11,8 +11,15 @@
 //! a variant of [`Command`] and an arm in `main`.
 //!
 //! Exit codes: 0 ok, 1 a problem with the input (an invalid routes config, a
-//! template that fails, a notification over a limit), 2 a usage error (an
-//! unknown flag, a missing argument, a file that cannot be read).
+//! template that fails, a notification over a limit, a callback that fails
+//! verification), 2 a usage error (an unknown flag, a missing argument, a
+//! file that cannot be read, credentials missing from the environment), 3
+//! `send` left receivers undelivered, 4 Yunxin refused `send`'s calls (414
+//! or 403: the credentials, most likely).
+//!
+//! Credentials (`YUNXIN_APP_KEY`, `YUNXIN_APP_SECRET`) are read from the
+//! environment only, never from a flag (a flag shows in `ps` and shell
+//! history), and the secret is never printed.
 
 #![forbid(unsafe_code)]
 
@@ -23,17 +30,27 @@ use clap::{Parser, Subcommand};
 use serde_json::Value;
 
 mod check;
+mod credentials;
 mod failure;
+mod http;
 mod input;
 mod render;
+mod send;
+mod sign;
+mod verify;
 
-/// Send NetEase Yunxin notifications from the edge: the yunxin-edge
-/// command-line tool.
+/// Send NetEase Yunxin (网易云信) custom notifications, sign Yunxin
+/// requests, verify Yunxin callbacks, and try webhook routes offline: the
+/// yunxin-edge command-line tool.
 ///
 /// It runs the relay's own code (the `yunxin-edge` core and the
-/// `yunxin-edge-routes` crate) on files, offline, so that what it accepts
-/// the relay accepts. Exit codes: 0 ok, 1 a problem with the input, 2 a
-/// usage error.
+/// `yunxin-edge-routes` crate), so that what it accepts the relay accepts.
+/// Credentials come from the environment only: YUNXIN_APP_KEY and
+/// YUNXIN_APP_SECRET (never echoed).
+///
+/// Exit codes: 0 ok, 1 a problem with the input (or a callback that fails
+/// verification), 2 a usage error, 3 receivers left undelivered by `send`,
+/// 4 Yunxin refused `send`'s calls (a wrong key or secret, most likely).
 #[derive(Debug, Parser)]
 // Without a subcommand clap would print the whole help as the "error";
 // a one-line error names the subcommands instead.
@@ -78,9 +95,47 @@ enum Command {
     /// Prints one line per problem (`route <name>: <field> <problem>`) and
     /// exits 1, or prints `ok: N routes`.
     Check(check::Args),
+
+    /// Send a custom notification to any number of receivers and print
+    /// what became of each one.
+    ///
+    /// The receivers are split into calls of at most 500, each signed and
+    /// sent with its own trace id; failed calls and receivers that failed
+    /// in a retryable way are sent again as the core's delivery state
+    /// machine decides (the same trace id for a repeated call, so Yunxin
+    /// takes it at most once). Progress goes to stderr; the report (every
+    /// receiver once: delivered, failed with Yunxin's code, unknown, not
+    /// attempted) to stdout.
+    ///
+    /// Credentials: YUNXIN_APP_KEY and YUNXIN_APP_SECRET from the
+    /// environment. Exit codes: 0 every receiver delivered, 3 some were not,
+    /// 4 Yunxin refused the calls (414/403: check the key and secret), 1 the
+    /// notification is invalid (over a documented limit, say), 2 a usage
+    /// error.
+    Send(send::Args),
+
+    /// Print the signed headers of a Yunxin server API call (AppKey, Nonce,
+    /// CurTime, CheckSum), or whole signed requests for a notification.
+    ///
+    /// Without `--body`, the four headers every Yunxin server API call
+    /// needs (valid for five minutes). With `--body`, the batch calls of
+    /// that notification as `send` would make them (headers, trace ids and
+    /// bodies), as HTTP text, JSON (`--json`) or curl commands (`--curl`).
+    /// Credentials: YUNXIN_APP_KEY and YUNXIN_APP_SECRET from the
+    /// environment.
+    Sign(sign::Args),
+
+    /// Verify a callback Yunxin POSTed to an app server (抄送 or 第三方回调):
+    /// its AppKey, the body's MD5, CheckSum and the age of CurTime.
+    ///
+    /// Exits 0 and prints `ok` when it verifies, 1 naming the check that
+    /// failed otherwise. Credentials: YUNXIN_APP_KEY and YUNXIN_APP_SECRET
+    /// from the environment.
+    #[command(name = "verify-callback")]
+    VerifyCallback(verify::Args),
 }
 
-/// What a subcommand answers when it succeeds.
+/// What a subcommand answers when it ran to the end.
 #[derive(Debug)]
 pub struct Output {
     /// The answer as JSON: always printed by `--json`, and by subcommands
@@ -89,12 +144,19 @@ pub struct Output {
     /// The answer for a person, when it differs from the JSON (`check`'s
     /// `ok: N routes`).
     text: Option<String>,
+    /// A non-zero exit for an answer that is also bad news (`send` with
+    /// undelivered receivers), with a line for stderr saying why.
+    exit: Option<(failure::Exit, String)>,
 }
 
 impl Output {
     /// An answer that is data: JSON whatever `--json` says.
     pub fn json(json: Value) -> Self {
-        Output { json, text: None }
+        Output {
+            json,
+            text: None,
+            exit: None,
+        }
     }
 
     /// An answer with a line for a person and JSON for `--json`.
@@ -102,7 +164,14 @@ impl Output {
         Output {
             json,
             text: Some(text),
+            exit: None,
         }
+    }
+
+    /// The same answer, exiting with `exit` and saying `why` on stderr.
+    pub fn exit(mut self, exit: failure::Exit, why: String) -> Self {
+        self.exit = Some((exit, why));
+        self
     }
 }
 
@@ -123,6 +192,9 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Render(args) => render::run(args),
         Command::Check(args) => check::run(args),
+        Command::Send(args) => send::run(args, cli.json),
+        Command::Sign(args) => sign::run(args),
+        Command::VerifyCallback(args) => verify::run(args),
     };
     match result {
         Ok(output) => {
@@ -132,7 +204,13 @@ fn main() -> ExitCode {
             };
             // A closed pipe (`| head`) is not worth a panic.
             let _ = writeln!(std::io::stdout().lock(), "{text}");
-            ExitCode::SUCCESS
+            match output.exit {
+                None => ExitCode::SUCCESS,
+                Some((exit, why)) => {
+                    let _ = writeln!(std::io::stderr().lock(), "yunxin-edge: {why}");
+                    ExitCode::from(exit as u8)
+                }
+            }
         }
         Err(failure) => failure.report(cli.json),
     }
