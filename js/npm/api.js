@@ -28,7 +28,7 @@ const SEND_DEFAULTS = Object.freeze({ timeoutMs: 10_000, concurrency: 6, maxRece
 const MAX_TIMER_MS = 2 ** 31 - 1;
 // The option names each function takes; any other name is refused (see checkOptionNames).
 const DELIVERY_OPTIONS = Object.freeze(['baseUrl', 'eventId', 'maxReceivers', 'retries', 'retryDelayMs', 'maxWaitMs']);
-const SEND_OPTIONS = Object.freeze([...DELIVERY_OPTIONS, 'fetch', 'timeoutMs', 'concurrency', 'signal']);
+const SEND_OPTIONS = Object.freeze([...DELIVERY_OPTIONS, 'fetch', 'timeoutMs', 'concurrency', 'signal', 'onProgress']);
 
 // ---------------------------------------------------------------------------
 // Errors
@@ -181,7 +181,8 @@ export function mergeReport(parts) {
 /**
  * Checks a callback Yunxin POSTed to the app server (抄送): AppKey, the MD5 of the raw
  * body, CheckSum and the age of CurTime. Throws a YunxinError with code 'callback' that
- * says which check failed; returns nothing when the callback is genuine.
+ * says which check failed; returns the body parsed as JSON when the callback is genuine
+ * (a genuine body that is not JSON throws code 'json').
  * `headers`: a Headers object, Node's `req.headers`, or any object of name → value.
  * `body`: the raw body, preferably as bytes (text is hashed as its UTF-8 encoding).
  */
@@ -194,7 +195,24 @@ export function verifyYunxinCallback(credentials, headers, body, options) {
     if (error instanceof YunxinError) throw error;
     throw invalid('headers', `could not be read (${error?.message ?? error})`);
   }
-  core(wasm.verifyCallback, credentials, callbackHeaders, binary(body, 'body'), options);
+  const raw = binary(body, 'body');
+  core(wasm.verifyCallback, credentials, callbackHeaders, raw, options);
+  let text;
+  try {
+    text = typeof raw === 'string' ? raw : new TextDecoder('utf-8', { fatal: true }).decode(raw);
+    return JSON.parse(text);
+  } catch (error) {
+    throw new YunxinError(`the callback's body is not JSON: ${error?.message ?? error}`, { code: 'json', field: 'body' });
+  }
+}
+
+/**
+ * The headers Yunxin sends with a callback of this raw body (AppKey, CurTime in
+ * milliseconds, MD5, CheckSum): what verifyYunxinCallback accepts, for testing a
+ * callback handler. `options.now`: the signing time (default: the clock).
+ */
+export function signYunxinCallback(credentials, body, options) {
+  return coreJson(wasm.signCallback, credentials, binary(body, 'body'), options);
 }
 
 // Headers come as a Headers object (fetch, Workers, Deno), as Node's lower-cased
@@ -267,6 +285,14 @@ export class Delivery {
     return coreJson(() => this.#live().report());
   }
 
+  /**
+   * Counts of receivers so far: `{ total, delivered, failed, unknown, pending }`
+   * (pending: in flight or waiting for a retry).
+   */
+  progress() {
+    return progressCounts(coreJson(() => this.#live().progress()));
+  }
+
   /** Frees the WebAssembly memory; the delivery cannot be used afterwards. */
   free() {
     this.#driver?.free();
@@ -300,6 +326,10 @@ export async function send(credentials, notification, options = {}) {
   }
 }
 
+function progressCounts({ delivered, failed, unknown, pending }) {
+  return { total: delivered + failed + unknown + pending, delivered, failed, unknown, pending };
+}
+
 // Polls the driver until it says wait (or until `concurrency` attempts are in flight),
 // then waits for the first of: an attempt finished, the time it named, the caller's abort.
 async function drive(driver, settings) {
@@ -321,7 +351,7 @@ async function drive(driver, settings) {
           }
           const running = attempt(driver, action, settings)
             .catch((error) => {
-              failure ??= asYunxinError(error);
+              failure ??= error instanceof ProgressError ? error : asYunxinError(error);
             })
             .finally(() => inFlight.delete(running));
           inFlight.add(running);
@@ -339,6 +369,7 @@ async function drive(driver, settings) {
     await Promise.race(timer ? [...inFlight, timer.promise] : inFlight);
     timer?.cancel();
   }
+  if (failure instanceof ProgressError) throw failure.error;
   if (failure !== undefined) throw failure;
   // Stopped by the caller: calls never sent are `not_attempted`, lost answers `unknown`.
   return JSON.parse(core(() => driver.report()));
@@ -349,6 +380,23 @@ async function drive(driver, settings) {
 async function attempt(driver, { id, request }, settings) {
   const { outcome, retryAfterSecs } = await exchange(request, settings);
   driver.record(id, outcome, retryAfterSecs, Date.now());
+  if (settings.onProgress !== undefined) {
+    settings.attempts++;
+    const progress = { ...progressCounts(JSON.parse(driver.progress())), attempts: settings.attempts };
+    try {
+      settings.onProgress(progress);
+    } catch (error) {
+      // Stops the send; the caller's own error, as it was thrown.
+      throw new ProgressError(error);
+    }
+  }
+}
+
+// Carries what onProgress threw through drive(), which rejects with the error itself.
+class ProgressError {
+  constructor(error) {
+    this.error = error;
+  }
 }
 
 // Sends one request; returns its outcome (the core's JSON text) and the answer's
@@ -496,7 +544,11 @@ function sendSettings(options) {
     if (signal !== undefined && (typeof signal !== 'object' || typeof signal.addEventListener !== 'function')) {
       throw invalid('signal', 'must be an AbortSignal');
     }
+    const onProgress = options.onProgress ?? undefined;
+    if (onProgress !== undefined && typeof onProgress !== 'function') throw invalid('onProgress', 'must be a function');
     return {
+      onProgress,
+      attempts: 0,
       // Never called as a method of `options`: a browser's fetch refuses a `this` other
       // than the global object (or undefined).
       fetch: injected !== undefined ? (url, init) => injected(url, init) : (url, init) => globalThis.fetch(url, init),

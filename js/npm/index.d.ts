@@ -2,6 +2,8 @@
 // Field names of the notification, the answer and the report are Yunxin's (snake_case);
 // options and requests, which this package defines, are camelCase. Optional inputs
 // also accept `undefined` (as absent), for projects with exactOptionalPropertyTypes.
+// Self-contained: they type-check with `lib: ["es2022"]` alone (no DOM lib, no
+// @types/node); where a DOM or Node lib is present, signals are its AbortSignal.
 
 // ---------------------------------------------------------------------------
 // Inputs
@@ -293,12 +295,27 @@ export interface Report {
 // send()
 // ---------------------------------------------------------------------------
 
+/** What this package needs of an `AbortSignal`, when no lib declares one. */
+export interface AbortSignalMinimal {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
+/**
+ * An `AbortSignal`: the runtime's own type where a lib declares it (DOM, @types/node,
+ * Deno, Workers), else {@link AbortSignalMinimal}.
+ */
+export type AbortSignalLike = typeof globalThis extends { AbortSignal: { prototype: infer Signal } }
+  ? Signal
+  : AbortSignalMinimal;
+
 /** What {@link send} passes to `fetch`. */
 export interface FetchInit {
   method: 'POST';
   headers: BatchRequestHeaders;
   body: string;
-  signal: AbortSignal;
+  signal: AbortSignalLike;
 }
 
 /** What {@link send} reads from `fetch`'s answer. */
@@ -314,25 +331,51 @@ export type FetchFunction = (url: string, init: FetchInit) => Promise<FetchRespo
 
 /** Options of a {@link Delivery}: planning and the retry policy. */
 export interface DeliveryOptions {
-  /** Yunxin's base URL; {@link DEFAULT_BASE_URL} by default. */
+  /**
+   * Yunxin's base URL, e.g. `https://open-sg.yunxinapi.com`.
+   * @default 'https://open.yunxinapi.com'
+   */
   baseUrl?: string | undefined;
   /** See {@link BuildOptions.eventId}. */
   eventId?: string | undefined;
   /** See {@link BuildOptions.maxReceivers}. */
   maxReceivers?: number | undefined;
   /**
-   * Further attempts of a call after a retryable failure (default 2), follow-up calls
-   * for receivers a partial failure named retryable included.
+   * Further attempts of a call after a retryable failure, follow-up calls for
+   * receivers a partial failure named retryable included.
+   * @default 2
    */
   retries?: number | undefined;
-  /** Wait before the first retry, doubled for each further one (default 200 ms; at most 2^31 - 1). */
+  /**
+   * Wait before the first retry in ms, doubled for each further one; at most 2^31 - 1.
+   * @default 200
+   */
   retryDelayMs?: number | undefined;
   /**
-   * The longest wait for a retry (default: the longest wait of the schedule; at most
-   * 2^31 - 1). A retry that needs longer (a 416's minute, a longer `Retry-After`) is
-   * not made: its receivers end failed, retryable, with `retry_after_secs`.
+   * The longest wait for a retry in ms (at most 2^31 - 1). A retry that needs longer
+   * (a 416's minute, a longer `Retry-After`) is not made: its receivers end failed,
+   * retryable, with `retry_after_secs`.
+   * @default the longest wait of the schedule (600 ms with the other defaults)
    */
   maxWaitMs?: number | undefined;
+}
+
+/** Counts of receivers during a delivery; every unique receiver is in exactly one. */
+export interface DeliveryProgress {
+  /** Unique receivers of the notification. */
+  total: number;
+  delivered: number;
+  failed: number;
+  /** Their last answer was lost: Yunxin may have notified them. */
+  unknown: number;
+  /** In flight, or waiting for a retry. */
+  pending: number;
+}
+
+/** What {@link SendOptions.onProgress} is called with. */
+export interface SendProgress extends DeliveryProgress {
+  /** Attempts (calls sent) that have settled so far. */
+  attempts: number;
 }
 
 /** Options of {@link send}. Any other name is refused (code `invalid`). */
@@ -342,17 +385,36 @@ export interface SendOptions extends DeliveryOptions {
    * @default 10000
    */
   maxReceivers?: number | undefined;
-  /** The fetch to use; the runtime's global `fetch` by default. */
+  /**
+   * The fetch to use.
+   * @default globalThis.fetch
+   */
   fetch?: FetchFunction | undefined;
-  /** Time allowed for each attempt, answer body included (default 10000 ms; at most 2^31 - 1). */
+  /**
+   * Time allowed for each attempt in ms, answer body included; at most 2^31 - 1.
+   * @default 10000
+   */
   timeoutMs?: number | undefined;
-  /** Calls in flight at once (default 6). */
+  /**
+   * Calls in flight at once.
+   * @default 6
+   */
   concurrency?: number | undefined;
   /**
    * Stops sending: calls not started yet are reported as `not_attempted`, calls in
    * flight as `unknown`.
    */
-  signal?: AbortSignal | undefined;
+  signal?: AbortSignalLike | undefined;
+  /**
+   * Called after each attempt settles, with counts of receivers. If it throws, nothing
+   * more is sent and {@link send} rejects with that error once the calls in flight
+   * have settled.
+   * @example
+   * await send(credentials, notification, {
+   *   onProgress: ({ total, pending }) => console.error(`${total - pending}/${total}`),
+   * });
+   */
+  onProgress?: ((progress: SendProgress) => void) | undefined;
 }
 
 // ---------------------------------------------------------------------------
@@ -391,11 +453,26 @@ export type Recorded =
 /**
  * One notification's delivery to all its receivers: the state machine {@link send}
  * drives, for callers with their own transport. It holds every retry rule; the caller
- * sends what {@link poll} says and {@link record}s what became of it. Holds WebAssembly
- * memory: call {@link free} when done.
+ * sends what {@link Delivery.poll} says and {@link Delivery.record}s what became of it.
+ * Holds WebAssembly memory: call {@link Delivery.free} when done.
+ * @example
+ * const delivery = new Delivery(credentials, notification, { retries: 2 });
+ * try {
+ *   for (let next = delivery.poll(); next.action !== 'done'; next = delivery.poll()) {
+ *     if (next.action === 'wait') { await sleepUntil(next.untilMs); continue; }
+ *     const response = await fetch(next.request.url, next.request);
+ *     delivery.record(next.id, classifyResponse(response.status, await response.text()));
+ *   }
+ *   console.log(delivery.report());
+ * } finally {
+ *   delivery.free();
+ * }
  */
 export declare class Delivery {
-  /** Validates and plans the notification (throws {@link YunxinError}); nothing is sent yet. */
+  /**
+   * Validates and plans the notification; nothing is sent yet.
+   * @throws {YunxinError} invalid input: the notification, an option, an unknown option name.
+   */
   constructor(credentials: Credentials, notification: BatchNotification, options?: DeliveryOptions);
   /** What to do next; poll again after a `send` to start more attempts at once. */
   poll(nowMs?: number): DeliveryAction;
@@ -406,6 +483,8 @@ export declare class Delivery {
   record(id: string, outcome: Outcome, retryAfterSecs?: number | null, nowMs?: number): Recorded;
   /** The report so far: attempts in flight or with a lost answer are `unknown`. */
   report(): Report;
+  /** Counts of receivers so far. */
+  progress(): DeliveryProgress;
   /** Frees the WebAssembly memory; the delivery cannot be used afterwards. */
   free(): void;
 }
@@ -424,11 +503,43 @@ export type CallbackBody = string | ArrayBuffer | ArrayBufferView;
 
 /** Options of {@link verifyYunxinCallback}. */
 export interface VerifyCallbackOptions {
-  /** The current time; the runtime's clock by default. */
+  /**
+   * The current time.
+   * @default Date.now()
+   */
   now?: Instant | undefined;
-  /** Largest accepted distance between CurTime and now, in ms (default 300000). */
+  /**
+   * Largest accepted distance between CurTime and now, in ms.
+   * @default 300000
+   */
   toleranceMs?: number | undefined;
 }
+
+/** A callback's body as Yunxin sends it: a JSON object; `eventType` says which kind. */
+export interface YunxinCallbackEvent {
+  eventType?: string | undefined;
+  [field: string]: JsonValue | undefined;
+}
+
+/** Options of {@link signYunxinCallback}. */
+export interface SignCallbackOptions {
+  /**
+   * The signing time (`CurTime`).
+   * @default Date.now()
+   */
+  now?: Instant | undefined;
+}
+
+/** The headers Yunxin sends with a callback. */
+export type SignedCallbackHeaders = {
+  AppKey: string;
+  /** UNIX milliseconds, as decimal text. */
+  CurTime: string;
+  /** Lowercase hex MD5 of the raw body. */
+  MD5: string;
+  /** Lowercase hex SHA1(AppSecret + MD5 + CurTime). */
+  CheckSum: string;
+};
 
 // ---------------------------------------------------------------------------
 // Errors
@@ -482,15 +593,31 @@ export declare const BATCH_PATH: '/im/v2/custom_notification/batch';
 /** Most receivers per batch call. */
 export declare const MAX_RECEIVERS_PER_REQUEST: 500;
 
-/** Lowercase hex SHA1(appSecret + nonce + curTime): Yunxin's CheckSum. */
+/**
+ * Lowercase hex SHA1(appSecret + nonce + curTime): Yunxin's CheckSum.
+ * @example
+ * checksum('secret', 'abc', '1443592222'); // '6461e65304e590d2268093aa1d290482274995b9'
+ * @throws {YunxinError} code `invalid` when an argument is not a string (`curTime`: or a whole number).
+ */
 export declare function checksum(appSecret: string, nonce: string, curTime: string | number): string;
 
-/** Yunxin's authentication headers for one call. */
+/**
+ * Yunxin's authentication headers for one call of any server API.
+ * @example
+ * const response = await fetch(url, { method: 'POST', headers: { ...signHeaders(credentials), 'Content-Type': type }, body });
+ * @throws {YunxinError} invalid credentials or options; code `unsupported` when the runtime has no random source.
+ */
 export declare function signHeaders(credentials: Credentials, options?: SignOptions): SignedHeaders;
 
 /**
- * Validates the notification (throws {@link YunxinError}), removes duplicate receivers,
- * splits them into calls of at most 500 and signs each call.
+ * Validates the notification, removes duplicate receivers, splits them into calls of
+ * at most 500 and signs each call: `fetch(request.url, request)` sends one.
+ * @example
+ * for (const request of buildBatchRequests(credentials, notification, { eventId: 'deploy-42' })) {
+ *   const response = await fetch(request.url, request);
+ *   console.log(request.traceId, classifyResponse(response.status, await response.text()).kind);
+ * }
+ * @throws {YunxinError} invalid input, with `code`, `field` and `limit` (e.g. `too_long`, `content`, 4096).
  */
 export declare function buildBatchRequests(
   credentials: Credentials,
@@ -515,7 +642,10 @@ export interface ValidatedNotification {
 /**
  * The checks of {@link buildBatchRequests} without credentials, for code that must not
  * hold the app secret, such as a browser form that posts to the app's own server.
- * Throws {@link YunxinError}.
+ * @example
+ * const { receiverIds, requestCount } = validateNotification({ sender_id: 'ops', receiver_ids: ['a', 'A', 'b'], content: 'hi' });
+ * // receiverIds: ['a', 'b'], requestCount: 1
+ * @throws {YunxinError} invalid input, with `code`, `field` and `limit`.
  */
 export declare function validateNotification(
   notification: BatchNotification,
@@ -525,6 +655,10 @@ export declare function validateNotification(
 /**
  * The same request with a fresh signature and the same trace id and body, for a retry:
  * a CheckSum is valid for 5 minutes, the trace id lets Yunxin deliver at most once.
+ * @example
+ * const again = resignRequest(credentials, storedRequest);
+ * await fetch(again.url, again);
+ * @throws {YunxinError} a request that is not one of {@link buildBatchRequests}' (code `invalid`/`invalid_schema`).
  */
 export declare function resignRequest(
   credentials: Credentials,
@@ -532,32 +666,64 @@ export declare function resignRequest(
   options?: ResignOptions,
 ): BatchRequest;
 
-/** Yunxin's answer (text, bytes or parsed JSON), checked and normalised. */
+/**
+ * Yunxin's answer (text, bytes or parsed JSON), checked and normalised.
+ * @example
+ * parseBatchResponse('{"code":200,"data":{"success_list":["a"]}}').data.failed_list; // []
+ * @throws {YunxinError} code `response` when it is not Yunxin's JSON.
+ */
 export declare function parseBatchResponse(json: string | ArrayBuffer | ArrayBufferView | object): BatchResponse;
 
-/** What became of one call, from its HTTP status and body, with the retry verdict. */
+/**
+ * What became of one call, from its HTTP status and body, with the retry verdict.
+ * Never throws for an odd answer: that is an outcome too.
+ * @example
+ * const outcome = classifyResponse(response.status, await response.text());
+ * if (outcome.retry.verdict === 'retry') scheduleRetry(outcome.retry.min_delay_secs);
+ * @throws {YunxinError} code `invalid` when `status` is not an HTTP status.
+ */
 export declare function classifyResponse(status: number, body?: string | ArrayBuffer | ArrayBufferView): Outcome;
 
 /**
  * The outcome of a call without a Yunxin answer that was not processed as far as the
  * caller can tell: connection refused, no such host, an HTTP error page.
+ * @example
+ * delivery.record(id, transportFailure('connect ECONNREFUSED'));
+ * @throws {YunxinError} code `invalid` for a reason that is not a string.
  */
 export declare function transportFailure(reason: string, httpStatus?: number | null): TransportOutcome;
 
 /**
  * The outcome of a call whose request went out and whose answer was lost (a timeout, a
  * connection closed mid-answer): its receivers end `unknown`.
+ * @example
+ * delivery.record(id, answerLost('no answer within 10000 ms'));
+ * @throws {YunxinError} code `invalid` for a reason that is not a string.
  */
 export declare function answerLost(reason: string): AnswerLostOutcome;
 
-/** One report in which every receiver of every part appears exactly once. */
+/**
+ * One report in which every receiver of every part appears exactly once.
+ * @example
+ * const report = mergeReport(requests.map((request, i) => ({ ...request, outcome: outcomes[i] })));
+ * @throws {YunxinError} parts that are not `{ receiverIds, outcome? }`.
+ */
 export declare function mergeReport(parts: readonly ReportPart[]): Report;
 
 /**
  * Sends a notification to any number of receivers and resolves to the per-receiver
  * report: a {@link Delivery} driven over `fetch`, so every retry rule is the core's.
- * Rejects only for invalid input (an unknown option name included) or a runtime without
- * `fetch` or randomness; upstream failures are in the report.
+ * Upstream failures are in the report, never a rejection.
+ * @example
+ * const report = await send(
+ *   { appKey: process.env.YUNXIN_APP_KEY, appSecret: process.env.YUNXIN_APP_SECRET },
+ *   { sender_id: 'ops-bot', receiver_ids: ['alice', 'bob'], content: 'deploy finished' },
+ *   { baseUrl: 'https://open-sg.yunxinapi.com', eventId: 'deploy-42' },
+ * );
+ * console.log(report.delivered, report.failed, report.unknown);
+ * @throws {YunxinError} (as a rejection) invalid input, an unknown option name (code
+ * `invalid`, e.g. `baseURL` or `timeout`), a runtime without `fetch` or randomness
+ * (code `unsupported`); or whatever `onProgress` threw.
  */
 export declare function send(
   credentials: Credentials,
@@ -567,12 +733,32 @@ export declare function send(
 
 /**
  * Checks a callback Yunxin POSTed to the app server (抄送): AppKey, MD5 of the raw body,
- * CheckSum, and CurTime within the tolerance. Returns normally when genuine; throws a
- * {@link YunxinError} with code `callback` otherwise.
+ * CheckSum, and CurTime within the tolerance, then returns the body parsed as JSON.
+ * Give it the raw body (bytes or text as received), not a re-serialised object.
+ * @example
+ * // Express: app.post('/yunxin/callback', express.raw({ type: '*' + '/*' }), handler)
+ * const event = verifyYunxinCallback(credentials, req.headers, req.body);
+ * console.log(event.eventType);
+ * @throws {YunxinError} code `callback` when it is not genuine (the message says which
+ * check failed); code `json` when a genuine body is not JSON.
  */
-export declare function verifyYunxinCallback(
+export declare function verifyYunxinCallback<Event = YunxinCallbackEvent>(
   credentials: Credentials,
   headers: CallbackHeaders,
   body: CallbackBody,
   options?: VerifyCallbackOptions,
-): void;
+): Event;
+
+/**
+ * The headers Yunxin would send with a callback of this raw body: for testing a
+ * handler that calls {@link verifyYunxinCallback}.
+ * @example
+ * const body = JSON.stringify({ eventType: '1', fromAccount: 'alice' });
+ * await fetch('http://127.0.0.1:3000/yunxin/callback', { method: 'POST', headers: signYunxinCallback(credentials, body), body });
+ * @throws {YunxinError} invalid credentials, body or `now`.
+ */
+export declare function signYunxinCallback(
+  credentials: Credentials,
+  body: CallbackBody,
+  options?: SignCallbackOptions,
+): SignedCallbackHeaders;

@@ -18,6 +18,7 @@ export const {
   resignRequest,
   send,
   signHeaders,
+  signYunxinCallback,
   transportFailure,
   validateNotification,
   verifyYunxinCallback,

@@ -150,6 +150,20 @@ impl DeliveryDriver {
     pub fn report(&self) -> JsResult<String> {
         to_json(&self.delivery.report())
     }
+
+    /// `progress()`: how many receivers are `delivered`, `failed`,
+    /// `unknown` (their last answer lost) and `pending` (in flight or
+    /// waiting for a retry), as JSON: the counts of the core's status view.
+    /// Repeats left out of the plan are in none of them.
+    pub fn progress(&self) -> JsResult<String> {
+        let status = self.delivery.status();
+        to_json(&serde_json::json!({
+            "delivered": status.delivered.len(),
+            "failed": status.failed.len(),
+            "unknown": status.unknown.len(),
+            "pending": status.pending.len(),
+        }))
+    }
 }
 
 /// The policy for `retries`, `retry_delay_ms` and an optional longest wait

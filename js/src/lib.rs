@@ -32,6 +32,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod callback;
 pub mod delivery;
 pub mod document;
 pub mod error;
@@ -318,6 +319,29 @@ pub fn verify_callback_js(
         checksum: &checksum,
     };
     verify_callback(&credentials, &headers, &body, now_ms, tolerance_ms).map_err(|e| js_error(&e))
+}
+
+/// `signCallback(credentials, body, { now? })`: the headers Yunxin sends
+/// with a callback of this raw body (`AppKey`, `CurTime` in milliseconds,
+/// `MD5`, `CheckSum`), as a JSON object: what `verifyCallback` accepts, for
+/// testing a callback handler. `now` defaults to the runtime's clock.
+#[wasm_bindgen(js_name = signCallback)]
+pub fn sign_callback_js(credentials: JsValue, body: JsValue, options: JsValue) -> JsResult<String> {
+    let credentials = input::credentials(&credentials)?;
+    let body = input::bytes(&body, "body")?;
+    let options = Fields::options(options)?;
+    let now_ms = options
+        .millis("now")?
+        .unwrap_or_else(yunxin_edge::sign::now_millis);
+    let signed = callback::sign_callback(&credentials, &body, now_ms);
+    let app_key = credentials.app_key.as_str().to_owned();
+    let headers = [
+        ("AppKey", app_key),
+        ("CurTime", signed.cur_time),
+        ("MD5", signed.md5),
+        ("CheckSum", signed.checksum),
+    ];
+    to_json(&HeaderMap(&headers))
 }
 
 /// `CurTime` from milliseconds, or from the runtime's clock.

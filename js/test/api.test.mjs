@@ -23,6 +23,7 @@ const {
   signHeaders,
   transportFailure,
   validateNotification,
+  signYunxinCallback,
   verifyYunxinCallback,
 } = yunxin;
 
@@ -439,6 +440,7 @@ test('Delivery: the core decides every retry; the caller only sends and records'
     const second = delivery.poll(1_000);
     assert.deepEqual([first.action, second.action], ['send', 'send']);
     assert.deepEqual(delivery.poll(1_000), { action: 'wait', untilMs: null });
+    assert.deepEqual(delivery.progress(), { total: 502, delivered: 0, failed: 0, unknown: 0, pending: 502 });
     const { request } = first;
     assert.equal(request.url, 'http://127.0.0.1:9/im/v2/custom_notification/batch');
     assert.equal(request.headers['X-custom-traceid'], request.traceId);
@@ -453,6 +455,8 @@ test('Delivery: the core decides every retry; the caller only sends and records'
     assert.deepEqual(delivery.record(second.id, classifyResponse(503, 'busy'), 120, 1_020), { recorded: 'done', gave_up: true });
     assert.deepEqual(delivery.record(second.id, classifyResponse(200, '{"code":200}')), { recorded: 'stale' });
 
+    // user7 waits for its follow-up; the second call is settled.
+    assert.deepEqual(delivery.progress(), { total: 502, delivered: 499, failed: 2, unknown: 0, pending: 1 });
     // user7 alone, after the first scheduled wait, under a trace id of its own.
     assert.deepEqual(delivery.poll(1_050), { action: 'wait', untilMs: 1_110 });
     const followUp = delivery.poll(1_110);
@@ -475,6 +479,7 @@ test('Delivery: the core decides every retry; the caller only sends and records'
     ]);
     assert.deepEqual(done.report.unknown, []);
     assert.equal(done.report.retry_after_secs, 120);
+    assert.deepEqual(delivery.progress(), { total: 502, delivered: 500, failed: 2, unknown: 0, pending: 0 });
   } finally {
     delivery.free();
   }
@@ -496,8 +501,10 @@ test('verifyYunxinCallback accepts a genuine callback in every header style and 
   const genuine = { AppKey: 'app-key', CurTime: curTime, MD5: bodyMd5, CheckSum: sha1(SECRET + bodyMd5 + curTime) };
   const options = { now };
 
-  verifyYunxinCallback(credentials, genuine, body, options);
-  verifyYunxinCallback(credentials, new Headers(genuine), body, options);
+  // Genuine: the parsed body comes back, whatever form the raw body came in.
+  const event = { eventType: '1', body: '网易' };
+  assert.deepEqual(verifyYunxinCallback(credentials, genuine, body, options), event);
+  assert.deepEqual(verifyYunxinCallback(credentials, new Headers(genuine), body, options), event);
   verifyYunxinCallback(credentials, Object.fromEntries(Object.entries(genuine).map(([k, v]) => [k.toLowerCase(), v])), body.buffer, options);
   verifyYunxinCallback(credentials, genuine, new TextDecoder().decode(body), options);
   verifyYunxinCallback(credentials, genuine, Buffer.from(body), options);
@@ -516,4 +523,28 @@ test('verifyYunxinCallback accepts a genuine callback in every header style and 
   assert.equal(rejected(genuine, body, { now: now + 10 * 60 * 1000 }).message,
     'callback rejected: CurTime is 601000 ms away from now, more than the tolerated 300000 ms');
   verifyYunxinCallback(credentials, genuine, body, { now: now + 10 * 60 * 1000, toleranceMs: 11 * 60 * 1000 });
+});
+
+test('signYunxinCallback signs as Yunxin does: what verifyYunxinCallback (and node:crypto) accept', () => {
+  const body = '{"eventType":"6","fromAccount":"alice","body":"网易"}';
+  const now = 1_700_000_000_456;
+  const headers = signYunxinCallback(credentials, body, { now });
+  const bodyMd5 = md5(new TextEncoder().encode(body));
+  assert.deepEqual(headers, {
+    AppKey: 'app-key',
+    CurTime: String(now),
+    MD5: bodyMd5,
+    CheckSum: sha1(SECRET + bodyMd5 + String(now)),
+  });
+  assert.deepEqual(verifyYunxinCallback(credentials, headers, new TextEncoder().encode(body), { now }), JSON.parse(body));
+  assert.deepEqual(verifyYunxinCallback(credentials, new Headers(signYunxinCallback(credentials, body)), body), JSON.parse(body));
+  assert.ok(!JSON.stringify(headers).includes(SECRET), 'the app secret leaked');
+  // Another secret's signature, or a body changed after signing, is refused.
+  assertYunxinError(() => verifyYunxinCallback({ ...credentials, appSecret: 'other' }, headers, body, { now }), { code: 'callback' });
+  assertYunxinError(() => verifyYunxinCallback(credentials, headers, body.replace('alice', 'mallory'), { now }), { code: 'callback' });
+  // A genuine body that is not JSON: the signature holds, the body does not parse.
+  const notJson = 'eventType=1';
+  assertYunxinError(() => verifyYunxinCallback(credentials, signYunxinCallback(credentials, notJson), notJson), { code: 'json', field: 'body' });
+  assertYunxinError(() => signYunxinCallback(credentials, 42), { code: 'invalid', field: 'body' });
+  assertYunxinError(() => signYunxinCallback({ appKey: 'k' }, '{}'), { code: 'missing', field: 'credentials.appSecret' });
 });

@@ -380,3 +380,49 @@ test('unknown and out-of-range options are refused, with the name that was meant
   const fine = await send(credentials, notification(['alice']), { baseUrl: emu.url, timeoutMs: 2 ** 31 - 1, maxWaitMs: 0, retries: 0 });
   assert.deepEqual(fine.delivered, ['alice']);
 });
+
+test('onProgress: counts after every attempt, from the same state machine as the report', async (t) => {
+  const emu = await emulator(t);
+  const ids = [...receivers(1200), ...receivers(3, 'ghost')];
+  const seen = [];
+  const report = await send(credentials, notification(ids), { baseUrl: emu.url, concurrency: 1, onProgress: (p) => seen.push(p) });
+
+  assert.equal(emu.requests().length, 3);
+  assert.deepEqual(
+    seen.map(({ attempts, delivered, failed, pending }) => [attempts, delivered, failed, pending]),
+    [
+      [1, 500, 0, 703],
+      [2, 1000, 0, 203],
+      [3, 1200, 3, 0],
+    ],
+  );
+  assert.ok(seen.every((p) => p.total === 1203 && p.unknown === 0));
+  assert.equal(report.delivered.length, 1200);
+});
+
+test('onProgress that throws stops sending; send() rejects with that very error', async (t) => {
+  const emu = await emulator(t);
+  const mine = new Error('stop here');
+  await assert.rejects(
+    send(credentials, notification(receivers(1500)), {
+      baseUrl: emu.url,
+      concurrency: 1,
+      onProgress: () => {
+        throw mine;
+      },
+    }),
+    (error) => error === mine,
+  );
+  assert.equal(emu.requests().length, 1, 'nothing more was sent');
+  await assert.rejects(send(credentials, notification(['a']), { baseUrl: emu.url, onProgress: 'yes' }), (error) => {
+    assert.ok(error instanceof YunxinError);
+    assert.equal(error.field, 'onProgress');
+    return true;
+  });
+  // Misspelt options are still refused, not ignored.
+  await assert.rejects(send(credentials, notification(['a']), { baseUrl: emu.url, onProgres: () => {} }), (error) => {
+    assert.match(error.message, /did you mean `onProgress`/);
+    return true;
+  });
+  assert.equal(emu.requests().length, 1);
+});

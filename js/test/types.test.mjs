@@ -23,6 +23,13 @@ test('usage.ts and usage-require.cts type-check against the built declarations',
   assert.match(stdout, /js\/pkg\/index\.d\.cts/);
 });
 
+test('the declarations type-check with lib es2022 alone (no DOM lib, no @types/node)', { timeout: 120_000 }, async () => {
+  linkPackage();
+  await run(join(BIN, 'tsc'), ['--noEmit', '-p', join(TEST_DIR, 'types', 'es2022')], { maxBuffer: 16 << 20 }).catch((error) =>
+    assert.fail(`tsc failed:\n${error.stdout}${error.stderr}`),
+  );
+});
+
 test('the declarations have no `any`', () => {
   const declarations = readFileSync(join(PKG_DIR, 'index.d.ts'), 'utf8')
     .replace(/\/\*[\s\S]*?\*\//g, '') // comments may say "any"
