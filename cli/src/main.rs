@@ -56,7 +56,8 @@ mod verify;
 // a one-line error names the subcommands instead.
 #[command(name = "yunxin-edge", version, arg_required_else_help = false)]
 struct Cli {
-    /// Report errors as a JSON object on stdout,
+    /// Print the answer as JSON (`send`'s report, `sign`'s headers or
+    /// requests, `check`'s routes), and errors as a JSON object on stdout,
     /// `{"error": {"code", "message", "route"?, "field"?, "limit"?}}`,
     /// instead of a line on stderr.
     // Global, so that it is accepted before or after any subcommand,
