@@ -1,4 +1,7 @@
-//! The one error enum of the routes layer. The relay maps it to HTTP once.
+//! The one error enum of the routes layer, and its one mapping to an HTTP
+//! status and JSON (used by the hooks Worker and the relay alike).
+
+use serde_json::{Value, json};
 
 use crate::verify::VerifyError;
 
@@ -54,4 +57,63 @@ pub enum RouteError {
         /// The core's error, naming the field and the limit.
         error: yunxin_edge::Error,
     },
+}
+
+impl RouteError {
+    /// The HTTP status an adapter answers: 500 for a broken route, 404 for
+    /// an unknown one, 401 for a sender that is not the source, 400 for a
+    /// body that is not JSON, 422 for a template or limit failure.
+    pub fn status(&self) -> u16 {
+        match self {
+            RouteError::Config { .. } => 500,
+            RouteError::UnknownRoute(_) => 404,
+            RouteError::Unauthorized { .. } => 401,
+            RouteError::Payload { .. } => 400,
+            RouteError::Render { .. } | RouteError::Notification { .. } => 422,
+        }
+    }
+
+    /// A stable machine-readable code (the core's own for a limit crossed).
+    pub fn code(&self) -> &'static str {
+        match self {
+            RouteError::Config { .. } => "misconfigured",
+            RouteError::UnknownRoute(_) => "not_found",
+            RouteError::Unauthorized { .. } => "unauthorized",
+            RouteError::Payload { .. } => "malformed_json",
+            RouteError::Render { .. } => "render",
+            RouteError::Notification { error, .. } => error.code(),
+        }
+    }
+
+    /// The `error` object of an answer: `code`, `message`, and the `route`,
+    /// `field` and `limit` where known. Never a secret: no variant holds one.
+    ///
+    /// ```
+    /// use yunxin_edge_routes::RouteError;
+    /// let e = RouteError::UnknownRoute("nope".into());
+    /// assert_eq!(e.to_json()["code"], "not_found");
+    /// ```
+    pub fn to_json(&self) -> Value {
+        let mut error = json!({ "code": self.code(), "message": self.to_string() });
+        match self {
+            RouteError::Config { route, field, .. } | RouteError::Render { route, field, .. } => {
+                error["route"] = json!(route);
+                error["field"] = json!(field);
+            }
+            RouteError::Notification { route, error: e } => {
+                error["route"] = json!(route);
+                if let Some(field) = e.field() {
+                    error["field"] = json!(field);
+                }
+                if let Some(limit) = e.limit() {
+                    error["limit"] = json!(limit);
+                }
+            }
+            RouteError::Unauthorized { route, .. } | RouteError::Payload { route, .. } => {
+                error["route"] = json!(route);
+            }
+            RouteError::UnknownRoute(_) => {}
+        }
+        error
+    }
 }

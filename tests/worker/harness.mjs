@@ -1,5 +1,5 @@
-// Test harness for the relay: the built Worker (worker/build, made by
-// scripts/build-worker) in real workerd through Miniflare, configured from
+// Test harness for the relay: the built Workers (worker/build and
+// hooks/build, made by scripts/build-worker) in real workerd through Miniflare, configured from
 // wrangler.toml (Durable Objects, queues, vars) the way `wrangler dev` is,
 // plus Standard Webhooks signing with node:crypto, independent of the Rust
 // implementation.
@@ -19,7 +19,6 @@ export const WEBHOOK_SECRET = `whsec_${Buffer.from('relay-test-webhook-key').toS
  * in `logs` (and passed to `onLog`) so tests can inspect log lines.
  */
 export async function startRelay(bindings = {}, { persistTo, onLog } = {}) {
-  const { workerOptions } = unstable_getMiniflareWorkerOptions('wrangler.toml');
   const all = {
     ...unstable_readConfig({ config: 'wrangler.toml' }).vars,
     YUNXIN_APP_KEY: APP_KEY,
@@ -37,14 +36,24 @@ export async function startRelay(bindings = {}, { persistTo, onLog } = {}) {
       if (onLog) lines.forEach(onLog);
     });
   };
-  const mf = new Miniflare({
-    ...workerOptions,
-    host: '127.0.0.1',
-    port: 0,
+  // The relay and its hooks Worker (webhook routes), each from its own
+  // wrangler.toml, in one workerd; both get the test's bindings.
+  const worker = (config, scriptPath) => ({
+    ...unstable_getMiniflareWorkerOptions(config).workerOptions,
+    name: unstable_readConfig({ config }).name,
     modules: true,
-    scriptPath: 'worker/build/index.js',
+    scriptPath,
     modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
     bindings: Object.fromEntries(Object.entries(all).filter(([, v]) => v !== undefined)),
+  });
+  const relay = worker('wrangler.toml', 'worker/build/index.js');
+  const mf = new Miniflare({
+    host: '127.0.0.1',
+    port: 0,
+    workers: [
+      { ...relay, serviceBindings: { ...relay.serviceBindings, HOOKS: 'yunxin-edge-hooks' } },
+      worker('hooks/wrangler.toml', 'hooks/build/index.js'),
+    ],
     ...(persistTo ? { defaultPersistRoot: persistTo } : {}),
     handleRuntimeStdio: (stdout, stderr) => {
       collect(stdout);

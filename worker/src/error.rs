@@ -74,9 +74,18 @@ pub enum RelayError {
     /// A bearer token was given and is not `STATUS_TOKEN` (or none is set).
     #[error("bearer token rejected")]
     BadBearer,
-    /// A webhook route refused the event, or is misconfigured.
+    /// A webhook route's notification crosses a limit once rendered.
     #[error(transparent)]
     Route(#[from] RouteError),
+    /// The hooks Worker refused the event or found its route broken; its
+    /// answer is passed on as it is (it mapped its own error, once).
+    #[error("{}", error["message"].as_str().unwrap_or("refused by the webhook route"))]
+    Hook {
+        /// The HTTP status.
+        status: u16,
+        /// The answer's `error` object.
+        error: Value,
+    },
     /// The core refused the body (not JSON, the wrong shape, a documented
     /// limit crossed) or could not work (no random source).
     #[error(transparent)]
@@ -105,13 +114,8 @@ impl RelayError {
             RelayError::BadHeader { .. } | RelayError::BadQuery { .. } => 400,
             RelayError::Conflict { .. } => 409,
             RelayError::Unauthorized(_) | RelayError::BadBearer => 401,
-            RelayError::Route(e) => match e {
-                RouteError::Config { .. } => 500,
-                RouteError::UnknownRoute(_) => 404,
-                RouteError::Unauthorized { .. } => 401,
-                RouteError::Payload { .. } => 400,
-                _ => 422,
-            },
+            RelayError::Route(e) => e.status(),
+            RelayError::Hook { status, .. } => *status,
             RelayError::Invalid(yunxin_edge::Error::Syntax { .. }) => 400,
             RelayError::Invalid(yunxin_edge::Error::Random { .. }) => 500,
             RelayError::Invalid(_) => 422,
@@ -119,7 +123,7 @@ impl RelayError {
     }
 
     /// A stable machine-readable code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> &str {
         match self {
             RelayError::Config { .. } => "misconfigured",
             RelayError::NotFound(_) => "not_found",
@@ -131,15 +135,8 @@ impl RelayError {
             RelayError::BadQuery { .. } => "bad_query",
             RelayError::Conflict { .. } => "conflict",
             RelayError::Unauthorized(_) | RelayError::BadBearer => "unauthorized",
-            RelayError::Route(e) => match e {
-                RouteError::Config { .. } => "misconfigured",
-                RouteError::UnknownRoute(_) => "not_found",
-                RouteError::Unauthorized { .. } => "unauthorized",
-                RouteError::Payload { .. } => "malformed_json",
-                RouteError::Render { .. } => "render",
-                RouteError::Notification { error, .. } => error.code(),
-                _ => "route",
-            },
+            RelayError::Route(e) => e.code(),
+            RelayError::Hook { error, .. } => error["code"].as_str().unwrap_or("route"),
             RelayError::Invalid(e) => e.code(),
             RelayError::Internal(_) => "internal",
         }
@@ -147,38 +144,29 @@ impl RelayError {
 
     /// `{ "error": { "code", "message", "field"?, "limit"? } }`.
     pub fn body(&self) -> Value {
-        let mut error = json!({ "code": self.code(), "message": self.to_string() });
-        let core = match self {
-            RelayError::Invalid(e)
-            | RelayError::Route(RouteError::Notification { error: e, .. }) => Some(e),
-            _ => None,
+        let error = match self {
+            RelayError::Route(e) => e.to_json(),
+            RelayError::Hook { error, .. } => error.clone(),
+            _ => {
+                let mut error = json!({ "code": self.code(), "message": self.to_string() });
+                match self {
+                    RelayError::Invalid(e) => {
+                        if let Some(field) = e.field() {
+                            error["field"] = json!(field);
+                        }
+                        if let Some(limit) = e.limit() {
+                            error["limit"] = json!(limit);
+                        }
+                    }
+                    RelayError::Config { binding, .. } => error["field"] = json!(binding),
+                    RelayError::BadHeader { header, .. } => error["field"] = json!(header),
+                    RelayError::BadQuery { parameter, .. } => error["field"] = json!(parameter),
+                    RelayError::PayloadTooLarge { limit, .. } => error["limit"] = json!(limit),
+                    _ => {}
+                }
+                error
+            }
         };
-        if let Some(e) = core {
-            if let Some(field) = e.field() {
-                error["field"] = json!(field);
-            }
-            if let Some(limit) = e.limit() {
-                error["limit"] = json!(limit);
-            }
-        }
-        match self {
-            RelayError::Route(
-                RouteError::Config { route, field, .. } | RouteError::Render { route, field, .. },
-            ) => {
-                error["route"] = json!(route);
-                error["field"] = json!(field);
-            }
-            RelayError::Route(
-                RouteError::Notification { route, .. }
-                | RouteError::Unauthorized { route, .. }
-                | RouteError::Payload { route, .. },
-            ) => error["route"] = json!(route),
-            RelayError::Config { binding, .. } => error["field"] = json!(binding),
-            RelayError::BadHeader { header, .. } => error["field"] = json!(header),
-            RelayError::BadQuery { parameter, .. } => error["field"] = json!(parameter),
-            RelayError::PayloadTooLarge { limit, .. } => error["limit"] = json!(limit),
-            _ => {}
-        }
         json!({ "error": error })
     }
 }
