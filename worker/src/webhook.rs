@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use worker::{Date, Request};
-use yunxin_edge_routes::{Scheme, Signed, VerifyError};
+use yunxin_edge_routes::{Signed, VerifyError};
 
 use crate::config::Config;
 use crate::error::RelayError;
@@ -106,12 +106,7 @@ pub fn verify(req: &Request, config: &Config, body: &[u8]) -> Result<(), RelayEr
         body,
         now_secs: (Date::now().as_millis() / 1000) as i64,
     };
-    yunxin_edge_routes::verify(
-        &Scheme::StandardWebhooks,
-        &config.webhook_secrets,
-        None,
-        &signed,
-    )?;
+    yunxin_edge_routes::verify::verify_standard_webhooks(&config.webhook_secrets, &signed)?;
     Ok(())
 }
 

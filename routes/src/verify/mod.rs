@@ -142,6 +142,16 @@ pub fn verify(
     }
 }
 
+/// Checks a Standard Webhooks request (v1 and v1a): [`verify`] for that
+/// scheme alone, for a caller that needs no other (the relay's
+/// `/v1/notifications`), so that the others stay out of its bundle.
+pub fn verify_standard_webhooks(
+    secrets: &[Secret],
+    request: &Signed<'_>,
+) -> Result<(), VerifyError> {
+    standard_webhooks::verify(secrets, request)
+}
+
 /// The scheme's own delivery id: `webhook-id` (or `svix-id`) for Standard
 /// Webhooks, `X-GitHub-Delivery` for GitHub (unsigned). Stripe's is the
 /// event `id` in the body.
