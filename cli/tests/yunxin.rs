@@ -9,6 +9,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
@@ -161,11 +162,31 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-/// A scratch directory of this test process.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("yunxin-edge-cli-{}-{name}", std::process::id()));
+/// A directory of its own for one test's files, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A new scratch directory: tests run in parallel, each in its own.
+fn scratch(name: &str) -> Scratch {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "yunxin-edge-cli-{}-{}-{name}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 // --- send -------------------------------------------------------------------
@@ -422,7 +443,8 @@ fn the_same_event_id_sent_again_is_a_repeat_yunxin_drops() {
 #[test]
 fn a_whole_notification_from_a_file_gets_the_receivers_of_to() {
     let emulator = Emulator::start();
-    let path = scratch("notification").join("notification.json");
+    let dir = scratch("notification");
+    let path = dir.join("notification.json");
     let notification = json!({
         "sender_id": "ops-bot",
         "receiver_ids": ["alice"],
@@ -711,7 +733,7 @@ fn the_curl_command_survives_the_shell() {
     let output = Command::new("sh")
         .arg("-c")
         .arg(command)
-        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.0.display()))
         .output()
         .expect("sh runs");
     assert!(output.status.success());
