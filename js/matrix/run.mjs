@@ -288,26 +288,8 @@ const TARGETS = {
     }
   },
 
-  async next(ctx) {
-    // One app, the README's route handler twice: Node runtime and edge runtime.
-    const dir = ctx.dir('next');
-    const route = readFileSync(join(dir, 'app', 'api', 'notify', 'route.js'), 'utf8');
-    mkdirSync(join(dir, 'app', 'api', 'notify-edge'), { recursive: true });
-    writeFileSync(join(dir, 'app', 'api', 'notify-edge', 'route.js'), `${route}\nexport const runtime = 'edge';\n`);
-    const next = join(ctx.scratch, 'node_modules', '.bin', 'next');
-    await run(next, ['build'], { cwd: dir, timeoutMs: 300_000 });
-    const port = await freePort();
-    const env = { YUNXIN_APP_KEY: APP_KEY, YUNXIN_APP_SECRET: APP_SECRET, YUNXIN_BASE_URL: ctx.emulator.url };
-    const server = await serve(next, ['start', '-H', '127.0.0.1', '-p', String(port)], { cwd: dir, env, ready: /Ready in/ });
-    try {
-      for (const path of ['/api/notify', '/api/notify-edge']) {
-        expectReport(await postJson(`http://127.0.0.1:${port}${path}`, NOTIFICATION), `next start, ${path}`);
-      }
-    } finally {
-      stop(server.child);
-    }
-  },
-
+  next: (ctx) => nextApp(ctx, []),
+  'next-webpack': (ctx) => nextApp(ctx, ['--webpack']),
   express: (ctx) => callbackServer(ctx, 'express'),
   hono: (ctx) => callbackServer(ctx, 'hono'),
 
@@ -331,6 +313,28 @@ const TARGETS = {
       env: { BUN_INSTALL_CACHE_DIR: join(ctx.scratch, '.bun-cache') },
     }),
 };
+
+// One Next.js app, the README's route handler twice: Node runtime and edge runtime;
+// `next build` (Turbopack) or `next build --webpack`, then `next start`.
+async function nextApp(ctx, buildFlags) {
+  const dir = join(ctx.scratch, buildFlags.includes('--webpack') ? 'next-webpack' : 'next-turbopack');
+  cpSync(ctx.dir('next'), dir, { recursive: true });
+  const route = readFileSync(join(dir, 'app', 'api', 'notify', 'route.js'), 'utf8');
+  mkdirSync(join(dir, 'app', 'api', 'notify-edge'), { recursive: true });
+  writeFileSync(join(dir, 'app', 'api', 'notify-edge', 'route.js'), `${route}\nexport const runtime = 'edge';\n`);
+  const next = join(ctx.scratch, 'node_modules', '.bin', 'next');
+  await run(next, ['build', ...buildFlags], { cwd: dir, timeoutMs: 300_000 });
+  const port = await freePort();
+  const env = { YUNXIN_APP_KEY: APP_KEY, YUNXIN_APP_SECRET: APP_SECRET, YUNXIN_BASE_URL: ctx.emulator.url };
+  const server = await serve(next, ['start', '-H', '127.0.0.1', '-p', String(port)], { cwd: dir, env, ready: /Ready in/ });
+  try {
+    for (const path of ['/api/notify', '/api/notify-edge']) {
+      expectReport(await postJson(`http://127.0.0.1:${port}${path}`, NOTIFICATION), `next start, ${path}`);
+    }
+  } finally {
+    stop(server.child);
+  }
+}
 
 // The README's callback handler for `framework`, served by node, and the README's
 // test client (callbacks/post.mjs, signYunxinCallback) posting to it; then a forgery.
@@ -483,8 +487,8 @@ async function main() {
     if (process.env.MATRIX_KEEP === '1') console.log(`scratch directory kept: ${scratch}`);
     else rmSync(scratch, { recursive: true, force: true });
   }
-  console.log(`matrix: ${passed} passed, ${failures} failed`);
   console.log(`(${((Date.now() - started) / 1000).toFixed(1)} s in all)`);
+  console.log(`matrix: ${passed} passed, ${failures} failed`);
   process.exitCode = failures === 0 ? 0 : 1;
 }
 
