@@ -9,12 +9,18 @@ import { startEmulator } from './index.mjs';
 
 const USAGE = `usage: node emulator/cli.mjs [--host 127.0.0.1] [--port 9100|0] --app-key KEY --app-secret SECRET
                           [--unknown-prefix ghost] [--max-skew-seconds 300] [--seed 1] [--allow-unknown-fields]
+                          [--quota-per-minute N [--quota-block-seconds 60] [--quota-window sliding|fixed]]
   --app-key / --app-secret default to $YUNXIN_APP_KEY / $YUNXIN_APP_SECRET (prefer the environment for the secret).
   --port 0 picks a free port; the URL is printed as "yunxin-emulator listening on http://HOST:PORT".
-  --unknown-prefix '' makes every account known.`;
+  --unknown-prefix '' makes every account known.
+  --quota-per-minute N answers 416 to an app's calls over N in 60 s and then blocks the app for
+    --quota-block-seconds (default 60); --quota-window sliding (default: any 60 s) or fixed (clock minutes).`;
 
 // Flags that take a value; the rest are booleans. Both "--flag value" and "--flag=value".
-const VALUE_FLAGS = new Set(['host', 'port', 'app-key', 'app-secret', 'unknown-prefix', 'max-skew-seconds', 'seed']);
+const VALUE_FLAGS = new Set([
+  'host', 'port', 'app-key', 'app-secret', 'unknown-prefix', 'max-skew-seconds', 'seed',
+  'quota-per-minute', 'quota-block-seconds', 'quota-window',
+]);
 const BOOL_FLAGS = new Set(['allow-unknown-fields', 'help']);
 
 function parseArgs(argv) {
@@ -36,10 +42,28 @@ function parseArgs(argv) {
   return out;
 }
 
-function integer(name, value, fallback) {
+function integer(name, value, fallback, { min = 0 } = {}) {
   if (value === undefined) return fallback;
-  if (!/^[0-9]+$/.test(value)) throw new Error(`--${name} must be a non-negative integer`);
+  const what = min > 0 ? 'a positive integer' : 'a non-negative integer';
+  if (!/^[0-9]+$/.test(value) || !Number.isSafeInteger(Number(value)) || Number(value) < min) {
+    throw new Error(`--${name} must be ${what}, got ${JSON.stringify(value)}`);
+  }
   return Number(value);
+}
+
+// --quota-per-minute turns the quota on; the other two quota flags only refine it.
+function quota(args) {
+  const perMinute = integer('quota-per-minute', args['quota-per-minute'], undefined, { min: 1 });
+  const blockSeconds = integer('quota-block-seconds', args['quota-block-seconds'], 60);
+  const window = args['quota-window'] ?? 'sliding';
+  if (!['sliding', 'fixed'].includes(window)) throw new Error(`--quota-window must be sliding or fixed, got ${JSON.stringify(window)}`);
+  if (perMinute === undefined) {
+    for (const flag of ['quota-block-seconds', 'quota-window']) {
+      if (args[flag] !== undefined) throw new Error(`--${flag} needs --quota-per-minute`);
+    }
+    return null;
+  }
+  return { perMinute, blockSeconds, window };
 }
 
 async function main() {
@@ -63,6 +87,7 @@ async function main() {
       maxSkewSeconds: integer('max-skew-seconds', args['max-skew-seconds'], 300),
       seed: integer('seed', args.seed, 1),
       allowUnknownFields: Boolean(args['allow-unknown-fields']),
+      quota: quota(args),
       log: true,
     };
   } catch (err) {

@@ -7,7 +7,7 @@
 // node:http and node:crypto.
 //
 // Reading order: constants → request signature → body validation → fault plan →
-// the server (batch endpoint, control endpoints) → small utilities.
+// call quota → the server (batch endpoint, control endpoints) → small utilities.
 
 import http from 'node:http';
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -373,6 +373,163 @@ function mulberry32(seed) {
 }
 
 // ---------------------------------------------------------------------------
+// Call quota: Yunxin's calls per app per minute
+// ---------------------------------------------------------------------------
+
+// Yunxin's frequency-control answer (HTTP 200, like every business outcome); the same
+// body as the injected `code416` fault.
+const FREQUENCY_CONTROL = Object.freeze({ code: 416, msg: 'frequency control' });
+const QUOTA_WINDOWS = ['sliding', 'fixed'];
+const QUOTA_FIELDS = ['perMinute', 'blockSeconds', 'window'];
+/** The quota's period: Yunxin counts batch calls per app per minute. */
+export const QUOTA_WINDOW_MS = 60_000;
+
+/**
+ * Normalises a quota option `{ perMinute, blockSeconds = 60, window = 'sliding' }`;
+ * `null`/`undefined`/`false` = no quota. Throws a TypeError naming the field.
+ * perMinute: calls per app key per 60 s (a positive integer).
+ * blockSeconds: after the call that goes over, every call of that app is answered 416
+ *   for this long (a non-negative integer; 0 = only calls over the quota are refused).
+ * window: 'sliding' (any 60 s span, the strict one) or 'fixed' (clock minutes).
+ */
+export function normaliseQuota(quota) {
+  if (quota === undefined || quota === null || quota === false) return null;
+  if (!isPlainObject(quota)) throw new TypeError('quota must be an object { perMinute, blockSeconds?, window? } or null');
+  const unknown = Object.keys(quota).filter((k) => !QUOTA_FIELDS.includes(k));
+  if (unknown.length) throw new TypeError(`quota: unknown field ${unknown.join(', ')}; use ${QUOTA_FIELDS.join(', ')}`);
+  const { perMinute, blockSeconds = 60, window = 'sliding' } = quota;
+  if (!(Number.isSafeInteger(perMinute) && perMinute > 0)) {
+    throw new TypeError(`quota.perMinute must be a positive integer (calls per app per minute), got ${JSON.stringify(perMinute)}`);
+  }
+  if (!(Number.isSafeInteger(blockSeconds) && blockSeconds >= 0)) {
+    throw new TypeError(`quota.blockSeconds must be a non-negative integer, got ${JSON.stringify(blockSeconds)}`);
+  }
+  if (!QUOTA_WINDOWS.includes(window)) {
+    throw new TypeError(`quota.window must be one of ${QUOTA_WINDOWS.join(', ')}, got ${JSON.stringify(window)}`);
+  }
+  return { perMinute, blockSeconds, window };
+}
+
+/**
+ * Per-app call counting, and the quota's verdict when one is set. `check(appKey, atMs)`
+ * is called once for every correctly signed batch call and returns true if the quota
+ * refuses it (answer 416). Whether or not a quota is set, it measures every app's
+ * calls in sliding 60 s windows, so a bench can see how close a client came.
+ */
+function createQuota(initial) {
+  let config = normaliseQuota(initial);
+  let apps = new Map();
+
+  function app(appKey) {
+    let a = apps.get(appKey);
+    if (!a) {
+      a = {
+        calls: new TimeQueue(), // every counted call in the last 60 s
+        accepted: new TimeQueue(), // calls the quota let through in the last 60 s
+        minute: null, // fixed window: the current clock minute and its accepted calls
+        minuteCount: 0,
+        blockedUntil: -Infinity,
+        totalCalls: 0,
+        totalRejected: 0,
+        maxCalls: 0,
+        maxAccepted: 0,
+      };
+      apps.set(appKey, a);
+    }
+    return a;
+  }
+
+  function refuses(a, at) {
+    if (!config) return false;
+    if (at < a.blockedUntil) return true; // blocked: refused whatever the count
+    const used = config.window === 'sliding' ? a.accepted.size : a.minute === Math.floor(at / QUOTA_WINDOW_MS) ? a.minuteCount : 0;
+    if (used < config.perMinute) return false;
+    a.blockedUntil = at + config.blockSeconds * 1000;
+    return true;
+  }
+
+  return {
+    check(appKey, at) {
+      const a = app(appKey);
+      a.calls.prune(at);
+      a.accepted.prune(at);
+      a.totalCalls++;
+      a.calls.push(at);
+      a.maxCalls = Math.max(a.maxCalls, a.calls.size);
+      if (refuses(a, at)) {
+        a.totalRejected++;
+        return true;
+      }
+      a.accepted.push(at);
+      a.maxAccepted = Math.max(a.maxAccepted, a.accepted.size);
+      const minute = Math.floor(at / QUOTA_WINDOW_MS);
+      if (a.minute !== minute) [a.minute, a.minuteCount] = [minute, 0];
+      a.minuteCount++;
+      return false;
+    },
+    set(quota) {
+      const next = normaliseQuota(quota); // validated first: a bad quota changes nothing
+      config = next;
+      apps = new Map();
+    },
+    reset() {
+      apps = new Map();
+    },
+    stats() {
+      const over = (max) => (config ? Math.max(0, max - config.perMinute) : null);
+      const perApp = {};
+      const total = { calls: 0, accepted: 0, rejected: 0, maxCallsPerWindow: 0, maxAcceptedPerWindow: 0 };
+      for (const [key, a] of apps) {
+        const s = {
+          calls: a.totalCalls,
+          accepted: a.totalCalls - a.totalRejected,
+          rejected: a.totalRejected,
+          maxCallsPerWindow: a.maxCalls,
+          maxAcceptedPerWindow: a.maxAccepted,
+          overQuota: over(a.maxCalls),
+          blockedUntil: Number.isFinite(a.blockedUntil) ? a.blockedUntil : null,
+        };
+        perApp[key] = s;
+        total.calls += s.calls;
+        total.accepted += s.accepted;
+        total.rejected += s.rejected;
+        total.maxCallsPerWindow = Math.max(total.maxCallsPerWindow, s.maxCallsPerWindow);
+        total.maxAcceptedPerWindow = Math.max(total.maxAcceptedPerWindow, s.maxAcceptedPerWindow);
+      }
+      return {
+        enabled: config !== null,
+        perMinute: config?.perMinute ?? null,
+        blockSeconds: config?.blockSeconds ?? null,
+        window: config?.window ?? null,
+        ...total,
+        overQuota: over(total.maxCallsPerWindow),
+        apps: perApp,
+      };
+    },
+  };
+}
+
+// Times (ms) of the last 60 s, oldest first. `prune(now)` drops those at or before
+// now - 60 s, so `size` is the count in the window (now - 60 s, now].
+class TimeQueue {
+  #times = [];
+  #head = 0;
+  get size() {
+    return this.#times.length - this.#head;
+  }
+  push(t) {
+    this.#times.push(t);
+  }
+  prune(now) {
+    while (this.#head < this.#times.length && this.#times[this.#head] <= now - QUOTA_WINDOW_MS) this.#head++;
+    if (this.#head > 1024 && this.#head * 2 > this.#times.length) {
+      this.#times = this.#times.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
 // The emulator server
 // ---------------------------------------------------------------------------
 
@@ -384,11 +541,14 @@ function mulberry32(seed) {
  *   knownAccounts: optional Set/array; if given, only these ids are known,
  *   maxSkewSeconds = 300, seed = 1 (fault PRNG), allowUnknownFields = false,
  *   maxBodyBytes = 8 MiB, now = Date.now (clock in ms, injectable for tests),
- *   log = false (true: one JSON line per request to stderr; or a function(entry)).
+ *   log = false (true: one JSON line per request to stderr; or a function(entry)),
+ *   quota = null: `{ perMinute, blockSeconds = 60, window = 'sliding' }` makes each app
+ *     key's calls over `perMinute` in 60 s answer 416 and blocks the app (normaliseQuota).
  */
 export async function startEmulator(options = {}) {
   const cfg = normaliseOptions(options);
   const faults = createFaultPlan(cfg.seed);
+  const quota = createQuota(cfg.quota);
   let deliveries = [];
   let counts = new Map(); // receiverId → deliveries
   let requests = [];
@@ -443,6 +603,7 @@ export async function startEmulator(options = {}) {
       replayed: false,
       traceIdConflict: false,
       checksumOk: null,
+      quota: false, // true: answered 416 by the call quota
       delivered: 0,
       at: cfg.now(),
     };
@@ -459,6 +620,14 @@ export async function startEmulator(options = {}) {
     if (!sig.ok) return answerJson(rec, res, 200, { code: sig.code, msg: sig.msg });
     rec.appKey = sig.appKey;
 
+    // The call quota counts every correctly signed call, replays and calls that a fault
+    // will answer included. A call it refuses spends no fault and is never cached for
+    // trace-id replay: it was not processed, and a retry after the block is.
+    if (quota.check(sig.appKey, cfg.now())) {
+      rec.quota = true;
+      return answerJson(rec, res, 200, FREQUENCY_CONTROL);
+    }
+
     // Faults only hit well-signed requests: a badly signed request is always a 414.
     const fault = faults.pick();
     rec.fault = fault?.kind ?? null;
@@ -474,7 +643,7 @@ export async function startEmulator(options = {}) {
       case 'http500':
         return answerText(rec, res, 500, 'Internal Server Error', 'text/plain');
       case 'code416':
-        return answerJson(rec, res, 200, { code: 416, msg: 'frequency control' });
+        return answerJson(rec, res, 200, FREQUENCY_CONTROL);
       case 'code500':
         return answerJson(rec, res, 200, { code: 500, msg: 'internal error' });
       case 'code503':
@@ -606,12 +775,18 @@ export async function startEmulator(options = {}) {
     injectFaults: (spec) => faults.add(spec),
     faults: () => faults.list(),
     clearFaults: () => faults.clear(),
+    quotaStats: () => quota.stats(),
+    setQuota(next) {
+      quota.set(next);
+      return quota.stats();
+    },
     reset() {
       deliveries = [];
       counts = new Map();
       requests = [];
       replayCache = new Map();
       faults.reset();
+      quota.reset();
     },
     close() {
       if (closed) return Promise.resolve();
@@ -634,6 +809,8 @@ export async function startEmulator(options = {}) {
       'POST /_emulator/faults': (body) => ({ ok: true, faults: emu.injectFaults(body) }),
       'DELETE /_emulator/faults': () => (emu.clearFaults(), { ok: true }),
       'POST /_emulator/reset': () => (emu.reset(), { ok: true }),
+      'GET /_emulator/quota': () => emu.quotaStats(),
+      'POST /_emulator/quota': (body) => emu.setQuota(body ?? null),
     };
     const raw = await readBody(req, cfg.maxBodyBytes);
     const handler = routes[`${req.method} ${path}`];
@@ -676,6 +853,7 @@ function normaliseOptions(options) {
     maxBodyBytes = 8 * 1024 * 1024,
     now = Date.now,
     log = false,
+    quota = null,
   } = options;
   const entries = apps instanceof Map ? [...apps] : isPlainObject(apps) ? Object.entries(apps) : [];
   if (entries.length === 0) throw new TypeError('startEmulator: options.apps must map at least one appKey to its appSecret');
@@ -697,6 +875,7 @@ function normaliseOptions(options) {
     maxBodyBytes,
     now,
     log,
+    quota: normaliseQuota(quota),
   };
 }
 
