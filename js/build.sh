@@ -62,7 +62,7 @@ step "wasm-opt -Oz"
   --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
   "$staging/yunxin_edge_bg.wasm" -o "$staging/yunxin_edge_bg.wasm"
 
-step "glue: no default wasm URL"
+step "glue: no default wasm URL, modules from any realm"
 # Every entry hands the glue its module or bytes; the glue's own fallback,
 # `new URL('yunxin_edge_bg.wasm', import.meta.url)`, would only make bundlers emit the
 # .wasm next to bundles that embed it (yunxin-edge/inline, Node). Replaced, once, by an error.
@@ -73,7 +73,14 @@ const text = fs.readFileSync(file, 'utf8');
 const fallback = "module_or_path = new URL('yunxin_edge_bg.wasm', import.meta.url);";
 const count = text.split(fallback).length - 1;
 if (count !== 1) throw new Error(`expected the glue's default wasm URL once, found it ${count} times`);
-fs.writeFileSync(file, text.replace(fallback, "throw new Error('yunxin-edge: the WebAssembly module was not given');"));
+let patched = text.replace(fallback, "throw new Error('yunxin-edge: the WebAssembly module was not given');");
+// initSync() tells a compiled module from bytes with `instanceof WebAssembly.Module`,
+// which is false for a module compiled in another realm: Next.js's edge runtime runs
+// the route in a vm context and hands it the module its host compiled (`?module`).
+const brand = 'if (!(module instanceof WebAssembly.Module)) {';
+if (patched.split(brand).length !== 2) throw new Error('expected the glue to test `instanceof WebAssembly.Module` once');
+patched = patched.replace(brand, "if (Object.prototype.toString.call(module) !== '[object WebAssembly.Module]') {");
+fs.writeFileSync(file, patched);
 EOF_NODE
 
 step "yunxin_edge_bg.wasm.js (base64)"
