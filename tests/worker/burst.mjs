@@ -1,6 +1,8 @@
 // The reliability scenario, shared by the test and scripts/reliability.mjs:
 // a burst of signed events, queued (202), delivered under injected faults,
-// then counted receiver by receiver from the emulator's record.
+// then counted receiver by receiver from the emulator's record. With a call
+// quota set on the emulator (emu.setQuota / startEmulator({ quota })), the
+// figures also say whether the relay's pacer ever went over it.
 import { eventStatus, eventually, notification, postEvent } from './harness.mjs';
 
 /** Roughly 30 % of calls fail in one of four ways, after a spell of 416. */
@@ -52,6 +54,7 @@ export async function runBurst({ relay, emu, token, events = 50, receivers = 100
   const faultsByKind = {};
   for (const c of calls) if (c.fault) faultsByKind[c.fault] = (faultsByKind[c.fault] ?? 0) + 1;
   emu.clearFaults();
+  const quota = emu.quotaStats();
   return {
     events,
     receivers: events * receivers,
@@ -63,5 +66,11 @@ export async function runBurst({ relay, emu, token, events = 50, receivers = 100
     duplicates,
     lost,
     duration_ms: durationMs,
+    // The emulator's call quota: 416s it answered (not the injected ones, which are in
+    // faults_by_kind.code416), and the most calls the relay made in any 60 s span.
+    quota_per_minute: quota.perMinute,
+    quota_416: quota.rejected,
+    max_calls_in_60s: quota.maxCallsPerWindow,
+    over_quota: quota.overQuota,
   };
 }
