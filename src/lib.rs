@@ -49,6 +49,7 @@ pub mod callback;
 pub mod delivery;
 pub mod error;
 pub mod notification;
+pub mod pacing;
 pub mod response;
 pub mod sign;
 

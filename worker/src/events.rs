@@ -18,6 +18,7 @@
 //! is safe: the trace id makes Yunxin take each call once, and the delivery
 //! ignores a report for an attempt that is not in flight.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -61,10 +62,11 @@ pub enum Command {
     MarkEnqueued,
     /// The event's status. Answer: `Option<EventStatus>`.
     Status,
-    /// What to do now for one call. Answer: [`Step`].
+    /// What to do now for some calls. Answer: one [`Step`] per call, in order.
     Begin {
-        /// The call's index.
-        call: usize,
+        /// The calls' indices: a queue batch asks for all its calls of one
+        /// event at once, so the record is written once for them.
+        calls: Vec<usize>,
     },
     /// An attempt handed out by `Begin` was not sent (no send slot soon
     /// enough): it does not count. Answer: `bool`.
@@ -153,6 +155,11 @@ struct Record {
 pub struct EventStore {
     state: State,
     env: Env,
+    /// The stored record, parsed once per life of the object rather than
+    /// once per command (a 10,000-receiver delivery is ~200 KB of JSON).
+    /// SQLite storage is the truth: every change is written before it is
+    /// answered, and a failed write drops this copy.
+    cached: RefCell<Option<Record>>,
 }
 
 fn now_ms() -> u64 {
@@ -161,7 +168,11 @@ fn now_ms() -> u64 {
 
 impl DurableObject for EventStore {
     fn new(state: State, env: Env) -> Self {
-        EventStore { state, env }
+        EventStore {
+            state,
+            env,
+            cached: RefCell::new(None),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -176,11 +187,18 @@ impl DurableObject for EventStore {
                 delivery,
             } => Response::from_json(&self.create(event_id, body_sha256, *delivery, now).await?),
             Command::MarkEnqueued => Response::from_json(&self.update(|r| r.enqueued = true)?),
-            Command::Status => Response::from_json(&self.load()?.map(|r| status(&r))),
-            Command::Begin { call } => {
-                let mut step = Step::Done;
-                self.update(|r| step = begin(&mut r.delivery, call, now))?;
-                Response::from_json(&step)
+            Command::Status => Response::from_json(&self.read(status)?),
+            Command::Begin { calls } => {
+                let mut steps = Vec::new();
+                self.update(|r| {
+                    steps = calls
+                        .iter()
+                        .map(|call| begin(&mut r.delivery, *call, now))
+                        .collect();
+                })?;
+                // An unknown event: every call is done (forgotten).
+                steps.resize_with(calls.len(), || Step::Done);
+                Response::from_json(&steps)
             }
             Command::Release { attempt, at_ms } => {
                 let mut released = false;
@@ -204,42 +222,52 @@ impl DurableObject for EventStore {
     }
 
     async fn alarm(&self) -> Result<Response> {
-        let Some(mut record) = self.load()? else {
-            return Response::ok("gone");
-        };
         let now = now_ms();
         let watchdog_ms = self.watchdog_secs() * 1000;
         let intake_grace_ms = INTAKE_GRACE_MS.min(watchdog_ms);
-        let overdue = if record.enqueued {
-            record.delivery.overdue(now, watchdog_ms)
-        } else if now >= record.created_ms + intake_grace_ms {
-            // The intake died between recording and enqueueing.
-            (0..record.delivery.calls()).collect()
-        } else {
-            Vec::new()
+        let Some((event_id, created_ms, enqueued, done, overdue)) = self.read(|record| {
+            let overdue: Vec<usize> = if record.enqueued {
+                record.delivery.overdue(now, watchdog_ms)
+            } else if now >= record.created_ms + intake_grace_ms {
+                // The intake died between recording and enqueueing.
+                (0..record.delivery.calls()).collect()
+            } else {
+                Vec::new()
+            };
+            let done = record.delivery.is_done();
+            (
+                record.event_id.clone(),
+                record.created_ms,
+                record.enqueued,
+                done,
+                overdue,
+            )
+        })?
+        else {
+            return Response::ok("gone");
         };
+        let mut enqueued = enqueued;
         if !overdue.is_empty() {
-            task::enqueue(&self.env, &record.event_id, overdue.iter().copied()).await?;
-            if !record.enqueued {
-                record.enqueued = true;
-                self.store(&record)?;
+            task::enqueue(&self.env, &event_id, overdue.iter().copied()).await?;
+            if !enqueued {
+                self.update(|r| r.enqueued = true)?;
+                enqueued = true;
             }
             console_log!(
                 "{}",
-                serde_json::json!({ "event_id": record.event_id, "watchdog_requeued": overdue })
+                serde_json::json!({ "event_id": event_id, "watchdog_requeued": overdue })
             );
         }
-        let forget_at = record.created_ms + IDEMPOTENCY_WINDOW_MS;
-        let next_in_ms = if !record.delivery.is_done() {
-            if record.enqueued {
+        let forget_at = created_ms + IDEMPOTENCY_WINDOW_MS;
+        let next_in_ms = if !done {
+            if enqueued {
                 watchdog_ms
             } else {
-                (record.created_ms + intake_grace_ms)
-                    .saturating_sub(now)
-                    .max(1000)
+                (created_ms + intake_grace_ms).saturating_sub(now).max(1000)
             }
         } else if now >= forget_at {
             // Finished and older than the idempotency window: forget it.
+            self.cached.replace(None);
             self.state.storage().delete_all().await?;
             return Response::ok("forgotten");
         } else {
@@ -295,6 +323,7 @@ impl EventStore {
         Ok(sql)
     }
 
+    /// The stored record, parsed.
     fn load(&self) -> Result<Option<Record>> {
         #[derive(Deserialize)]
         struct Row {
@@ -309,22 +338,40 @@ impl EventStore {
             .transpose()
     }
 
-    fn store(&self, record: &Record) -> Result<()> {
-        let json = serde_json::to_string(record)?;
+    /// Writes `record`, and keeps it as the cached copy.
+    fn store(&self, record: Record) -> Result<()> {
+        let json = serde_json::to_string(&record)?;
         self.sql()?.exec(
             "INSERT OR REPLACE INTO record (id, json) VALUES (1, ?)",
             Some(vec![json.into()]),
         )?;
+        self.cached.replace(Some(record));
         Ok(())
     }
 
-    /// Applies `change` to the stored record; false if there is none.
+    /// Reads the record (`None`: there is none). No await while the copy is
+    /// borrowed: the closures are synchronous.
+    fn read<T>(&self, look: impl FnOnce(&Record) -> T) -> Result<Option<T>> {
+        if self.cached.borrow().is_none() {
+            let stored = self.load()?;
+            self.cached.replace(stored);
+        }
+        Ok(self.cached.borrow().as_ref().map(look))
+    }
+
+    /// Applies `change` to the record and writes it; false if there is none.
     fn update(&self, change: impl FnOnce(&mut Record)) -> Result<bool> {
-        let Some(mut record) = self.load()? else {
+        let record = match self.cached.take() {
+            Some(record) => Some(record),
+            None => self.load()?,
+        };
+        let Some(mut record) = record else {
             return Ok(false);
         };
         change(&mut record);
-        self.store(&record)?;
+        // On a failed write the copy is gone (taken above): the next
+        // command reads storage again.
+        self.store(record)?;
         Ok(true)
     }
 
@@ -338,14 +385,14 @@ impl EventStore {
         delivery: Delivery,
         now: u64,
     ) -> Result<Created> {
-        if let Some(known) = self.load()? {
-            return Ok(if known.body_sha256 == body_sha256 {
+        if let Some(same) = self.read(|known| known.body_sha256 == body_sha256)? {
+            return Ok(if same {
                 Created::Known
             } else {
                 Created::Conflict
             });
         }
-        self.store(&Record {
+        self.store(Record {
             event_id,
             body_sha256,
             created_ms: now,
@@ -419,7 +466,13 @@ impl EventClient {
 
     /// What to do now for one call.
     pub async fn begin(&self, call: usize) -> Result<Step> {
-        self.call(&Command::Begin { call }).await
+        let mut steps = self.begin_all(vec![call]).await?;
+        Ok(steps.pop().unwrap_or(Step::Done))
+    }
+
+    /// What to do now for each of `calls`, in one round trip and one write.
+    pub async fn begin_all(&self, calls: Vec<usize>) -> Result<Vec<Step>> {
+        self.call(&Command::Begin { calls }).await
     }
 
     /// Gives back an attempt that was not sent.

@@ -1,10 +1,12 @@
 //! The queue consumer: one message per planned call. For each message it
-//! asks the event's record what to do ([`EventClient::begin`]), waits for a
-//! pacing slot, sends, and reports back ([`EventClient::record`]); the core's
+//! asks the event's record what to do ([`EventClient::begin`]), waits for its
+//! pacing slot (one pacer request per batch), sends, and reports back
+//! ([`EventClient::record`]); the core's
 //! `Delivery` inside the record decides whether and when the call goes
 //! again, and the message is retried with that delay. A call the delivery
 //! gave up on goes to the dead-letter queue.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -28,16 +30,58 @@ enum Disposition {
     RetryAt(u64),
 }
 
-/// Handles a batch of the delivery queue, every message concurrently (the
-/// pacer keeps them apart).
+/// Handles a batch of the delivery queue: asks every message's event record
+/// for its next step, then the pacer once for slots for all the attempts to
+/// send, and sends each on its slot, concurrently. Attempts without a slot
+/// within [`MAX_INLINE_WAIT_MS`] are given back and come back in order.
 pub async fn deliver(
     batch: MessageBatch<DeliveryTask>,
     env: &Env,
     config: &Config,
 ) -> worker::Result<()> {
     let messages = batch.messages()?;
-    join_all(messages.iter().map(|message| async move {
-        match step(message.body(), env, config).await {
+    let steps = begin_all(&messages, env).await;
+
+    let sending = steps
+        .iter()
+        .filter(|step| matches!(step, Ok(Step::Send { .. })))
+        .count();
+    let grant = match sending {
+        0 => Ok(None),
+        count => pacer::grant(
+            env,
+            config.credentials.app_key.as_str(),
+            config.rate_per_minute,
+            count,
+            MAX_INLINE_WAIT_MS,
+        )
+        .await
+        .map(Some),
+    };
+    // Each attempt's turn, in batch order: its slot, or when to come back.
+    let mut turns = Vec::with_capacity(messages.len());
+    let (mut granted, mut refused) = (0, 0);
+    for step in &steps {
+        let turn = match (step, &grant) {
+            (Ok(Step::Send { .. }), Ok(Some(grant))) => match grant.starts_ms.get(granted) {
+                Some(start_ms) => {
+                    granted += 1;
+                    Turn::Send(*start_ms)
+                }
+                None => {
+                    refused += 1;
+                    Turn::Release(grant.retry_at_ms(refused - 1, config.rate_per_minute))
+                }
+            },
+            // No pacer: give the attempt back, to try again soon.
+            _ => Turn::Release(now_ms() + u64::from(OWN_FAILURE_DELAY_SECS) * 1000),
+        };
+        turns.push(turn);
+    }
+
+    let runs = messages.iter().zip(steps).zip(turns);
+    join_all(runs.map(|((message, step), turn)| async move {
+        match run(message.body(), step, turn, env, config).await {
             Ok(Disposition::Ack) => message.ack(),
             Ok(Disposition::RetryAt(at_ms)) => retry(message, delay_secs(at_ms)),
             Err(e) => {
@@ -54,6 +98,79 @@ pub async fn deliver(
     Ok(())
 }
 
+/// When an attempt of a batch goes.
+enum Turn {
+    /// On this slot.
+    Send(u64),
+    /// Not now: given back, to start again at this time.
+    Release(u64),
+}
+
+/// Every message's next step, asked of its event's record: one round trip
+/// (and one write of the record) per event in the batch, not per message.
+async fn begin_all(messages: &[Message<DeliveryTask>], env: &Env) -> Vec<worker::Result<Step>> {
+    let mut by_event: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, message) in messages.iter().enumerate() {
+        by_event
+            .entry(&message.body().event_id)
+            .or_default()
+            .push(i);
+    }
+    let answers = join_all(by_event.iter().map(|(event_id, indices)| async move {
+        let calls = indices.iter().map(|&i| messages[i].body().call).collect();
+        EventClient::new(env, event_id)?.begin_all(calls).await
+    }))
+    .await;
+    let mut steps: Vec<Option<worker::Result<Step>>> = messages.iter().map(|_| None).collect();
+    for (indices, answer) in by_event.values().zip(answers) {
+        match answer {
+            Ok(answered) => {
+                for (&i, step) in indices.iter().zip(answered) {
+                    steps[i] = Some(Ok(step));
+                }
+            }
+            Err(e) => {
+                for &i in indices {
+                    steps[i] = Some(Err(worker::Error::RustError(e.to_string())));
+                }
+            }
+        }
+    }
+    steps
+        .into_iter()
+        .map(|step| step.unwrap_or(Ok(Step::Done)))
+        .collect()
+}
+
+/// One message's step, on its turn.
+async fn run(
+    task: &DeliveryTask,
+    step: worker::Result<Step>,
+    turn: Turn,
+    env: &Env,
+    config: &Config,
+) -> worker::Result<Disposition> {
+    let attempt = match step? {
+        Step::Done => return Ok(Disposition::Ack),
+        Step::Later { until_ms } => return Ok(Disposition::RetryAt(until_ms)),
+        Step::Send { attempt } => attempt,
+    };
+    let events = EventClient::new(env, &task.event_id)?;
+    match turn {
+        Turn::Release(at_ms) => {
+            events.release(attempt.id, at_ms).await?;
+            Ok(Disposition::RetryAt(at_ms))
+        }
+        Turn::Send(start_ms) => Ok(
+            match send_on_slot(env, config, &events, attempt, start_ms, None).await? {
+                Recorded::Retry { at_ms } => Disposition::RetryAt(at_ms),
+                // Done (dead-lettered if given up), or stale: another message took the call over.
+                _ => Disposition::Ack,
+            },
+        ),
+    }
+}
+
 fn retry(message: &Message<DeliveryTask>, delay_secs: u32) {
     message.retry_with_options(
         &QueueRetryOptionsBuilder::new()
@@ -68,61 +185,19 @@ fn delay_secs(at_ms: u64) -> u32 {
     u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX)
 }
 
-async fn step(task: &DeliveryTask, env: &Env, config: &Config) -> worker::Result<Disposition> {
-    let events = EventClient::new(env, &task.event_id)?;
-    let attempt = match events.begin(task.call).await? {
-        Step::Send { attempt } => attempt,
-        Step::Later { until_ms } => return Ok(Disposition::RetryAt(until_ms)),
-        Step::Done => return Ok(Disposition::Ack),
-    };
-    let inline = |start_ms: u64| start_ms.saturating_sub(now_ms()) <= MAX_INLINE_WAIT_MS;
-    match send_on_slot(env, config, &events, attempt, inline, None).await? {
-        Sent::Released { at_ms } | Sent::Recorded(Recorded::Retry { at_ms }) => {
-            Ok(Disposition::RetryAt(at_ms))
-        }
-        // Done (dead-lettered if given up), or stale: another message took the call over.
-        Sent::Recorded(_) => Ok(Disposition::Ack),
-    }
-}
-
-/// What became of an attempt handed out by [`EventClient::begin`].
-pub enum Sent {
-    /// No send slot in time: the attempt was given back; the call may
-    /// start again at `at_ms`.
-    Released {
-        /// When the slot would have come.
-        at_ms: u64,
-    },
-    /// Sent, and what the event's record made of the outcome.
-    Recorded(Recorded),
-}
-
-/// Sends an attempt handed out by `begin` on the app's next pacing slot, if
-/// `may_start(slot_ms)` allows, and reports the outcome to the event's record.
-/// The answer is awaited for the upstream timeout, and no later than
-/// `deadline_ms`; a call the delivery gave up on goes to the dead-letter queue.
-/// The queue consumer and the synchronous path both send this way.
+/// Sends an attempt handed out by `begin` on its pacing slot `start_ms`,
+/// and reports the outcome to the event's record. The answer is awaited for
+/// the upstream timeout, and no later than `deadline_ms`; a call the
+/// delivery gave up on goes to the dead-letter queue. The queue consumer and
+/// the synchronous path both send this way.
 pub async fn send_on_slot(
     env: &Env,
     config: &Config,
     events: &EventClient,
     attempt: Attempt,
-    may_start: impl Fn(u64) -> bool,
+    start_ms: u64,
     deadline_ms: Option<u64>,
-) -> worker::Result<Sent> {
-    // The send slot after `begin`, so that the call leaves on its slot: a
-    // storage round trip between the two would bunch calls together.
-    let wait_ms = pacer::reserve(
-        env,
-        config.credentials.app_key.as_str(),
-        config.rate_per_minute,
-    )
-    .await?;
-    let start_ms = now_ms() + wait_ms;
-    if !may_start(start_ms) {
-        events.release(attempt.id, start_ms).await?;
-        return Ok(Sent::Released { at_ms: start_ms });
-    }
+) -> worker::Result<Recorded> {
     Delay::from(Duration::from_millis(start_ms.saturating_sub(now_ms()))).await;
 
     // A deadline cuts the wait short: a cut-short answer is a lost one,
@@ -141,7 +216,7 @@ pub async fn send_on_slot(
         };
         task::dead_letter(env, &task).await?;
     }
-    Ok(Sent::Recorded(recorded))
+    Ok(recorded)
 }
 
 fn now_ms() -> u64 {

@@ -15,7 +15,8 @@ use yunxin_edge::Recorded;
 
 use crate::config::{Config, MAX_IN_FLIGHT};
 use crate::events::{EventClient, Step};
-use crate::queue::{Sent, send_on_slot};
+use crate::pacer;
+use crate::queue::send_on_slot;
 
 /// Don't start an attempt with less time than this before the deadline.
 const MIN_ATTEMPT_MS: u64 = 1_000;
@@ -97,23 +98,28 @@ async fn drive_call(
                 continue;
             }
         };
-        let may_start = |start_ms| budget.has_time_at(start_ms);
+        // A slot only if it comes in time; else the call is the queue's.
+        let max_wait_ms = budget.deadline_ms.saturating_sub(now_ms() + MIN_ATTEMPT_MS);
+        let app_key = config.credentials.app_key.as_str();
+        let grant = pacer::grant(env, app_key, config.rate_per_minute, 1, max_wait_ms).await?;
+        let Some(&start_ms) = grant.starts_ms.first() else {
+            events.release(attempt.id, grant.next_ms).await?;
+            return Ok(false);
+        };
         match send_on_slot(
             env,
             config,
             events,
             attempt,
-            may_start,
+            start_ms,
             Some(budget.deadline_ms),
         )
         .await?
         {
-            Sent::Recorded(Recorded::Retry { at_ms }) if budget.has_time_at(at_ms) => {
-                sleep_until(at_ms).await
-            }
-            Sent::Recorded(Recorded::Done { .. }) => return Ok(true),
-            // Released, a retry after the deadline, or stale (the watchdog's
-            // message took the call over): the queue's.
+            Recorded::Retry { at_ms } if budget.has_time_at(at_ms) => sleep_until(at_ms).await,
+            Recorded::Done { .. } => return Ok(true),
+            // A retry after the deadline, or stale (the watchdog's message
+            // took the call over): the queue's.
             _ => return Ok(false),
         }
     }
