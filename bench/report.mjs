@@ -324,11 +324,13 @@ const signing = readJson('signing.json');
     if (q.http_416 !== 0) misses.push('416');
     if (q.over_quota_in_60s !== 0) misses.push('over quota');
     if (q.delivered_calls !== q.calls) misses.push(`${q.calls - q.delivered_calls} calls not delivered`);
+    const backlog = q.backlog_calls === undefined ? '' : `, ${q.backlog_calls} of them after the last event was queued, in ${q.backlog_s} s`;
+    const whole = q.share_while_queueing === undefined ? '' : `; over the whole drain, intake included: ${ratio(q.share_while_queueing)}`;
     row(
       '8 queued',
-      `${q.rate.toLocaleString('en-US')}/min quota: share of it used draining ${q.calls.toLocaleString('en-US')} calls ` +
+      `${q.rate.toLocaleString('en-US')}/min quota (the emulator enforcing it): share used draining a backlog of ${q.calls.toLocaleString('en-US')} calls ` +
         `(${queued.receivers_per_event} receivers/event, ${queued.seconds} s of calls); HTTP 416s; most calls in any 60 s`,
-      `${q.calls_per_minute.toLocaleString('en-US')} calls/min (${q.delivered_calls} delivered in ${q.drain_s} s); ` +
+      `${q.calls_per_minute.toLocaleString('en-US')} calls/min (${q.delivered_calls} delivered in ${q.drain_s} s${backlog}${whole}); ` +
         `${q.http_416} × 416; busiest 60 s ${q.busiest_60s} (${q.over_quota_in_60s} over)`,
       `${q.rate.toLocaleString('en-US')}/min`,
       ratio(q.share_of_quota),
