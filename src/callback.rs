@@ -3,6 +3,7 @@
 //! Yunxin signs callbacks differently from the calls an app makes: `CurTime`
 //! is in **milliseconds**, `MD5` is the hex MD5 of the raw body, and
 //! `CheckSum = lowercase hex SHA1(AppSecret + MD5 + CurTime)`.
+//! [`sign_callback`] signs the same way, to test a handler.
 
 use md5::{Digest, Md5};
 use subtle::ConstantTimeEq;
@@ -68,6 +69,46 @@ pub fn verify_callback(
         .into());
     }
     Ok(())
+}
+
+/// The headers of a callback as Yunxin signs it ([`sign_callback`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SignedCallback {
+    /// `CurTime`: UNIX milliseconds, as decimal text.
+    pub cur_time: String,
+    /// `MD5`: lowercase hex MD5 of the body.
+    pub md5: String,
+    /// `CheckSum`: lowercase hex SHA1(AppSecret + MD5 + CurTime).
+    pub checksum: String,
+}
+
+/// Signs `body` at `cur_time_ms` the way Yunxin signs a callback, for
+/// testing a handler that calls [`verify_callback`].
+///
+/// ```
+/// use yunxin_edge::{AppKey, AppSecret, CallbackHeaders, Credentials, sign_callback, verify_callback};
+///
+/// let credentials = Credentials { app_key: AppKey::new("app"), app_secret: AppSecret::new("secret") };
+/// let signed = sign_callback(&credentials, b"{}", 1_700_000_000_123);
+/// let headers = CallbackHeaders {
+///     app_key: "app",
+///     cur_time: &signed.cur_time,
+///     md5: &signed.md5,
+///     checksum: &signed.checksum,
+/// };
+/// assert!(verify_callback(&credentials, &headers, b"{}", 1_700_000_000_123, 0).is_ok());
+/// assert!(verify_callback(&credentials, &headers, b"{ }", 1_700_000_000_123, 0).is_err());
+/// ```
+pub fn sign_callback(credentials: &Credentials, body: &[u8], cur_time_ms: u64) -> SignedCallback {
+    let md5 = hex::encode(Md5::digest(body));
+    let cur_time = cur_time_ms.to_string();
+    let checksum = checksum(&credentials.app_secret, &md5, &cur_time);
+    SignedCallback {
+        cur_time,
+        md5,
+        checksum,
+    }
 }
 
 fn ct_eq(a: &str, b: &str) -> bool {

@@ -56,7 +56,9 @@ pub mod sign;
 pub use batch::{
     BATCH_PATH, DEFAULT_BASE_URL, Endpoint, Plan, PlanOptions, PlannedRequest, SignedRequest,
 };
-pub use callback::{CallbackHeaders, DEFAULT_CALLBACK_TOLERANCE_MS, verify_callback};
+pub use callback::{
+    CallbackHeaders, DEFAULT_CALLBACK_TOLERANCE_MS, SignedCallback, sign_callback, verify_callback,
+};
 pub use delivery::{
     Action, Attempt, AttemptId, AttemptOutcome, CallAction, Delivery, DeliveryState, Recorded,
     RetryPolicy,

@@ -32,7 +32,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod callback;
 pub mod delivery;
 pub mod document;
 pub mod error;
@@ -333,7 +332,7 @@ pub fn sign_callback_js(credentials: JsValue, body: JsValue, options: JsValue) -
     let now_ms = options
         .millis("now")?
         .unwrap_or_else(yunxin_edge::sign::now_millis);
-    let signed = callback::sign_callback(&credentials, &body, now_ms);
+    let signed = yunxin_edge::sign_callback(&credentials, &body, now_ms);
     let app_key = credentials.app_key.as_str().to_owned();
     let headers = [
         ("AppKey", app_key),
