@@ -7,10 +7,11 @@
 //
 // For each YUNXIN_RATE_PER_MINUTE: events of 2,500 receivers (five calls each) are queued,
 // enough for `--seconds` of calls at that rate, then the emulator's record is read once
-// every call has arrived (or at the deadline). Prints one JSON object on stdout:
-// per rate, the calls, the share of the quota used over the steady part of the drain
-// (from the 10th call to the last), the most calls in any 60 s window, the calls over the
-// quota in any 60 s window and the 416s, as the emulator counted them.
+// every call has arrived (or at the deadline). Prints one JSON object on stdout: per rate,
+// the calls, the share of the quota used while draining the backlog (from the moment every
+// event is queued to the last call; `share_while_queueing` is over the whole drain, when
+// the intake of the events competes for the same CPU), the most calls in any 60 s window,
+// the calls over the quota in any 60 s window and the 416s, as the emulator counted them.
 import { startEmulator } from '../emulator/index.mjs';
 import { APP_KEY, APP_SECRET, notification, postEvent, startRelay } from '../tests/worker/harness.mjs';
 
@@ -50,7 +51,8 @@ async function measure(rate) {
         }
       }),
     );
-    const queuedMs = Date.now() - posted;
+    const queuedAt = Date.now();
+    const queuedMs = queuedAt - posted;
     const expected = events * CALLS_PER_EVENT;
     const deadline = Date.now() + ((expected / rate) * 60 + 60) * 1000;
     const delivered = () => emulator.requests().filter((r) => r.code === 200 && !r.replayed).length;
@@ -59,17 +61,21 @@ async function measure(rate) {
     const accepted = emulator.requests().filter((r) => r.code === 200 && !r.replayed);
     const quota = emulator.quotaStats();
     const times = accepted.map((r) => r.at).sort((a, b) => a - b);
-    const steady = times.slice(9);
-    const spanMs = steady.length > 1 ? steady.at(-1) - steady[0] : 0;
-    const perMinute = spanMs > 0 ? ((steady.length - 1) / spanMs) * 60_000 : 0;
+    const rateOf = (calls) => (calls.length > 1 ? ((calls.length - 1) / (calls.at(-1) - calls[0])) * 60_000 : 0);
+    const whileQueueing = rateOf(times.slice(9));
+    const backlog = times.filter((t) => t >= queuedAt);
+    const perMinute = rateOf(backlog);
     return {
       rate,
       calls: expected,
       delivered_calls: accepted.length,
       queued_in_ms: queuedMs,
       drain_s: Number(((times.at(-1) - times[0]) / 1000).toFixed(1)),
+      backlog_calls: backlog.length,
+      backlog_s: Number(((backlog.at(-1) - backlog[0]) / 1000 || 0).toFixed(1)),
       calls_per_minute: Math.round(perMinute),
       share_of_quota: Number((perMinute / rate).toFixed(3)),
+      share_while_queueing: Number((whileQueueing / rate).toFixed(3)),
       busiest_60s: quota.maxCallsPerWindow,
       over_quota_in_60s: quota.overQuota,
       http_416: quota.rejected,

@@ -58,6 +58,19 @@ impl Grant {
     }
 }
 
+/// How late after its slot a call may still leave: 500 ms. The 2 % margin
+/// makes 60 s of slots span 61.2 s, so calls that each leave less than
+/// 1.2 s after their slot still fit any 60-second window; half of that is
+/// left for network jitter. A call later than this gives its slot up and
+/// asks for another.
+pub const MAX_LAG_MS: u64 = 500;
+
+/// Whether a call whose slot starts at `slot_ms` may still leave at `now_ms`
+/// (it may not leave before its slot; the caller waits until then).
+pub fn may_leave(slot_ms: u64, now_ms: u64) -> bool {
+    now_ms <= slot_ms + MAX_LAG_MS
+}
+
 /// The spacing of slots for `per_minute` calls a minute (at least 1), with
 /// the 2 % margin, in microseconds.
 pub fn interval_us(per_minute: u32) -> u64 {
@@ -111,8 +124,12 @@ mod tests {
                 prop_assert!(grant.starts_ms.iter().all(|s| *s >= now && *s <= now + max_wait));
                 starts.extend(grant.starts_ms);
             }
+            // Calls leave between their slot and MAX_LAG_MS after it: any
+            // 60 s window of departures holds only slots from a window
+            // MAX_LAG_MS longer, which must still hold at most the quota.
             for (i, first) in starts.iter().enumerate() {
-                let in_window = starts[i..].iter().take_while(|s| **s < first + 60_000).count();
+                let span = 60_000 + MAX_LAG_MS;
+                let in_window = starts[i..].iter().take_while(|s| **s < first + span).count();
                 prop_assert!(in_window as u32 <= per_minute, "{in_window} > {per_minute}");
             }
         }
@@ -128,6 +145,13 @@ mod tests {
         assert_eq!(later.next_ms, 510);
         // The refusal took no slot: the next caller gets 510.
         assert_eq!(pace.grant(400, 120, 1, 200).starts_ms, vec![510]);
+    }
+
+    #[test]
+    fn a_late_call_gives_its_slot_up() {
+        assert!(may_leave(1_000, 500));
+        assert!(may_leave(1_000, 1_500));
+        assert!(!may_leave(1_000, 1_501));
     }
 
     #[test]

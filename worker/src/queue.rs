@@ -9,11 +9,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures_util::future::join_all;
+use futures_util::future::{join, join_all};
 use worker::{
     Date, Delay, Env, Message, MessageBatch, MessageExt, QueueRetryOptionsBuilder, console_log,
 };
-use yunxin_edge::{Attempt, Recorded};
+use yunxin_edge::{Attempt, Recorded, pacing};
 
 use crate::config::{Config, MAX_INLINE_WAIT_MS};
 use crate::events::{EventClient, Step};
@@ -31,8 +31,8 @@ enum Disposition {
 }
 
 /// Handles a batch of the delivery queue: asks every message's event record
-/// for its next step, then the pacer once for slots for all the attempts to
-/// send, and sends each on its slot, concurrently. Attempts without a slot
+/// for its next step and, meanwhile, the pacer once for slots for the whole
+/// batch, then sends each attempt on its slot, concurrently. Attempts without a slot
 /// within [`MAX_INLINE_WAIT_MS`] are given back and come back in order.
 pub async fn deliver(
     batch: MessageBatch<DeliveryTask>,
@@ -40,30 +40,28 @@ pub async fn deliver(
     config: &Config,
 ) -> worker::Result<()> {
     let messages = batch.messages()?;
-    let steps = begin_all(&messages, env).await;
-
-    let sending = steps
-        .iter()
-        .filter(|step| matches!(step, Ok(Step::Send { .. })))
-        .count();
-    let grant = match sending {
-        0 => Ok(None),
-        count => pacer::grant(
+    // The records and the pacer are asked at once: asking for slots only
+    // after the records answered would leave the quota idle for a round
+    // trip per batch. A slot the batch does not use is lost, never reused;
+    // a call ready after its slot leaves late, within `pacing::MAX_LAG_MS`.
+    let (steps, grant) = join(
+        begin_all(&messages, env),
+        pacer::grant(
             env,
             config.credentials.app_key.as_str(),
             config.rate_per_minute,
-            count,
+            messages.len(),
             MAX_INLINE_WAIT_MS,
-        )
-        .await
-        .map(Some),
-    };
+        ),
+    )
+    .await;
+
     // Each attempt's turn, in batch order: its slot, or when to come back.
     let mut turns = Vec::with_capacity(messages.len());
     let (mut granted, mut refused) = (0, 0);
     for step in &steps {
         let turn = match (step, &grant) {
-            (Ok(Step::Send { .. }), Ok(Some(grant))) => match grant.starts_ms.get(granted) {
+            (Ok(Step::Send { .. }), Ok(grant)) => match grant.starts_ms.get(granted) {
                 Some(start_ms) => {
                     granted += 1;
                     Turn::Send(*start_ms)
@@ -160,6 +158,11 @@ async fn run(
         Turn::Release(at_ms) => {
             events.release(attempt.id, at_ms).await?;
             Ok(Disposition::RetryAt(at_ms))
+        }
+        // Too late for its slot (a slow record): it asks for another.
+        Turn::Send(start_ms) if !pacing::may_leave(start_ms, now_ms()) => {
+            events.release(attempt.id, now_ms()).await?;
+            Ok(Disposition::RetryAt(now_ms()))
         }
         Turn::Send(start_ms) => Ok(
             match send_on_slot(env, config, &events, attempt, start_ms, None).await? {
