@@ -57,9 +57,18 @@ pub enum Command {
         body_sha256: String,
         /// The delivery to keep, none of it sent yet.
         delivery: Box<Delivery>,
+        /// Calls to [`Command::Begin`] at once if the event is new (the
+        /// synchronous path's first calls: one round trip instead of two).
+        #[serde(default)]
+        begin: Vec<usize>,
     },
-    /// Every call is enqueued. Answer: `bool` (whether the event exists).
-    MarkEnqueued,
+    /// Every call is enqueued. Answer: `Option<EventStatus>`, the event's
+    /// status when `status` is asked (the synchronous path answers it; one
+    /// round trip instead of two), else `None`.
+    MarkEnqueued {
+        /// Whether to answer the status.
+        status: bool,
+    },
     /// The event's status. Answer: `Option<EventStatus>`.
     Status,
     /// What to do now for some calls. Answer: one [`Step`] per call, in order.
@@ -93,11 +102,14 @@ pub enum Command {
 }
 
 /// The answer to [`Command::Create`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Created {
     /// Recorded now: the caller enqueues it.
-    New,
+    New {
+        /// The steps of the calls asked to begin, in order.
+        steps: Vec<Step>,
+    },
     /// Known, with the same body: a re-delivery.
     Known,
     /// Known, with another body: not the same event.
@@ -185,8 +197,20 @@ impl DurableObject for EventStore {
                 event_id,
                 body_sha256,
                 delivery,
-            } => Response::from_json(&self.create(event_id, body_sha256, *delivery, now).await?),
-            Command::MarkEnqueued => Response::from_json(&self.update(|r| r.enqueued = true)?),
+                begin,
+            } => Response::from_json(
+                &self
+                    .create(event_id, body_sha256, *delivery, &begin, now)
+                    .await?,
+            ),
+            Command::MarkEnqueued { status: asked } => {
+                let mut answer = None;
+                self.update(|r| {
+                    r.enqueued = true;
+                    answer = asked.then(|| status(r));
+                })?;
+                Response::from_json(&answer)
+            }
             Command::Status => Response::from_json(&self.read(status)?),
             Command::Begin { calls } => {
                 let mut steps = Vec::new();
@@ -382,7 +406,8 @@ impl EventStore {
         &self,
         event_id: String,
         body_sha256: String,
-        delivery: Delivery,
+        mut delivery: Delivery,
+        calls: &[usize],
         now: u64,
     ) -> Result<Created> {
         if let Some(same) = self.read(|known| known.body_sha256 == body_sha256)? {
@@ -392,6 +417,10 @@ impl EventStore {
                 Created::Conflict
             });
         }
+        let steps = calls
+            .iter()
+            .map(|call| begin(&mut delivery, *call, now))
+            .collect();
         self.store(Record {
             event_id,
             body_sha256,
@@ -405,7 +434,7 @@ impl EventStore {
             .storage()
             .set_alarm(Duration::from_millis(first_check_ms))
             .await?;
-        Ok(Created::New)
+        Ok(Created::New { steps })
     }
 }
 
@@ -444,19 +473,32 @@ impl EventClient {
         }
     }
 
-    /// Records a new event, or says it is known.
-    pub async fn create(&self, body_sha256: &str, delivery: Delivery) -> Result<Created> {
+    /// Records a new event, and begins `calls` of it; or says it is known.
+    pub async fn create(
+        &self,
+        body_sha256: &str,
+        delivery: Delivery,
+        calls: Vec<usize>,
+    ) -> Result<Created> {
         self.call(&Command::Create {
             event_id: self.event_id.clone(),
             body_sha256: body_sha256.to_owned(),
             delivery: Box::new(delivery),
+            begin: calls,
         })
         .await
     }
 
     /// Confirms that every call was enqueued.
     pub async fn mark_enqueued(&self) -> Result<()> {
-        self.call::<bool>(&Command::MarkEnqueued).await.map(drop)
+        self.call::<Option<EventStatus>>(&Command::MarkEnqueued { status: false })
+            .await
+            .map(drop)
+    }
+
+    /// Confirms that every call was enqueued, and answers the event's status.
+    pub async fn mark_enqueued_with_status(&self) -> Result<Option<EventStatus>> {
+        self.call(&Command::MarkEnqueued { status: true }).await
     }
 
     /// The event's status; `None` for an unknown event.

@@ -219,11 +219,17 @@ pub async fn intake(accepted: Accepted, env: &Env, wait: bool) -> Result<Answer,
     } else {
         config.queued_policy()
     };
-    match events
-        .create(&body_sha256, Delivery::new(plan, policy)?)
+    // The synchronous path begins its first calls with the creation.
+    let first = if wait {
+        (0..requests.min(sync::first_round(&config))).collect()
+    } else {
+        Vec::new()
+    };
+    let steps = match events
+        .create(&body_sha256, Delivery::new(plan, policy)?, first)
         .await?
     {
-        Created::New => {}
+        Created::New { steps } => steps,
         Created::Known => {
             return match events.status().await? {
                 Some(status) => Ok(Answer::Known(Box::new(status))),
@@ -237,17 +243,22 @@ pub async fn intake(accepted: Accepted, env: &Env, wait: bool) -> Result<Answer,
                 event_id: event_id.to_string(),
             });
         }
-    }
+    };
     let left = if wait {
-        sync::drive(env, &config, &events, requests).await
+        sync::drive(env, &config, &events, requests, steps).await
     } else {
         (0..requests).collect()
     };
-    hand_to_queue(&config, env, &events, left).await;
     if !wait {
+        hand_to_queue(&config, env, &events, left, false).await;
         return Ok(Answer::Accepted { event_id, requests });
     }
-    match events.status().await? {
+    let status = match hand_to_queue(&config, env, &events, left, true).await {
+        Some(status) => Some(status),
+        // The hand-off failed (the watchdog will enqueue): read the status alone.
+        None => events.status().await?,
+    };
+    match status {
         Some(status) => Ok(Answer::Waited {
             event_id,
             status: Box::new(status),
@@ -259,10 +270,17 @@ pub async fn intake(accepted: Accepted, env: &Env, wait: bool) -> Result<Answer,
 }
 
 /// Enqueues the calls the intake leaves to the queue and marks the event
-/// enqueued. A failure here is logged, not answered: the record exists, so
-/// its watchdog enqueues an event never marked enqueued. Something will
-/// deliver it, which is what a 2xx promises.
-async fn hand_to_queue(config: &Config, env: &Env, events: &EventClient, calls: Vec<usize>) {
+/// enqueued, answering its status if `with_status` (in the same round trip).
+/// A failure here is logged, not answered: the record exists, so its
+/// watchdog enqueues an event never marked enqueued. Something will deliver
+/// it, which is what a 2xx promises.
+async fn hand_to_queue(
+    config: &Config,
+    env: &Env,
+    events: &EventClient,
+    calls: Vec<usize>,
+    with_status: bool,
+) -> Option<EventStatus> {
     let enqueued = async {
         if config.test_fail_enqueue {
             return Err(worker::Error::RustError("TEST_FAIL_ENQUEUE is set".into()));
@@ -270,12 +288,20 @@ async fn hand_to_queue(config: &Config, env: &Env, events: &EventClient, calls: 
         if !calls.is_empty() {
             task::enqueue(env, events.event_id(), calls).await?;
         }
-        events.mark_enqueued().await
+        if with_status {
+            events.mark_enqueued_with_status().await
+        } else {
+            events.mark_enqueued().await.map(|()| None)
+        }
     };
-    if let Err(e) = enqueued.await {
-        console_log!(
-            "{}",
-            json!({ "event_id": events.event_id(), "enqueue_failed": e.to_string(), "recovery": "watchdog" })
-        );
+    match enqueued.await {
+        Ok(status) => status,
+        Err(e) => {
+            console_log!(
+                "{}",
+                json!({ "event_id": events.event_id(), "enqueue_failed": e.to_string(), "recovery": "watchdog" })
+            );
+            None
+        }
     }
 }

@@ -46,19 +46,33 @@ impl Budget {
     }
 }
 
+/// How many calls the request starts with (and begins when it records the
+/// event): as many as run at once, within the call budget.
+pub fn first_round(config: &Config) -> usize {
+    MAX_IN_FLIGHT.min(config.sync_max_calls)
+}
+
 /// Drives every call of the event until it is finished or the budget runs
-/// out; returns the calls left for the queue.
-pub async fn drive(env: &Env, config: &Config, events: &EventClient, calls: usize) -> Vec<usize> {
+/// out; returns the calls left for the queue. `first` are the steps of the
+/// first calls, begun when the event was recorded.
+pub async fn drive(
+    env: &Env,
+    config: &Config,
+    events: &EventClient,
+    calls: usize,
+    first: Vec<Step>,
+) -> Vec<usize> {
     let budget = Budget {
         deadline_ms: now_ms() + config.sync_deadline_ms,
         calls_left: Cell::new(config.sync_max_calls),
     };
-    let left: Vec<Option<usize>> = stream::iter(0..calls)
-        .map(|call| {
+    let mut first = first.into_iter();
+    let left: Vec<Option<usize>> = stream::iter((0..calls).map(|call| (call, first.next())))
+        .map(|(call, step)| {
             let budget = &budget;
             async move {
                 // Our own storage failing is the queue's to retry, too.
-                let finished = drive_call(call, env, config, events, budget).await;
+                let finished = drive_call(call, step, env, config, events, budget).await;
                 (!matches!(finished, Ok(true))).then_some(call)
             }
         })
@@ -68,9 +82,11 @@ pub async fn drive(env: &Env, config: &Config, events: &EventClient, calls: usiz
     left.into_iter().flatten().collect()
 }
 
-/// One call, step by step as its record says; true when it is finished.
+/// One call, step by step as its record says (from `given`, its first step
+/// if already begun); true when it is finished.
 async fn drive_call(
     call: usize,
+    mut given: Option<Step>,
     env: &Env,
     config: &Config,
     events: &EventClient,
@@ -81,9 +97,17 @@ async fn drive_call(
         // calls past the budget cost none: one event's subrequests stay
         // bounded (at most four per upstream call, and a few for the event).
         if !budget.has_time_at(now_ms()) || !budget.take_call() {
+            if let Some(Step::Send { attempt }) = given {
+                // Begun with the event but not sent: the queue's.
+                events.release(attempt.id, now_ms()).await?;
+            }
             return Ok(false);
         }
-        let attempt = match events.begin(call).await? {
+        let step = match given.take() {
+            Some(step) => step,
+            None => events.begin(call).await?,
+        };
+        let attempt = match step {
             Step::Send { attempt } => attempt,
             Step::Done => {
                 budget.give_back();
