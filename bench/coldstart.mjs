@@ -6,18 +6,23 @@
 //
 // workerd compiles every Worker's modules and runs their top level (for the relay: compiling
 // the .wasm and instantiating it) while it starts, before it listens, so a Worker's load
-// time is inside `await mf.ready`, together with the workerd process's own start-up. To
-// separate the two, each Worker is compared with a stub of the same shape: the same
-// Miniflare options (bindings, Durable Objects, queues, service binding: the same services
-// for workerd to set up), with a few lines of JavaScript in place of each Worker's script.
-// Per start:
+// time is inside `await mf.ready`, together with the workerd process's own start-up. And
+// before workerd starts, Miniflare (in this process) reads the modules and serialises them
+// into workerd's configuration, which takes longer the bigger they are: local tooling,
+// not on Cloudflare. To separate the three, the moment Miniflare spawns workerd is taken
+// (child_process.spawn is wrapped), and each Worker is compared with a stub of the same
+// shape: the same Miniflare options (bindings, Durable Objects, queues, service binding:
+// the same services for workerd to set up), with a few lines of JavaScript in place of
+// each Worker's script. Per start:
 //
-//   ready  = new Miniflare(...) → mf.ready resolved        (process start-up + the Worker's load)
-//   first  = mf.ready → the first event's whole answer      (sent at once: the isolate's first request)
-//   warm   = the second event, for comparison
-// and over the rounds:
-//   load   = median ready(Worker) − median ready(its stub)
-//   cold   = load (0 if below 0: a small Worker's load is within the start-up's noise) + median first
+//   prepare = new Miniflare(...) → workerd spawned         (Miniflare building the configuration)
+//   ready   = workerd spawned → mf.ready resolved         (workerd's start-up + the Worker's load)
+//   first   = mf.ready → the first event's whole answer    (sent at once: the isolate's first request)
+//   warm    = the second event, for comparison
+// and over the rounds (medians):
+//   load    = ready(Worker) − ready(its stub)
+//   cold    = load (0 if below 0: a small Worker's load is within the start-up's noise) + first
+//   local   = cold + prepare(Worker) − prepare(its stub)   (what a local start adds)
 //
 // The relay runs as tests/worker/harness.mjs `startRelay` runs it, with its hooks Worker
 // (hooks/build) behind the HOOKS service binding in the same workerd. On Cloudflare each
@@ -32,6 +37,7 @@
 // time (all its threads, from /proc) is read at mf.ready and after the first answer: the
 // same split, cpu load = median CPU at ready − the stub's (0 if below), plus the median CPU
 // of the first event (after − at ready, in the same process).
+import childProcess from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -108,23 +114,16 @@ function cpuMs(pid) {
   return ns / 1e6;
 }
 
-/** The workerd process Miniflare started: this process's child named workerd. */
-function workerdPid() {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^[0-9]+$/.test(entry)) continue;
-    let stat;
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    if (ppid === process.pid && comm.startsWith('workerd') && state !== 'Z') return Number(entry);
-  }
-  return null;
-}
+// The workerd process Miniflare starts, and when: Miniflare calls `child_process.spawn`
+// (the module's property, at call time) once its configuration is serialised.
+let spawned = null;
+const realSpawn = childProcess.spawn;
+childProcess.spawn = function spawn(command, ...rest) {
+  const at = process.hrtime.bigint();
+  const child = realSpawn.call(this, command, ...rest);
+  if (/workerd/.test(String(command))) spawned = { at, pid: child.pid };
+  return child;
+};
 
 const body = JSON.stringify({ sender_id: 'bot', receiver_ids: ['user0'], content: 'deploy finished' });
 
@@ -148,11 +147,12 @@ async function postEvent(url) {
 
 const ms = (from) => Number(process.hrtime.bigint() - from) / 1e6;
 
-/** One fresh start: { ready_ms, first_ms, warm_ms, cpu_ready_ms, cpu_first_ms }; stubs only get ready. */
+/** One fresh start: { prepare_ms, ready_ms, first_ms, warm_ms, cpu_ready_ms, cpu_first_ms }; stubs stop at ready. */
 async function start(options, { stub }) {
   let mf;
   let runtimeOutput = '';
   try {
+    spawned = null;
     const t0 = process.hrtime.bigint();
     mf = new Miniflare({
       ...options,
@@ -169,17 +169,27 @@ async function start(options, { stub }) {
       },
     });
     const url = (await mf.ready).toString().replace(/\/$/, '');
-    const readyMs = ms(t0);
-    const pid = workerdPid();
+    const readyAt = process.hrtime.bigint();
+    if (!spawned) throw new Error('did not see Miniflare spawn workerd (has Miniflare changed how it starts it?)');
+    const prepareMs = Number(spawned.at - t0) / 1e6;
+    const readyMs = Number(readyAt - spawned.at) / 1e6;
+    const pid = spawned.pid;
     const cpuReady = cpuMs(pid);
-    if (stub) return { ready_ms: readyMs, cpu_ready_ms: cpuReady };
+    if (stub) return { prepare_ms: prepareMs, ready_ms: readyMs, cpu_ready_ms: cpuReady };
     const t1 = process.hrtime.bigint();
     await postEvent(url);
     const firstMs = ms(t1);
     const cpuFirst = cpuMs(pid);
     const t2 = process.hrtime.bigint();
     await postEvent(url);
-    return { ready_ms: readyMs, first_ms: firstMs, warm_ms: ms(t2), cpu_ready_ms: cpuReady, cpu_first_ms: cpuFirst };
+    return {
+      prepare_ms: prepareMs,
+      ready_ms: readyMs,
+      first_ms: firstMs,
+      warm_ms: ms(t2),
+      cpu_ready_ms: cpuReady,
+      cpu_first_ms: cpuFirst,
+    };
   } catch (e) {
     throw new Error(`${stub ? 'a stub' : 'a Worker'} failed: ${e.message}\nworkerd printed:\n${runtimeOutput}`, { cause: e });
   } finally {
@@ -233,9 +243,14 @@ async function main() {
         // The Worker's part of the start-up, and with the first event, the cold start.
         const s = runs[stub];
         m.stub_ready_ms = median(s.map((x) => x.ready_ms));
+        m.stub_prepare_ms = median(s.map((x) => x.prepare_ms));
+        // The Worker's load in workerd. A small Worker's load can be below the start-up's
+        // noise and read < 0: counted as 0.
         m.load_ms = m.ready_ms - m.stub_ready_ms;
-        // A small Worker's load can be below the start-up's noise and read < 0: counted as 0.
         m.cold_ms = Math.max(0, m.load_ms) + m.first_ms;
+        // What Miniflare adds before workerd starts, for this Worker's modules.
+        m.prepare_extra_ms = m.prepare_ms - m.stub_prepare_ms;
+        m.local_cold_ms = m.cold_ms + Math.max(0, m.prepare_extra_ms);
         // CPU: the load as above; the first event's in the same process (precise).
         m.cpu_load_ms = m.cpu_ready_ms - median(s.map((x) => x.cpu_ready_ms));
         m.cpu_first_event_ms = median(list.map((x) => x.cpu_first_ms - x.cpu_ready_ms));
