@@ -47,7 +47,10 @@ const INTAKE_GRACE_MS: u64 = 30_000;
 
 /// What the object is asked.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "command", rename_all = "snake_case")]
+// Externally tagged (`{"begin": {…}}`): an internally tagged enum would be
+// buffered before it is read, which builds the `Delivery` deserializer twice
+// (~15 KB of the bundle).
+#[serde(rename_all = "snake_case")]
 pub enum Command {
     /// Record a new event unless its id is known. Answer: [`Created`].
     Create {
@@ -118,7 +121,8 @@ pub enum Created {
 
 /// The answer to [`Command::Begin`]: the core's [`CallAction`], over the wire.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "step", rename_all = "snake_case")]
+// Externally tagged, as `Command` (an `Attempt` read once, not buffered first).
+#[serde(rename_all = "snake_case")]
 pub enum Step {
     /// Sign and send this attempt, then record it.
     Send {
@@ -563,7 +567,9 @@ mod tests {
                 event_id: "evt".into(),
                 body_sha256: "00".into(),
                 delivery: Box::new(original.clone()),
+                begin: vec![0, 1],
             },
+            Command::Begin { calls: vec![1] },
             Command::Record {
                 attempt: attempt.id,
                 outcome: Outcome::answer_lost("timed out").into(),
@@ -574,8 +580,24 @@ mod tests {
             let back: Command = serde_json::from_str(&json).unwrap();
             assert_eq!(serde_json::to_string(&back).unwrap(), json);
         }
-        let step = serde_json::to_string(&Step::Send { attempt }).unwrap();
-        assert!(step.starts_with(r#"{"step":"send","attempt":"#), "{step}");
+        let steps = serde_json::to_string(&Created::New {
+            steps: vec![
+                Step::Send { attempt },
+                Step::Later { until_ms: 5 },
+                Step::Done,
+            ],
+        })
+        .unwrap();
+        assert!(
+            steps.starts_with(r#"{"new":{"steps":[{"send":{"attempt":"#),
+            "{steps}"
+        );
+        assert!(
+            steps.ends_with(r#"{"later":{"until_ms":5}},"done"]}}"#),
+            "{steps}"
+        );
+        let back: Created = serde_json::from_str(&steps).unwrap();
+        assert!(matches!(back, Created::New { steps } if steps.len() == 3));
     }
 
     #[test]

@@ -32,8 +32,9 @@ enum Disposition {
 
 /// Handles a batch of the delivery queue: asks every message's event record
 /// for its next step and, meanwhile, the pacer once for slots for the whole
-/// batch, then sends each attempt on its slot, concurrently. Attempts without a slot
-/// within [`MAX_INLINE_WAIT_MS`] are given back and come back in order.
+/// batch, then sends each attempt on its slot, concurrently. Attempts
+/// without a slot within [`MAX_INLINE_WAIT_MS`] are given back and come back
+/// in order.
 pub async fn deliver(
     batch: MessageBatch<DeliveryTask>,
     env: &Env,
@@ -71,8 +72,12 @@ pub async fn deliver(
                     Turn::Release(grant.retry_at_ms(refused - 1, config.rate_per_minute))
                 }
             },
-            // No pacer: give the attempt back, to try again soon.
-            _ => Turn::Release(now_ms() + u64::from(OWN_FAILURE_DELAY_SECS) * 1000),
+            // The pacer failed: give the attempt back, to try again soon.
+            (Ok(Step::Send { .. }), Err(_)) => {
+                Turn::Release(now_ms() + u64::from(OWN_FAILURE_DELAY_SECS) * 1000)
+            }
+            // Nothing to send: the turn goes unused.
+            _ => Turn::Release(now_ms()),
         };
         turns.push(turn);
     }
