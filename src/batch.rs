@@ -193,24 +193,22 @@ impl Plan {
             });
         }
 
-        // One template serialised per chunk: only `receiver_ids` changes.
-        let mut template = BatchNotification {
-            receiver_ids: Vec::new(),
-            ..notification.clone()
-        };
+        // One template for every chunk: only `receiver_ids` changes. Cloned
+        // without its receivers, which are moved into the chunks.
+        let template = notification.without_receivers();
+        let bodies = Bodies::new(&template);
         let mut requests = Vec::with_capacity(receivers.len().div_ceil(MAX_RECEIVERS_PER_REQUEST));
         let mut receivers = receivers.into_iter();
         for index in 0.. {
-            // Moved, not cloned, into each chunk.
-            template.receiver_ids = receivers.by_ref().take(MAX_RECEIVERS_PER_REQUEST).collect();
-            if template.receiver_ids.is_empty() {
+            let receiver_ids: Vec<AccountId> =
+                receivers.by_ref().take(MAX_RECEIVERS_PER_REQUEST).collect();
+            if receiver_ids.is_empty() {
                 break;
             }
-            let body = body_json(&template);
             requests.push(PlannedRequest {
                 index,
-                receiver_ids: std::mem::take(&mut template.receiver_ids),
-                body,
+                body: bodies.with(&receiver_ids),
+                receiver_ids,
             });
         }
         Ok(Plan {
@@ -274,9 +272,104 @@ impl Plan {
     }
 }
 
+/// The bodies of one notification's calls: [`body_json`] of the notification
+/// with each call's receivers, made by writing only the receiver list
+/// between the JSON before and after it, serialised once. The list written
+/// here is byte for byte serde_json's: `[`, the ids as JSON strings
+/// separated by `,`, then `]`; a string needs escaping only for `"`, `\`
+/// and control characters.
+struct Bodies {
+    /// The template's JSON up to and with the `[` of its empty receiver list.
+    head: String,
+    /// The rest, from the `]`.
+    tail: String,
+}
+
+impl Bodies {
+    fn new(template: &BatchNotification) -> Self {
+        const EMPTY_LIST: &str = "\"receiver_ids\":[]";
+        let json = body_json(template);
+        // The field's own key is the first match: inside a JSON string every
+        // `"` is escaped, so a string cannot hold `s":` (`sender_id`, the one
+        // field before it, included).
+        let at = json
+            .find(EMPTY_LIST)
+            .expect("a BatchNotification always serialises its receiver_ids")
+            + EMPTY_LIST.len()
+            - 1;
+        Bodies {
+            head: json[..at].to_owned(),
+            tail: json[at..].to_owned(),
+        }
+    }
+
+    /// The body for `receivers`.
+    fn with(&self, receivers: &[AccountId]) -> String {
+        let ids: usize = receivers.iter().map(|id| id.as_str().len() + 3).sum();
+        let mut body = String::with_capacity(self.head.len() + ids + self.tail.len());
+        body.push_str(&self.head);
+        for (i, id) in receivers.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            let id = id.as_str();
+            if id.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+                body.push_str(&serde_json::to_string(id).expect("a string always serialises"));
+            } else {
+                body.push('"');
+                body.push_str(id);
+                body.push('"');
+            }
+        }
+        body.push_str(&self.tail);
+        body
+    }
+}
+
 /// The JSON body of a call.
 pub(crate) fn body_json(notification: &BatchNotification) -> String {
     // Strings, booleans, integers and lists of them: serde_json cannot fail
     // on these (it fails only for non-string map keys and failing writers).
     serde_json::to_string(notification).expect("a BatchNotification always serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notification::{Content, PushConfig};
+
+    #[test]
+    fn bodies_are_the_notification_serialised_with_each_call_s_receivers() {
+        let ids = [
+            "a",
+            "Bé",
+            "q\"uote",
+            "back\\slash",
+            "tab\there",
+            "\"receiver_ids\":[]",
+            "通😀",
+        ];
+        let receivers: Vec<AccountId> = ids.iter().map(|id| AccountId::new(*id)).collect();
+        let mut notification = BatchNotification::new(
+            "x\",\"receiver_ids\":[]",
+            Content::text("{\"receiver_ids\":[]}\n\u{1}"),
+        );
+        for template in [notification.clone(), {
+            notification.sound = Some("s\"".to_owned());
+            notification.push_config = Some(PushConfig {
+                push_forcepush_ids: Some(vec![AccountId::new("f")]),
+                ..Default::default()
+            });
+            notification.clone()
+        }] {
+            let bodies = Bodies::new(&template);
+            for chunk in [&receivers[..1], &receivers[..]] {
+                let expected = body_json(&BatchNotification {
+                    receiver_ids: chunk.to_vec(),
+                    ..template.clone()
+                });
+                assert_eq!(bodies.with(chunk), expected);
+            }
+        }
+    }
 }

@@ -51,6 +51,15 @@ impl AccountId {
     /// The id as Yunxin stores it (lower-cased), for comparing ids. Borrows
     /// when the id has no upper-case letter, as most ids have none.
     pub fn key(&self) -> Cow<'_, str> {
+        // ASCII ids (nearly all) by bytes; `to_lowercase` agrees with
+        // `to_ascii_lowercase` on them.
+        if self.0.is_ascii() {
+            return if self.0.bytes().any(|b| b.is_ascii_uppercase()) {
+                Cow::Owned(self.0.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(&self.0)
+            };
+        }
         if self.0.chars().any(char::is_uppercase) {
             Cow::Owned(self.0.to_lowercase())
         } else {
@@ -59,6 +68,15 @@ impl AccountId {
     }
 
     fn validate(&self, field: impl Fn() -> Cow<'static, str>) -> Result<()> {
+        // An ASCII id (nearly all) in one pass over its bytes: a character
+        // is one byte, and the only whitespace, control or format
+        // characters of ASCII are the bytes up to the space, and DEL.
+        if self.0.is_ascii()
+            && (1..=MAX_ACCOUNT_ID_CHARS).contains(&self.0.len())
+            && !self.0.bytes().any(|b| b <= b' ' || b == 0x7F)
+        {
+            return Ok(());
+        }
         let len = self.0.chars().count();
         if len == 0 {
             return Err(Error::Missing { field: field() });
@@ -116,6 +134,9 @@ fn is_format_char(c: char) -> bool {
         (0xE0020, 0xE007F),
     ];
     let c = u32::from(c);
+    if c < 0x00AD {
+        return false;
+    }
     CF.iter().any(|&(first, last)| (first..=last).contains(&c))
 }
 
@@ -341,6 +362,29 @@ impl BatchNotification {
         self
     }
 
+    /// A copy without receivers (cheaper than cloning them to drop them).
+    pub(crate) fn without_receivers(&self) -> BatchNotification {
+        // Destructured, so that a field added later cannot be forgotten here.
+        let BatchNotification {
+            sender_id,
+            receiver_ids: _,
+            content,
+            sound,
+            push_config,
+            route_config,
+            notification_config,
+        } = self;
+        BatchNotification {
+            sender_id: sender_id.clone(),
+            receiver_ids: Vec::new(),
+            content: content.clone(),
+            sound: sound.clone(),
+            push_config: push_config.clone(),
+            route_config: route_config.clone(),
+            notification_config: notification_config.clone(),
+        }
+    }
+
     /// Parses a notification from JSON text: the one parser of the
     /// notification JSON, shared by every adapter.
     ///
@@ -367,6 +411,23 @@ impl BatchNotification {
                 reason: "the notification must be a JSON object".to_owned(),
             });
         }
+        let mut notification = Self::from_json_with_paths(json)?;
+        // Only content given as another JSON value than a string can differ
+        // from its exact text, and its compact JSON starts with one of
+        // these; content given as text that happens to does no harm.
+        if notification
+            .content
+            .as_str()
+            .starts_with(|c: char| matches!(c, '{' | '[' | '-' | '0'..='9' | 't' | 'f'))
+        {
+            notification.content = Content::exact(json, notification.content);
+        }
+        Ok(notification)
+    }
+
+    /// [`from_json`](Self::from_json)'s parse with the JSON path of every
+    /// value tracked, for its errors.
+    fn from_json_with_paths(json: &[u8]) -> Result<Self> {
         let syntax = |e: serde_json::Error| Error::Syntax {
             field: "body".into(),
             reason: e.to_string(),
@@ -385,8 +446,6 @@ impl BatchNotification {
             }
         })?;
         deserializer.end().map_err(syntax)?; // trailing characters
-        let mut notification: BatchNotification = notification;
-        notification.content = Content::exact(json, notification.content);
         Ok(notification)
     }
 

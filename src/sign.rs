@@ -153,6 +153,19 @@ impl Nonce {
         Ok(Nonce(hex::encode(random_bytes::<16>()?)))
     }
 
+    /// `count` random nonces, as [`random`](Self::random) makes them, from
+    /// one draw of the platform's CSPRNG: on wasm32 each draw is a call out
+    /// to `crypto.getRandomValues`, which costs more than the rest of a
+    /// nonce.
+    pub fn random_many(count: usize) -> Result<Vec<Self>> {
+        let mut bytes = vec![0u8; count * 16];
+        fill_random(&mut bytes)?;
+        Ok(bytes
+            .chunks_exact(16)
+            .map(|chunk| Nonce(hex::encode(chunk)))
+            .collect())
+    }
+
     /// A given nonce, checked against Yunxin's limit and as a header value.
     pub fn new(nonce: impl Into<String>) -> Result<Self> {
         let nonce = nonce.into();
@@ -296,10 +309,15 @@ fn uuid_shape(bytes: [u8; 16]) -> String {
 /// refuses it at global scope. The caller gets [`Error::Random`] then.
 pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).map_err(|e| Error::Random {
-        reason: e.to_string(),
-    })?;
+    fill_random(&mut bytes)?;
     Ok(bytes)
+}
+
+/// Fills `bytes` from the platform's CSPRNG (see [`random_bytes`]).
+fn fill_random(bytes: &mut [u8]) -> Result<()> {
+    getrandom::fill(bytes).map_err(|e| Error::Random {
+        reason: e.to_string(),
+    })
 }
 
 /// The authentication headers of one call.

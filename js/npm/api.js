@@ -74,6 +74,15 @@ function toJson(value, field) {
   }
 }
 
+// A notification crosses as its UTF-8 bytes: TextEncoder encodes natively, and the
+// bytes are copied into WebAssembly at once, where a string would be copied by a
+// JavaScript loop over its characters (a third of a millisecond for 10,000 receivers).
+const utf8 = new TextEncoder();
+function toJsonBytes(value, field) {
+  const text = toJson(value, field);
+  return text === undefined ? undefined : utf8.encode(text);
+}
+
 function coreJson(fn, ...args) {
   return JSON.parse(core(fn, ...args));
 }
@@ -129,7 +138,34 @@ export function signHeaders(credentials, options) {
  * them into calls of at most 500 and signs each: `fetch(request.url, request)` sends one.
  */
 export function buildBatchRequests(credentials, notification, options) {
-  return coreJson(wasm.buildBatchRequests, credentials, toJson(notification, 'notification'), options);
+  return unpackRequests(core(wasm.buildBatchRequests, credentials, toJsonBytes(notification, 'notification'), options));
+}
+
+// The requests as the core packs them (js/src/output.rs, pack_requests): a line of JSON
+// with each call's small fields, then the bodies back to back, then every receiver,
+// separated by '\n'. For thousands of receivers this is several times cheaper than
+// JSON.parse of the same objects (bodies escaped as JSON strings, receivers parsed one
+// string at a time); the objects are the same, with the same keys in the same order.
+function unpackRequests(packed) {
+  const callsEnd = packed.indexOf('\n');
+  const calls = JSON.parse(packed.slice(0, callsEnd));
+  let at = callsEnd + 1;
+  const bodies = calls.map(({ bodyLength }) => packed.slice(at, (at += bodyLength)));
+  const receivers = packed.slice(at).split('\n');
+  let first = 0;
+  const requests = calls.map(({ index, method, url, headers, traceId, receiverCount }, i) => ({
+    index,
+    method,
+    url,
+    headers,
+    body: bodies[i],
+    traceId,
+    receiverIds: receivers.slice(first, (first += receiverCount)),
+  }));
+  if (first !== receivers.length) {
+    throw new YunxinError(`internal error in yunxin-edge: ${receivers.length} receivers unpacked for ${first}`);
+  }
+  return requests;
 }
 
 /**
@@ -137,7 +173,7 @@ export function buildBatchRequests(credentials, notification, options) {
  * app secret (a browser form): `{ receiverIds, requestCount }` after de-duplication.
  */
 export function validateNotification(notification, options) {
-  return coreJson(wasm.validateNotification, toJson(notification, 'notification'), options);
+  return coreJson(wasm.validateNotification, toJsonBytes(notification, 'notification'), options);
 }
 
 /** The same request with a fresh signature and the same trace id, for a retry. */
@@ -259,7 +295,7 @@ export class Delivery {
     if (typeof bag !== 'object') throw invalid('options', 'must be an object');
     checkOptionNames(bag, DELIVERY_OPTIONS, 'new Delivery()');
     const settings = readOptions(() => deliverySettings(bag));
-    this.#driver = core(() => new wasm.DeliveryDriver(credentials, toJson(notification, 'notification'), settings));
+    this.#driver = core(() => new wasm.DeliveryDriver(credentials, toJsonBytes(notification, 'notification'), settings));
   }
 
   /**
@@ -318,7 +354,7 @@ export class Delivery {
  */
 export async function send(credentials, notification, options = {}) {
   const settings = sendSettings(options);
-  const driver = core(() => new wasm.DeliveryDriver(credentials, toJson(notification, 'notification'), settings.delivery));
+  const driver = core(() => new wasm.DeliveryDriver(credentials, toJsonBytes(notification, 'notification'), settings.delivery));
   try {
     return await drive(driver, settings);
   } finally {

@@ -6,8 +6,9 @@
 //! read here from `serde_json::Value`, field by field, so that an error names
 //! the field at fault (`request.traceId`, `parts[2].receiverIds[0]`).
 
+use js_sys::Uint8Array;
 use serde_json::{Map, Value};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 use yunxin_edge::{AccountId, Error, Outcome};
 
 use crate::error::{JsResult, js_error};
@@ -28,6 +29,17 @@ pub fn text(value: &JsValue, name: &str) -> JsResult<String> {
             value: type_name(value),
         })
     })
+}
+
+/// A document's JSON as UTF-8 bytes: its text, or the `Uint8Array` the
+/// wrapper encoded it into (copied into WebAssembly at once, where a string
+/// is copied by a JavaScript loop over its characters); `undefined`/`null`
+/// mean it is missing.
+pub fn json(value: &JsValue, name: &str) -> JsResult<Vec<u8>> {
+    if let Some(bytes) = value.dyn_ref::<Uint8Array>() {
+        return Ok(bytes.to_vec());
+    }
+    text(value, name).map(String::into_bytes)
 }
 
 /// Parses a document's JSON text. From bytes, as the core parses the

@@ -47,7 +47,7 @@ use yunxin_edge::{
 
 use crate::error::{JsResult, js_error};
 use crate::input::Fields;
-use crate::output::{HeaderMap, RequestShape, Validated, to_json, with_retry};
+use crate::output::{HeaderMap, RequestShape, Validated, pack_requests, to_json, with_retry};
 
 /// `checksum(appSecret, nonce, curTime)`: lowercase hex
 /// `SHA1(appSecret + nonce + curTime)`, Yunxin's `CheckSum`.
@@ -96,8 +96,9 @@ pub fn sign_headers(credentials: JsValue, options: JsValue) -> JsResult<String> 
 /// maxReceivers?, now? })`: validates the notification, removes duplicate
 /// receivers, splits them into calls of at most 500 and signs each call.
 ///
-/// Returns a JSON array of `{ index, url, method, headers, body, traceId,
-/// receiverIds }`; each can be passed to `fetch(request.url, request)` as it
+/// Returns `{ index, url, method, headers, body, traceId, receiverIds }` for
+/// each call, packed (see [`pack_requests`]) for the wrapper, which unpacks
+/// them into objects; each can be passed to `fetch(request.url, request)` as it
 /// is. With `eventId` the trace ids are derived from it, so planning the same
 /// event again yields the same trace ids and Yunxin de-duplicates the calls;
 /// they are the trace ids `send()` gives each call's first attempt.
@@ -121,30 +122,32 @@ pub fn build_batch_requests(
         Some(event_id) => event_id.to_owned(),
         None => TraceId::random().map_err(|e| js_error(&e))?.to_string(),
     };
-    let signed = plan
+    // Every call's own nonce, drawn at once (one call out to JavaScript).
+    let nonces = Nonce::random_many(plan.requests().len()).map_err(|e| js_error(&e))?;
+    let signed: Vec<SignedRequest> = plan
         .requests()
         .iter()
-        .map(|planned| {
+        .zip(nonces)
+        .map(|(planned, nonce)| {
             let trace_id = TraceId::derived(&seed, planned.index, 0);
-            let nonce = Nonce::random().map_err(|e| js_error(&e))?;
             let body = planned.body.clone();
-            Ok(SignedRequest::at(
+            SignedRequest::at(
                 &credentials,
                 &endpoint,
                 trace_id,
                 body,
                 cur_time(now),
                 nonce,
-            ))
+            )
         })
-        .collect::<JsResult<Vec<_>>>()?;
+        .collect();
     let requests: Vec<RequestShape> = plan
         .requests()
         .iter()
         .zip(&signed)
         .map(|(planned, signed)| RequestShape::new(planned.index, signed, &planned.receiver_ids))
         .collect();
-    to_json(&requests)
+    pack_requests(&requests)
 }
 
 /// `validateNotification(notificationJson, { maxReceivers? })`: the checks of
@@ -361,8 +364,8 @@ fn nonce(given: Option<String>) -> JsResult<Nonce> {
 /// wrong type or an unknown field is named by its JSON path
 /// (`receiver_ids[3]`, code `invalid_schema`), `null` fields are absent.
 pub(crate) fn read_notification(value: &JsValue) -> JsResult<BatchNotification> {
-    let text = document::text(value, "notification")?;
-    BatchNotification::from_json(text).map_err(|e| js_error(&e))
+    let json = document::json(value, "notification")?;
+    BatchNotification::from_json(json).map_err(|e| js_error(&e))
 }
 
 /// Planning options: `maxReceivers` from `options`, and the event id.

@@ -75,6 +75,74 @@ impl<'a> RequestShape<'a> {
     }
 }
 
+/// The requests of `buildBatchRequests`, packed for the wrapper's
+/// `unpackRequests` (js/npm/api.js), which makes the same objects as
+/// `JSON.parse` of a [`RequestShape`] array would, at a fraction of the cost
+/// for thousands of receivers: the bodies are not escaped as JSON strings
+/// and the receivers are not parsed one JSON string at a time.
+///
+/// One line of JSON, `[{ index, method, url, headers, traceId, bodyLength,
+/// receiverCount }, …]`, then the bodies one after the other (`bodyLength`
+/// in UTF-16 code units, JavaScript's string length), then every receiver
+/// of every call in order, separated by `\n`. A body is compact JSON, so it
+/// has no raw line break, and an account id has none either (validation
+/// refuses whitespace in ids), which is what makes `\n` safe both ends.
+pub fn pack_requests(requests: &[RequestShape<'_>]) -> JsResult<String> {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Call<'a> {
+        index: usize,
+        method: &'static str,
+        url: &'a str,
+        headers: &'a HeaderMap<'a>,
+        trace_id: &'a str,
+        body_length: usize,
+        receiver_count: usize,
+    }
+    let calls: Vec<Call<'_>> = requests
+        .iter()
+        .map(|r| Call {
+            index: r.index,
+            method: r.method,
+            url: r.url,
+            headers: &r.headers,
+            trace_id: r.trace_id,
+            body_length: utf16_len(r.body),
+            receiver_count: r.receiver_ids.len(),
+        })
+        .collect();
+    let mut packed = to_json(&calls)?;
+    let bodies: usize = requests.iter().map(|r| r.body.len()).sum();
+    let ids: usize = requests
+        .iter()
+        .flat_map(|r| r.receiver_ids)
+        .map(|id| id.as_str().len() + 1)
+        .sum();
+    packed.reserve(1 + bodies + ids);
+    packed.push('\n');
+    for request in requests {
+        packed.push_str(request.body);
+    }
+    let mut first = true;
+    for id in requests.iter().flat_map(|r| r.receiver_ids) {
+        if !first {
+            packed.push('\n');
+        }
+        first = false;
+        packed.push_str(id.as_str());
+    }
+    Ok(packed)
+}
+
+/// The length of `text` in UTF-16 code units, as JavaScript counts it.
+fn utf16_len(text: &str) -> usize {
+    if text.is_ascii() {
+        text.len()
+    } else {
+        text.chars().map(char::len_utf16).sum()
+    }
+}
+
 /// What `validateNotification` returns.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -221,5 +289,33 @@ mod tests {
         );
         let value = serde_json::to_value(with_retry(outcome.clone())).unwrap();
         assert_eq!(outcome_from_value(&value, "o").unwrap(), outcome);
+    }
+
+    #[test]
+    fn packed_requests_hold_each_body_and_receiver_in_order() {
+        let receivers = [AccountId::new("a"), AccountId::new("Bé")];
+        let headers = [("AppKey", "k".to_owned())];
+        let request = |index, body, receiver_ids| RequestShape {
+            index,
+            method: "POST",
+            url: "https://x/y",
+            headers: HeaderMap(&headers),
+            body,
+            trace_id: "t",
+            receiver_ids,
+        };
+        let packed = pack_requests(&[
+            request(0, r#"{"c":"通😀"}"#, &receivers[..1]),
+            request(1, "{}", &receivers[1..]),
+        ])
+        .unwrap();
+        let (calls, rest) = packed.split_once('\n').unwrap();
+        let calls: Value = serde_json::from_str(calls).unwrap();
+        // 通 is one UTF-16 unit, 😀 two.
+        assert_eq!(calls[0]["bodyLength"], 11);
+        assert_eq!(calls[1]["receiverCount"], 1);
+        assert_eq!(calls[0]["headers"]["AppKey"], "k");
+        assert_eq!(calls[1]["traceId"], "t");
+        assert_eq!(rest, "{\"c\":\"通😀\"}{}a\nBé");
     }
 }
