@@ -66,7 +66,8 @@ impl DeliveryDriver {
             .unwrap_or(DEFAULT_RETRY_DELAY_MS);
         let max_wait_ms = options.non_negative_integer("maxWaitMs")?;
 
-        let plan = Plan::new(&notification, &plan_options).map_err(|e| js_error(&e))?;
+        let plan =
+            Plan::from_notification(notification, &plan_options).map_err(|e| js_error(&e))?;
         let policy = policy(retries, retry_delay_ms, max_wait_ms);
         let delivery = Delivery::new(plan, policy).map_err(|e| js_error(&e))?;
         Ok(DeliveryDriver {

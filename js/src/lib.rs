@@ -115,7 +115,7 @@ pub fn build_batch_requests(
     let plan_options = plan_options(&options, options.non_empty_string("eventId")?)?;
     let now = options.millis("now")?;
 
-    let plan = Plan::new(&notification, &plan_options).map_err(|e| js_error(&e))?;
+    let plan = Plan::from_notification(notification, &plan_options).map_err(|e| js_error(&e))?;
     // The trace ids of the core's delivery: derived from the event id, or
     // from one random id (a failing random source throws `unsupported`).
     let seed = match plan.event_id() {
@@ -130,12 +130,13 @@ pub fn build_batch_requests(
         .zip(nonces)
         .map(|(planned, nonce)| {
             let trace_id = TraceId::derived(&seed, planned.index, 0);
-            let body = planned.body.clone();
+            // The signature covers the headers only: the body is the plan's,
+            // packed from there rather than copied into each request.
             SignedRequest::at(
                 &credentials,
                 &endpoint,
                 trace_id,
-                body,
+                String::new(),
                 cur_time(now),
                 nonce,
             )
@@ -145,7 +146,10 @@ pub fn build_batch_requests(
         .requests()
         .iter()
         .zip(&signed)
-        .map(|(planned, signed)| RequestShape::new(planned.index, signed, &planned.receiver_ids))
+        .map(|(planned, signed)| RequestShape {
+            body: &planned.body,
+            ..RequestShape::new(planned.index, signed, &planned.receiver_ids)
+        })
         .collect();
     pack_requests(&requests)
 }
@@ -162,7 +166,7 @@ pub fn validate_notification(notification: JsValue, options: JsValue) -> JsResul
     let options = Fields::options(options)?;
     // No event id and no signing: validation draws no randomness.
     let plan_options = plan_options(&options, None)?;
-    let plan = Plan::new(&notification, &plan_options).map_err(|e| js_error(&e))?;
+    let plan = Plan::from_notification(notification, &plan_options).map_err(|e| js_error(&e))?;
     let receiver_ids: Vec<&AccountId> = plan.receivers().collect();
     to_json(&Validated {
         receiver_ids,
