@@ -641,3 +641,47 @@ fn max_chars(field: &'static str, value: &str, limit: usize) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The full parse alone, as `from_json` was before its fast path.
+    fn full(json: &str) -> Result<BatchNotification> {
+        let mut notification = BatchNotification::from_json_with_paths(json.as_bytes())?;
+        notification.content = Content::exact(json.as_bytes(), notification.content);
+        Ok(notification)
+    }
+
+    #[test]
+    fn the_fast_parse_agrees_with_the_full_one_on_values_and_errors() {
+        let documents = [
+            r#"{"sender_id":"bot","receiver_ids":["a","B","a"],"content":"hi"}"#,
+            r#"{"sender_id":"bot","receiver_ids":["a"],"content":null,"sound":null}"#,
+            r#"{"receiver_ids":["a"],"content":"{\"x\":1E2}","sound":"s"}"#,
+            r#"{"sender_id":"bot","receiver_ids":["a"],"content":{"x":1E2,"y":[true]}}"#,
+            r#"{"sender_id":"bot","receiver_ids":["a"],"content":-1.50}"#,
+            r#"{"sender_id":"bot","receiver_ids":["a"],"content":"x","push_config":{"push_content":"p"}}"#,
+            r#"{"sender_id":"bot","receiver_ids":["a",7],"content":"x"}"#,
+            r#"{"sender_id":"bot","receiver_ids":"a","content":"x"}"#,
+            r#"{"sender_id":"bot","recevier_ids":["a"]}"#,
+            r#"{"sender_id":"bot","sender_id":"bot"}"#,
+            r#"{"sender_id":null}"#,
+            r#"{"sender_id":"bot","receiver_ids":["a"]} x"#,
+            r#"{"sender_id":"bot","#,
+            r#"  {}"#,
+            "",
+        ];
+        for json in documents {
+            let fast = BatchNotification::from_json(json);
+            match (fast, full(json)) {
+                (Ok(fast), Ok(full)) => assert_eq!(fast, full, "{json}"),
+                (Err(fast), Err(full)) => {
+                    assert_eq!(fast.to_string(), full.to_string(), "{json}");
+                    assert_eq!(fast.field(), full.field(), "{json}");
+                }
+                (fast, full) => panic!("{json}: {fast:?} against {full:?}"),
+            }
+        }
+    }
+}
