@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { createHash, randomBytes } from 'node:crypto';
 import { startEmulator, checksum, verifySignedHeaders, validateBatchBody, BATCH_PATH } from '../index.mjs';
+import { agent, request } from './http.mjs';
 
 const APP_KEY = 'test-app-key';
 const APP_SECRET = 'test-app-secret';
@@ -23,30 +24,6 @@ function signedHeaders({ appKey = APP_KEY, secret = APP_SECRET, nonce = randomBy
   return h;
 }
 
-const agent = new http.Agent({ keepAlive: true });
-
-/** One HTTP request; resolves { status, headers, text, json } or rejects on transport error. */
-function request(url, { method = 'POST', path = BATCH_PATH, headers = {}, body, agent: a = agent } = {}) {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body), 'utf8');
-    const req = http.request(new URL(path, url), { method, agent: a, headers: {
-      ...(payload ? { 'Content-Type': 'application/json;charset=utf-8', 'Content-Length': payload.length } : {}),
-      ...headers,
-    } }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json;
-        try { json = JSON.parse(text); } catch { json = undefined; }
-        resolve({ status: res.statusCode, headers: res.headers, text, json });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
 
 const validBody = (over = {}) => ({ sender_id: 'sender1', receiver_ids: ['Alice', 'bob'], content: '{"type":"ping"}', ...over });
 

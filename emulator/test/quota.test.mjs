@@ -4,11 +4,11 @@
 // Run: node --test emulator/test/
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { startEmulator, BATCH_PATH, QUOTA_WINDOW_MS } from '../index.mjs';
+import { agent, request } from './http.mjs';
 
 const APP_KEY = 'quota-app';
 const APP_SECRET = 'quota-secret';
@@ -31,29 +31,7 @@ function signed({ appKey = APP_KEY, secret = APP_SECRET, nowMs, traceId }) {
   return h;
 }
 
-const agent = new http.Agent({ keepAlive: true });
-
-function post(url, { path = BATCH_PATH, method = 'POST', headers = {}, body } = {}) {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body), 'utf8');
-    const req = http.request(new URL(path, url), {
-      method,
-      agent,
-      headers: { ...(payload ? { 'Content-Type': 'application/json;charset=utf-8', 'Content-Length': payload.length } : {}), ...headers },
-    }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json;
-        try { json = JSON.parse(text); } catch { json = undefined; }
-        resolve({ status: res.statusCode, headers: res.headers, text, json });
-      });
-    });
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
+const post = request;
 
 const body = (receivers = ['alice', 'bob']) => ({ sender_id: 'sender1', receiver_ids: receivers, content: 'hi' });
 
