@@ -3,6 +3,7 @@
 // wrangler.toml (Durable Objects, queues, vars) the way `wrangler dev` is,
 // plus Standard Webhooks signing with node:crypto, independent of the Rust
 // implementation.
+import { connect } from 'node:net';
 import { Miniflare } from 'miniflare';
 import { unstable_getMiniflareWorkerOptions, unstable_readConfig } from 'wrangler';
 import { signWebhook, webhookHeaders } from '../../scripts/lib/webhook.mjs';
@@ -73,7 +74,8 @@ export function sign(body, { secret = WEBHOOK_SECRET, id, timestamp }) {
  * POSTs a signed event, by default with `Prefer: wait` (deliver before
  * answering; `wait: false` for the queued path). `overrides` may replace any
  * header (undefined drops it), the body text, the secret, the id, or shift
- * the timestamp by `skewSeconds`.
+ * the timestamp by `skewSeconds`; `raw` sends it over a plain socket
+ * (see `rawRequest`).
  */
 export async function postEvent(relayUrl, notification, overrides = {}) {
   const body = overrides.body ?? JSON.stringify(notification);
@@ -89,7 +91,7 @@ export async function postEvent(relayUrl, notification, overrides = {}) {
     ...(overrides.wait === false ? {} : { prefer: 'wait' }),
     ...overrides.headers,
   };
-  return { id, ...(await request(`${relayUrl}/v1/notifications`, { method: overrides.method ?? 'POST', headers, body })) };
+  return { id, ...(await request(`${relayUrl}/v1/notifications`, { method: overrides.method ?? 'POST', headers, body, raw: overrides.raw })) };
 }
 
 /**
@@ -97,17 +99,84 @@ export async function postEvent(relayUrl, notification, overrides = {}) {
  * answer: `{ status, headers, json, text }`, `json` undefined when the body
  * is not JSON.
  */
-export async function request(url, { method = 'POST', headers = {}, body } = {}) {
+export async function request(url, { method = 'POST', headers = {}, body, raw = false } = {}) {
   const sent = Object.fromEntries(Object.entries(headers).filter(([, value]) => value !== undefined));
+  if (raw) return rawRequest(url, { method, headers: sent, body });
   const response = await fetch(url, { method, headers: sent, body });
   const text = await response.text();
-  let json;
+  return { status: response.status, headers: response.headers, json: parseJson(text), text };
+}
+
+function parseJson(text) {
   try {
-    json = JSON.parse(text);
+    return JSON.parse(text);
   } catch {
-    json = undefined;
+    return undefined;
   }
-  return { status: response.status, headers: response.headers, json, text };
+}
+
+/**
+ * Sends one HTTP/1.1 request over a plain socket and resolves to the first
+ * answer: `{ status, headers, json, text, ms }`. For a body the relay refuses
+ * before reading it: the relay answers early and closes, and a client
+ * library (`fetch`) may then report the write it was still doing (EPIPE,
+ * ECONNRESET) instead of the answer, which a socket still delivers. A
+ * `content-length` in `headers` is sent as given (it may lie); otherwise it
+ * is the body's length.
+ */
+export function rawRequest(url, { method = 'POST', headers = {}, body = '', timeoutMs = 10_000 } = {}) {
+  const { hostname, port, pathname, search } = new URL(url);
+  const bytes = Buffer.from(body);
+  const names = Object.keys(headers).map((name) => name.toLowerCase());
+  const head = [
+    `${method} ${pathname}${search} HTTP/1.1`,
+    `Host: ${hostname}:${port}`,
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+    ...(names.includes('content-length') ? [] : [`Content-Length: ${bytes.length}`]),
+    'Connection: close',
+  ];
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    let answer = Buffer.alloc(0);
+    let done = false;
+    const finish = (error, value) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      error ? reject(error) : resolve(value);
+    };
+    // The answer is complete once its Content-Length is in, or the socket ends.
+    const parse = (ended) => {
+      const text = answer.toString('utf8');
+      const end = text.indexOf('\r\n\r\n');
+      if (end < 0) return ended && finish(new Error(`no answer: ${JSON.stringify(text)}`));
+      const lines = text.slice(0, end).split('\r\n');
+      const status = Number(lines[0].match(/^HTTP\/1\.1 (\d{3})/)?.[1]);
+      const answerHeaders = new Headers(lines.slice(1).map((line) => line.split(/:\s*(.*)/s).slice(0, 2)));
+      const length = Number(answerHeaders.get('content-length') ?? NaN);
+      const rest = answer.subarray(Buffer.byteLength(text.slice(0, end + 4)));
+      if (!ended && !(rest.length >= length)) return;
+      const bodyText = rest.subarray(0, Number.isNaN(length) ? rest.length : length).toString('utf8');
+      finish(null, { status, headers: answerHeaders, json: parseJson(bodyText), text: bodyText, ms: Date.now() - started });
+    };
+    const timer = setTimeout(() => finish(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    const socket = connect({ host: hostname, port: Number(port) }, () => {
+      socket.write(`${head.join('\r\n')}\r\n\r\n`);
+      if (bytes.length) socket.write(bytes);
+    });
+    socket.on('data', (chunk) => {
+      answer = Buffer.concat([answer, chunk]);
+      parse(false);
+    });
+    socket.on('end', () => parse(true));
+    socket.on('close', () => parse(true));
+    // Writing after the relay answered and closed is expected; what was
+    // answered is still read above, or `close` says nothing was.
+    socket.on('error', (error) => {
+      if (!['EPIPE', 'ECONNRESET'].includes(error.code)) finish(error);
+    });
+  });
 }
 
 /** A notification from `bot` to `n` receivers named `${prefix}${i}`. */

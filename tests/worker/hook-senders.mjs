@@ -93,7 +93,7 @@ export function yunxinHeaders(body, { appKey, secret, curTime = Date.now() }) {
  * with `Prefer: wait` (`wait: false` for the queued path); `query` is
  * appended to the URL. Answers `{status, headers, json, text}`.
  */
-export async function postHook(relayUrl, route, body, headers, { wait = true, query = '', method = 'POST' } = {}) {
+export async function postHook(relayUrl, route, body, headers, { wait = true, query = '', method = 'POST', raw = false } = {}) {
   const all = { 'content-type': 'application/json', ...(wait ? { prefer: 'wait' } : {}), ...headers };
-  return request(`${relayUrl}/v1/hooks/${route}${query}`, { method, headers: all, body });
+  return request(`${relayUrl}/v1/hooks/${route}${query}`, { method, headers: all, body, raw });
 }

@@ -904,7 +904,7 @@ describe('bad requests', () => {
 
   test('a body over 1 MiB → 413, nothing forwarded', async () => {
     const p = testPayload('big', 'x'.repeat(1024 * 1024));
-    const result = await postHook(relay.url, 't-bearer', p.body, { authorization: `Bearer ${SECRETS.T_BEARER}` });
+    const result = await postHook(relay.url, 't-bearer', p.body, { authorization: `Bearer ${SECRETS.T_BEARER}` }, { raw: true });
     assert.equal(result.status, 413, result.text);
     assertNothingForwarded();
   });

@@ -143,7 +143,7 @@ describe('bad input is rejected and nothing is forwarded', () => {
     },
     {
       name: 'body over 1 MiB → 413',
-      run: () => postEvent(relay.url, { ...notification(1), content: 'x'.repeat(1024 * 1024) }),
+      run: () => postEvent(relay.url, { ...notification(1), content: 'x'.repeat(1024 * 1024) }, { raw: true }),
       status: 413,
       code: 'payload_too_large',
     },
