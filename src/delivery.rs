@@ -285,6 +285,16 @@ pub enum Recorded {
     },
 }
 
+/// What [`Delivery::replay`] reopened.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Replay {
+    /// The calls reopened, in order: each is driven again like a new one.
+    pub calls: Vec<usize>,
+    /// How many receivers are to be sent again.
+    pub receivers: usize,
+}
+
 /// Where a delivery stands, for a status view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -660,6 +670,66 @@ impl Delivery {
         }
         call.finish(Some(0));
         true
+    }
+
+    /// Sends again the receivers whose call ended with them failed: those
+    /// failed for a retryable reason (a 5xx, a 416, a transport error, a
+    /// call the queue gave up), or with `all` every failed one. Each such
+    /// call is reopened as a new generation (a new trace id: Yunxin has taken
+    /// the old one and would drop it) with a fresh attempt budget, due at
+    /// `now_ms`.
+    ///
+    /// Delivered receivers are never sent again, nor unknown ones (Yunxin may
+    /// have notified them), nor the receivers of a call still under way.
+    /// Replaying twice reopens nothing the second time until the first has
+    /// finished, so two operators pressing "retry" at once send once.
+    ///
+    /// ```
+    /// use yunxin_edge::delivery::{Action, Delivery, RetryPolicy};
+    /// use yunxin_edge::{BatchNotification, Content, Outcome, Plan, PlanOptions};
+    ///
+    /// let notification = BatchNotification::new("bot", Content::text("hi")).to(["ann", "bo"]);
+    /// let plan = Plan::new(&notification, &PlanOptions::for_event("evt_1"))?;
+    /// let mut delivery = Delivery::new(plan, RetryPolicy::scheduled([]))?;
+    /// let Action::Send(attempt) = delivery.poll(0) else { unreachable!() };
+    /// // `bo` is busy, and the policy allows no retry: `bo` ends failed.
+    /// let busy = Outcome::from_http(200, br#"{"code":200,"data":{"failed_list":[
+    ///     {"account_id":"bo","error_code":102503,"error_msg":"busy"}]}}"#);
+    /// delivery.record(attempt.id, busy.into(), 10);
+    /// assert!(delivery.is_done());
+    ///
+    /// let replay = delivery.replay(false, 60_000);
+    /// assert_eq!((replay.calls, replay.receivers), (vec![0], 1));
+    /// let Action::Send(again) = delivery.poll(60_000) else { unreachable!() };
+    /// assert_eq!(again.receiver_ids, ["bo".into()]);
+    /// assert_ne!(again.trace_id, attempt.trace_id);
+    /// assert_eq!(delivery.replay(false, 60_000).receivers, 0, "already under way");
+    /// # Ok::<(), yunxin_edge::Error>(())
+    /// ```
+    pub fn replay(&mut self, all: bool, now_ms: u64) -> Replay {
+        let mut replay = Replay::default();
+        for (index, call) in self.calls.iter_mut().enumerate() {
+            if call.phase != Phase::Done {
+                continue;
+            }
+            let (again, kept): (Vec<Failure>, Vec<Failure>) = std::mem::take(&mut call.failed)
+                .into_iter()
+                .partition(|f| all || f.retryable);
+            call.failed = kept;
+            if again.is_empty() {
+                continue;
+            }
+            replay.calls.push(index);
+            replay.receivers += again.len();
+            call.open = again.into_iter().map(|f| f.account_id).collect();
+            call.generation += 1;
+            call.attempts = 0;
+            call.lost_in_generation = false;
+            call.last_failure = None;
+            call.retry_after_ms = None;
+            call.phase = Phase::Ready { at_ms: now_ms };
+        }
+        replay
     }
 
     /// The calls whose next step is overdue by more than `grace_ms`: due for

@@ -61,7 +61,7 @@ pub use callback::{
 };
 pub use delivery::{
     Action, Attempt, AttemptId, AttemptOutcome, CallAction, Delivery, DeliveryState, Recorded,
-    RetryPolicy,
+    Replay, RetryPolicy,
 };
 pub use error::{CallbackError, Error, Result};
 pub use notification::{

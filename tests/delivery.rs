@@ -2164,3 +2164,173 @@ fn a_lost_answer_earlier_in_a_generation_leaves_the_receivers_unknown() {
     assert_eq!(report.failed.len(), 1, "{report:?}");
     assert!(report.unknown.is_empty());
 }
+
+// ---------------------------------------------------------------------------
+// Replay: an operator sends failed receivers again
+// ---------------------------------------------------------------------------
+
+/// Five calls of 2,001 receivers, finished every way a call can finish, with
+/// a policy that never retries by itself: call 0 partly failed (`user0`
+/// permanently, `user1` retryably), call 1 failed whole (502), call 2 lost
+/// its answer, call 3 delivered, call 4 still in flight.
+fn finished_every_way() -> (Delivery, Vec<Attempt>) {
+    let mut d = delivery(&users(2_001), RetryPolicy::scheduled([]));
+    let sent: Vec<Attempt> = (0..5)
+        .map(|call| match d.poll_call(call, 0) {
+            CallAction::Send(a) => a,
+            other => panic!("call {call}: {other:?}"),
+        })
+        .collect();
+    let answers = [
+        partial(&[("user0", 102_404), ("user1", 102_503)]),
+        http(502),
+        lost(),
+        ok(),
+    ];
+    for (attempt, answer) in sent.iter().zip(answers) {
+        assert!(matches!(
+            d.record(attempt.id, answer, 10),
+            Recorded::Done { .. }
+        ));
+    }
+    (d, sent)
+}
+
+#[test]
+fn replay_sends_again_only_receivers_failed_for_a_retryable_reason() {
+    let (mut d, first) = finished_every_way();
+    let before = d.status();
+    assert_eq!(
+        (
+            before.delivered.len(),
+            before.failed.len(),
+            before.unknown.len(),
+            before.pending.len()
+        ),
+        (998, 502, 500, 1)
+    );
+
+    let replay = d.replay(false, 1_000);
+    assert_eq!(
+        (replay.calls.as_slice(), replay.receivers),
+        (&[0, 1][..], 501)
+    );
+    let CallAction::Send(again0) = d.poll_call(0, 1_000) else {
+        panic!("call 0 is due again")
+    };
+    assert_eq!(again0.receiver_ids, ids(&["user1"]));
+    assert_eq!(
+        again0.trace_id,
+        trace(0, 1),
+        "a new generation, a new trace id"
+    );
+    let CallAction::Send(again1) = d.poll_call(1, 1_000) else {
+        panic!("call 1 is due again")
+    };
+    assert_eq!(again1.receiver_ids, first[1].receiver_ids);
+    assert_ne!(again1.trace_id, first[1].trace_id);
+    assert_ne!(again1.id, first[1].id, "attempt ids are never reused");
+    for call in [2, 3] {
+        assert_eq!(d.poll_call(call, 1_000), CallAction::Done, "call {call}");
+    }
+    assert!(matches!(d.poll_call(4, 1_000), CallAction::InFlight { .. }));
+
+    // Pressed twice: the second replay finds nothing new to send.
+    assert_eq!(d.replay(false, 1_001), Default::default());
+    assert_eq!(
+        d.replay(true, 1_001).calls,
+        Vec::<usize>::new(),
+        "call 0 is under way"
+    );
+
+    d.record(again0.id, ok(), 1_100);
+    d.record(again1.id, ok(), 1_100);
+    let after = d.status();
+    assert_eq!(after.delivered.len(), 998 + 501);
+    assert_eq!(after.failed.len(), 1);
+    assert_eq!(after.failed[0].account_id, AccountId::new("user0"));
+    assert!(!after.failed[0].retryable);
+    assert_eq!(
+        d.replay(false, 2_000).receivers,
+        0,
+        "only a permanent failure left"
+    );
+
+    // `all`: the permanent failure goes too, as yet another generation.
+    let replay = d.replay(true, 2_000);
+    assert_eq!((replay.calls.as_slice(), replay.receivers), (&[0][..], 1));
+    let CallAction::Send(third) = d.poll_call(0, 2_000) else {
+        panic!("call 0 is due again")
+    };
+    assert_eq!(
+        (third.receiver_ids.clone(), third.trace_id.clone()),
+        (ids(&["user0"]), trace(0, 2))
+    );
+}
+
+#[test]
+fn replay_never_sends_a_delivered_or_unknown_receiver_and_resumes_after_serde() {
+    let (mut d, first) = finished_every_way();
+    let delivered: HashSet<AccountId> = d.status().delivered.into_iter().collect();
+    let unknown: HashSet<AccountId> = d
+        .status()
+        .unknown
+        .into_iter()
+        .map(|u| u.account_id)
+        .collect();
+    d.replay(true, 1_000);
+    let mut d: Delivery = serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
+    // Drive everything to the end, answering every replay with success.
+    let mut replayed = Vec::new();
+    for call in 0..5 {
+        if let CallAction::Send(a) = d.poll_call(call, 1_000) {
+            replayed.extend(a.receiver_ids.iter().cloned());
+            d.record(a.id, ok(), 1_100);
+        }
+    }
+    d.record(first[4].id, ok(), 1_100);
+    assert_eq!(replayed.len(), 502);
+    assert!(
+        replayed
+            .iter()
+            .all(|r| !delivered.contains(r) && !unknown.contains(r))
+    );
+    let status = d.status();
+    assert_eq!(
+        status.state,
+        DeliveryState::CompletedWithFailures,
+        "call 2 stays unknown"
+    );
+    assert_eq!(
+        (
+            status.delivered.len(),
+            status.failed.len(),
+            status.unknown.len()
+        ),
+        (1_501, 0, 500)
+    );
+}
+
+#[test]
+fn replay_re_drives_a_call_the_queue_gave_up_but_not_one_in_flight() {
+    let mut d = delivery(&users(501), RetryPolicy::default());
+    let CallAction::Send(a) = d.poll_call(0, 0) else {
+        panic!()
+    };
+    d.record(a.id, http(502), 10); // waiting for its retry
+    let CallAction::Send(_in_flight) = d.poll_call(1, 0) else {
+        panic!()
+    };
+    assert!(d.abandon(0, "dead-lettered: the queue gave up"));
+    assert!(d.abandon(1, "dead-lettered: the queue gave up"));
+    let status = d.status();
+    assert_eq!((status.failed.len(), status.unknown.len()), (500, 1));
+
+    let replay = d.replay(false, 5_000);
+    assert_eq!((replay.calls.as_slice(), replay.receivers), (&[0][..], 500));
+    let CallAction::Send(again) = d.poll_call(0, 5_000) else {
+        panic!()
+    };
+    assert_eq!(again.receiver_ids, a.receiver_ids);
+    assert_eq!(again.trace_id, trace(0, 1));
+}
