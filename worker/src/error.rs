@@ -60,6 +60,9 @@ pub enum RelayError {
         /// What is wrong with it.
         problem: &'static str,
     },
+    /// A small JSON request body (not an event) is malformed.
+    #[error("request body: {0}")]
+    BadBody(String),
     /// The `webhook-id` is known, with another body.
     #[error(
         "event `{event_id}` was already accepted with another body; a new event needs a new webhook-id"
@@ -111,7 +114,9 @@ impl RelayError {
             RelayError::UnsupportedMediaType(_) => 415,
             RelayError::PayloadTooLarge { .. } => 413,
             RelayError::RequestTimeout { .. } => 408,
-            RelayError::BadHeader { .. } | RelayError::BadQuery { .. } => 400,
+            RelayError::BadHeader { .. } | RelayError::BadQuery { .. } | RelayError::BadBody(_) => {
+                400
+            }
             RelayError::Conflict { .. } => 409,
             RelayError::Unauthorized(_) | RelayError::BadBearer => 401,
             RelayError::Route(e) => e.status(),
@@ -133,6 +138,7 @@ impl RelayError {
             RelayError::RequestTimeout { .. } => "request_timeout",
             RelayError::BadHeader { .. } => "bad_header",
             RelayError::BadQuery { .. } => "bad_query",
+            RelayError::BadBody(_) => "bad_body",
             RelayError::Conflict { .. } => "conflict",
             RelayError::Unauthorized(_) | RelayError::BadBearer => "unauthorized",
             RelayError::Route(e) => e.code(),

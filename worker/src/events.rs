@@ -29,7 +29,7 @@ use worker::{
     Stub, console_log, durable_object,
 };
 use yunxin_edge::delivery::Status;
-use yunxin_edge::{Attempt, AttemptId, AttemptOutcome, CallAction, Delivery, Recorded};
+use yunxin_edge::{Attempt, AttemptId, AttemptOutcome, CallAction, Delivery, Recorded, Replay};
 
 use crate::task;
 
@@ -95,12 +95,22 @@ pub enum Command {
         /// Its outcome.
         outcome: AttemptOutcome,
     },
+    /// Send failed receivers again ([`Delivery::replay`]) and enqueue their
+    /// calls. Answer: `Option<Replay>` (`None`: no such event).
+    Retry {
+        /// Every failed receiver, not only the retryable ones.
+        all: bool,
+    },
     /// The dead-letter queue received this call. Answer: `bool`.
     DeadLettered {
         /// The call's index.
         call: usize,
         /// Why, for a call the delivery had not finished itself.
         reason: String,
+        /// The message's replay round: one from before the latest replay
+        /// is about a call since reopened, and is ignored.
+        #[serde(default)]
+        round: u32,
     },
 }
 
@@ -163,6 +173,14 @@ struct Record {
     created_ms: u64,
     enqueued: bool,
     dead_lettered: Vec<usize>,
+    /// When failures were last sent again (UNIX ms; 0: never): the record is
+    /// kept a full idempotency window after it, so the replay's outcome can
+    /// be seen.
+    #[serde(default)]
+    replayed_ms: u64,
+    /// How many replays reopened calls: the round of their messages.
+    #[serde(default)]
+    replays: u32,
     delivery: Delivery,
 }
 
@@ -238,7 +256,15 @@ impl DurableObject for EventStore {
                 self.update(|r| recorded = r.delivery.record(attempt, outcome, now))?;
                 Response::from_json(&recorded)
             }
-            Command::DeadLettered { call, reason } => Response::from_json(&self.update(|r| {
+            Command::Retry { all } => Response::from_json(&self.replay(all, now).await?),
+            Command::DeadLettered {
+                call,
+                reason,
+                round,
+            } => Response::from_json(&self.update(|r| {
+                if round < r.replays {
+                    return;
+                }
                 if !r.dead_lettered.contains(&call) {
                     r.dead_lettered.push(call);
                 }
@@ -253,30 +279,32 @@ impl DurableObject for EventStore {
         let now = now_ms();
         let watchdog_ms = self.watchdog_secs() * 1000;
         let intake_grace_ms = INTAKE_GRACE_MS.min(watchdog_ms);
-        let Some((event_id, created_ms, enqueued, done, overdue)) = self.read(|record| {
-            let overdue: Vec<usize> = if record.enqueued {
-                record.delivery.overdue(now, watchdog_ms)
-            } else if now >= record.created_ms + intake_grace_ms {
-                // The intake died between recording and enqueueing.
-                (0..record.delivery.calls()).collect()
-            } else {
-                Vec::new()
-            };
-            let done = record.delivery.is_done();
-            (
-                record.event_id.clone(),
-                record.created_ms,
-                record.enqueued,
-                done,
-                overdue,
-            )
-        })?
+        let Some((event_id, round, kept_since_ms, enqueued, done, overdue)) =
+            self.read(|record| {
+                let overdue: Vec<usize> = if record.enqueued {
+                    record.delivery.overdue(now, watchdog_ms)
+                } else if now >= record.created_ms.max(record.replayed_ms) + intake_grace_ms {
+                    // The intake died between recording and enqueueing.
+                    (0..record.delivery.calls()).collect()
+                } else {
+                    Vec::new()
+                };
+                let done = record.delivery.is_done();
+                (
+                    record.event_id.clone(),
+                    record.replays,
+                    record.created_ms.max(record.replayed_ms),
+                    record.enqueued,
+                    done,
+                    overdue,
+                )
+            })?
         else {
             return Response::ok("gone");
         };
         let mut enqueued = enqueued;
         if !overdue.is_empty() {
-            task::enqueue(&self.env, &event_id, overdue.iter().copied()).await?;
+            task::enqueue(&self.env, &event_id, round, overdue.iter().copied()).await?;
             if !enqueued {
                 self.update(|r| r.enqueued = true)?;
                 enqueued = true;
@@ -286,12 +314,14 @@ impl DurableObject for EventStore {
                 serde_json::json!({ "event_id": event_id, "watchdog_requeued": overdue })
             );
         }
-        let forget_at = created_ms + IDEMPOTENCY_WINDOW_MS;
+        let forget_at = kept_since_ms + IDEMPOTENCY_WINDOW_MS;
         let next_in_ms = if !done {
             if enqueued {
                 watchdog_ms
             } else {
-                (created_ms + intake_grace_ms).saturating_sub(now).max(1000)
+                (kept_since_ms + intake_grace_ms)
+                    .saturating_sub(now)
+                    .max(1000)
             }
         } else if now >= forget_at {
             // Finished and older than the idempotency window: forget it.
@@ -431,14 +461,49 @@ impl EventStore {
             created_ms: now,
             enqueued: false,
             dead_lettered: Vec::new(),
+            replayed_ms: 0,
+            replays: 0,
             delivery,
         })?;
+        self.watch_intake().await?;
+        Ok(Created::New { steps })
+    }
+
+    /// The watchdog's first look at calls about to be enqueued: should their
+    /// enqueue never be confirmed, it enqueues them itself.
+    async fn watch_intake(&self) -> Result<()> {
         let first_check_ms = (self.watchdog_secs() * 1000).min(INTAKE_GRACE_MS);
         self.state
             .storage()
             .set_alarm(Duration::from_millis(first_check_ms))
-            .await?;
-        Ok(Created::New { steps })
+            .await
+    }
+
+    /// Reopens failed receivers and enqueues their calls. Like a new event,
+    /// the record says "not enqueued" until the enqueue is confirmed, so the
+    /// watchdog enqueues in its place should this die half-way.
+    async fn replay(&self, all: bool, now: u64) -> Result<Option<Replay>> {
+        let mut replay = Replay::default();
+        let (mut event_id, mut round) = (String::new(), 0);
+        let known = self.update(|r| {
+            replay = r.delivery.replay(all, now);
+            if !replay.calls.is_empty() {
+                r.dead_lettered.retain(|call| !replay.calls.contains(call));
+                r.enqueued = false;
+                r.replayed_ms = now;
+                r.replays += 1;
+            }
+            (event_id, round) = (r.event_id.clone(), r.replays);
+        })?;
+        if !known {
+            return Ok(None);
+        }
+        if !replay.calls.is_empty() {
+            self.watch_intake().await?;
+            task::enqueue(&self.env, &event_id, round, replay.calls.iter().copied()).await?;
+            self.update(|r| r.enqueued = true)?;
+        }
+        Ok(Some(replay))
     }
 }
 
@@ -533,11 +598,18 @@ impl EventClient {
         self.call(&Command::Record { attempt, outcome }).await
     }
 
-    /// Marks a call as dead-lettered.
-    pub async fn dead_lettered(&self, call: usize, reason: &str) -> Result<()> {
+    /// Sends the event's failed receivers again (retryable ones, or `all`);
+    /// `None` for an unknown event.
+    pub async fn replay(&self, all: bool) -> Result<Option<Replay>> {
+        self.call(&Command::Retry { all }).await
+    }
+
+    /// Marks a call as dead-lettered by a message of replay `round`.
+    pub async fn dead_lettered(&self, call: usize, round: u32, reason: &str) -> Result<()> {
         self.call::<bool>(&Command::DeadLettered {
             call,
             reason: reason.to_owned(),
+            round,
         })
         .await
         .map(drop)

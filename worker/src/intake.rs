@@ -286,7 +286,7 @@ async fn hand_to_queue(
             return Err(worker::Error::RustError("TEST_FAIL_ENQUEUE is set".into()));
         }
         if !calls.is_empty() {
-            task::enqueue(env, events.event_id(), calls).await?;
+            task::enqueue(env, events.event_id(), 0, calls).await?;
         }
         if with_status {
             events.mark_enqueued_with_status().await

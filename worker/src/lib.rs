@@ -14,7 +14,8 @@
 //!   ([`events`]); by default one message per call is enqueued ([`task`])
 //!   and the consumer ([`queue`]) drives the delivery with [`pacer`] slots;
 //!   with `Prefer: wait` the request drives it first ([`sync`]).
-//! - `GET /v1/events/{id}`: the event's per-receiver status.
+//! - `GET /v1/events/{id}` and `POST /v1/events/{id}/retry` ([`operator`]):
+//!   an event's per-receiver status, and a replay of its failures.
 //! - `GET /healthz`.
 
 pub mod body;
@@ -24,6 +25,7 @@ pub mod events;
 pub mod hooks;
 pub mod intake;
 pub mod notifications;
+pub mod operator;
 pub mod pacer;
 pub mod queue;
 pub mod sync;
@@ -36,11 +38,9 @@ use worker::{Context, Date, Env, MessageBatch, Method, Request, Response, consol
 
 use crate::config::Config;
 use crate::error::RelayError;
-use crate::events::EventClient;
 use crate::hooks::Hook;
 use crate::intake::{Answer, intake, prefers_wait};
 use crate::task::{DEAD_LETTER_QUEUE, DeliveryTask};
-use crate::webhook::EventId;
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
@@ -57,10 +57,15 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
             take_event(req, &env, Some(route)).await
         }
         (path, method) if path.starts_with("/v1/hooks/") => Err(not_allowed(method, "POST")),
-        (path, Method::Get) if path.starts_with("/v1/events/") => {
-            event_status(&req, &env, &path["/v1/events/".len()..]).await
+        (path, method) if path.starts_with("/v1/events/") => {
+            let rest = &path["/v1/events/".len()..];
+            match (rest.strip_suffix("/retry"), method) {
+                (Some(segment), Method::Post) => operator::retry(req, &env, segment).await,
+                (Some(_), method) => Err(not_allowed(method, "POST")),
+                (None, Method::Get) => operator::status(&req, &env, rest).await,
+                (None, method) => Err(not_allowed(method, "GET")),
+            }
         }
-        (path, method) if path.starts_with("/v1/events/") => Err(not_allowed(method, "GET")),
         (path, _) => Err(RelayError::NotFound(path.to_owned())),
     };
     result.or_else(|e| {
@@ -143,34 +148,4 @@ async fn take_event(
     console_log!("{line}");
     let answer: Answer = result?;
     Ok(answer.response()?)
-}
-
-/// `GET /v1/events/{id}`, for a bearer of `STATUS_TOKEN` or a Standard
-/// Webhooks signature over an empty body.
-async fn event_status(req: &Request, env: &Env, event_id: &str) -> Result<Response, RelayError> {
-    let config = Config::from_env(env)?;
-    let bearer = req.headers().get("authorization")?;
-    let token = bearer.as_deref().and_then(|v| {
-        let (scheme, token) = v.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then_some(token)
-    });
-    match token {
-        Some(token)
-            if config
-                .status_token
-                .as_ref()
-                .is_some_and(|t| t.matches(token.trim())) => {}
-        Some(_) => return Err(RelayError::BadBearer),
-        None => webhook::verify(req, &config, b"")?,
-    }
-    let not_found = || RelayError::NotFound(format!("/v1/events/{event_id}"));
-    let id = percent_encoding::percent_decode_str(event_id)
-        .decode_utf8()
-        .ok()
-        .and_then(|id| EventId::parse(&id).ok())
-        .ok_or_else(not_found)?;
-    match EventClient::new(env, id.as_str())?.status().await? {
-        Some(status) => Ok(Response::from_json(&status)?),
-        None => Err(not_found()),
-    }
 }

@@ -170,7 +170,7 @@ async fn run(
             Ok(Disposition::RetryAt(now_ms()))
         }
         Turn::Send(start_ms) => Ok(
-            match send_on_slot(env, config, &events, attempt, start_ms, None).await? {
+            match send_on_slot(env, config, &events, task.round, attempt, start_ms, None).await? {
                 Recorded::Retry { at_ms } => Disposition::RetryAt(at_ms),
                 // Done (dead-lettered if given up), or stale: another message took the call over.
                 _ => Disposition::Ack,
@@ -196,12 +196,13 @@ fn delay_secs(at_ms: u64) -> u32 {
 /// Sends an attempt handed out by `begin` on its pacing slot `start_ms`,
 /// and reports the outcome to the event's record. The answer is awaited for
 /// the upstream timeout, and no later than `deadline_ms`; a call the
-/// delivery gave up on goes to the dead-letter queue. The queue consumer and
-/// the synchronous path both send this way.
+/// delivery gave up on goes to the dead-letter queue (as a message of replay
+/// `round`). The queue consumer and the synchronous path both send this way.
 pub async fn send_on_slot(
     env: &Env,
     config: &Config,
     events: &EventClient,
+    round: u32,
     attempt: Attempt,
     start_ms: u64,
     deadline_ms: Option<u64>,
@@ -221,6 +222,7 @@ pub async fn send_on_slot(
         let task = DeliveryTask {
             event_id: events.event_id().to_owned(),
             call: attempt.id.call,
+            round,
         };
         task::dead_letter(env, &task).await?;
     }
@@ -239,7 +241,11 @@ pub async fn bury(batch: MessageBatch<DeliveryTask>, env: &Env) -> worker::Resul
     for message in batch.messages()? {
         let task = message.body();
         EventClient::new(env, &task.event_id)?
-            .dead_lettered(task.call, "dead-lettered: the queue gave up retrying")
+            .dead_lettered(
+                task.call,
+                task.round,
+                "dead-lettered: the queue gave up retrying",
+            )
             .await?;
         message.ack();
     }

@@ -130,10 +130,12 @@ async fn drive_call(
             events.release(attempt.id, grant.next_ms).await?;
             return Ok(false);
         };
+        // Round 0: only a new event is driven synchronously; replays are queued.
         match send_on_slot(
             env,
             config,
             events,
+            0,
             attempt,
             start_ms,
             Some(budget.deadline_ms),

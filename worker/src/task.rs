@@ -23,12 +23,22 @@ pub struct DeliveryTask {
     pub event_id: String,
     /// The call's index in the plan.
     pub call: usize,
+    /// How many times the event's failures had been replayed when this was
+    /// enqueued: a dead-letter message from before a replay is stale.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub round: u32,
 }
 
-/// Enqueues one message per call of `event_id` on the delivery queue.
+fn is_zero(round: &u32) -> bool {
+    *round == 0
+}
+
+/// Enqueues one message per call of `event_id` on the delivery queue, in
+/// replay `round`.
 pub async fn enqueue(
     env: &Env,
     event_id: &str,
+    round: u32,
     calls: impl IntoIterator<Item = usize>,
 ) -> Result<()> {
     let tasks: Vec<DeliveryTask> = calls
@@ -36,6 +46,7 @@ pub async fn enqueue(
         .map(|call| DeliveryTask {
             event_id: event_id.to_owned(),
             call,
+            round,
         })
         .collect();
     let queue = env.queue(DELIVERIES)?;

@@ -1,0 +1,117 @@
+//! The operator's API over one event: its status, and replaying its
+//! failures.
+//!
+//! - `GET /v1/events/{id}`: the per-receiver status.
+//! - `POST /v1/events/{id}/retry`: sends again the receivers that ended
+//!   failed for a retryable reason, or every failed one with
+//!   `{"all": true}`. The core's [`Delivery::replay`](yunxin_edge::Delivery::replay)
+//!   decides who; the event's record reopens the calls and enqueues them, so
+//!   a replay is delivered like any queued event, and two replays at once
+//!   send once.
+//!
+//! Both answer a bearer of `STATUS_TOKEN`, or a Standard Webhooks signature
+//! over the request's body (empty for a `GET`).
+
+use serde::{Deserialize, Serialize};
+use worker::{Env, Request, Response};
+use yunxin_edge::Replay;
+
+use crate::body;
+use crate::config::Config;
+use crate::error::RelayError;
+use crate::events::EventClient;
+use crate::webhook::{self, EventId};
+
+/// A retry request's body is a small JSON object.
+const MAX_RETRY_BODY_BYTES: u64 = 1024;
+
+/// The body of `POST /v1/events/{id}/retry` (empty means the defaults).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetryRequest {
+    /// Every failed receiver, not only those failed for a retryable reason.
+    #[serde(default)]
+    all: bool,
+}
+
+/// The answer to a retry.
+#[derive(Debug, Serialize)]
+struct RetryAnswer<'a> {
+    event_id: &'a str,
+    /// Receivers sent again.
+    retried_receivers: usize,
+    /// The calls reopened.
+    requests: &'a [usize],
+    status_url: String,
+}
+
+/// `GET /v1/events/{id}`.
+pub async fn status(req: &Request, env: &Env, segment: &str) -> Result<Response, RelayError> {
+    let config = Config::from_env(env)?;
+    authorize(req, &config, b"")?;
+    let id = event_id(segment)?;
+    match EventClient::new(env, id.as_str())?.status().await? {
+        Some(status) => Ok(Response::from_json(&status)?),
+        None => Err(not_found(segment)),
+    }
+}
+
+/// `POST /v1/events/{id}/retry`: 202 when receivers go again, 200 when there
+/// was nothing to send.
+pub async fn retry(mut req: Request, env: &Env, segment: &str) -> Result<Response, RelayError> {
+    let config = Config::from_env(env)?;
+    let body = body::read(&mut req, MAX_RETRY_BODY_BYTES, config.body_deadline_ms).await?;
+    authorize(&req, &config, &body)?;
+    let asked: RetryRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RetryRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| RelayError::BadBody(e.to_string()))?
+    };
+    let id = event_id(segment)?;
+    let replay: Replay = EventClient::new(env, id.as_str())?
+        .replay(asked.all)
+        .await?
+        .ok_or_else(|| not_found(segment))?;
+    let answer = RetryAnswer {
+        event_id: id.as_str(),
+        retried_receivers: replay.receivers,
+        requests: &replay.calls,
+        status_url: format!("/v1/events/{}", id.path_segment()),
+    };
+    let status = if replay.receivers > 0 { 202 } else { 200 };
+    Ok(Response::from_json(&answer)?.with_status(status))
+}
+
+/// A bearer of `STATUS_TOKEN`, or a Standard Webhooks signature over `body`.
+fn authorize(req: &Request, config: &Config, body: &[u8]) -> Result<(), RelayError> {
+    let bearer = req.headers().get("authorization")?;
+    let token = bearer.as_deref().and_then(|v| {
+        let (scheme, token) = v.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then_some(token)
+    });
+    match token {
+        Some(token)
+            if config
+                .status_token
+                .as_ref()
+                .is_some_and(|t| t.matches(token.trim())) =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(RelayError::BadBearer),
+        None => webhook::verify(req, config, body),
+    }
+}
+
+/// The event id of a path segment (percent-encoded, as status URLs are).
+fn event_id(segment: &str) -> Result<EventId, RelayError> {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .ok()
+        .and_then(|id| EventId::parse(&id).ok())
+        .ok_or_else(|| not_found(segment))
+}
+
+fn not_found(segment: &str) -> RelayError {
+    RelayError::NotFound(format!("/v1/events/{segment}"))
+}
