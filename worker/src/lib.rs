@@ -16,6 +16,9 @@
 //!   with `Prefer: wait` the request drives it first ([`sync`]).
 //! - `GET /v1/events/{id}` and `POST /v1/events/{id}/retry` ([`operator`]):
 //!   an event's per-receiver status, and a replay of its failures.
+//! - `/dashboard`, `/dashboard/*` and `/metrics`: forwarded as received to
+//!   the ops Worker (`ops/`, the `OPS` service binding), which renders the
+//!   dashboard and the metrics from the JSON API above.
 //! - `GET /healthz`.
 
 pub mod body;
@@ -66,6 +69,8 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
                 (None, method) => Err(not_allowed(method, "GET")),
             }
         }
+        ("/metrics" | "/dashboard", _) => to_ops(req, &env).await,
+        (path, _) if path.starts_with("/dashboard/") => to_ops(req, &env).await,
         (path, _) => Err(RelayError::NotFound(path.to_owned())),
     };
     result.or_else(|e| {
@@ -94,6 +99,17 @@ async fn queue(batch: MessageBatch<DeliveryTask>, env: Env, _ctx: Context) -> wo
             Ok(())
         }
     }
+}
+
+/// The dashboard and `/metrics` live in the ops Worker, which keeps their
+/// HTML and formats out of this bundle; the request goes there unchanged.
+async fn to_ops(req: Request, env: &Env) -> Result<Response, RelayError> {
+    let ops = env.service("OPS").map_err(|_| RelayError::Config {
+        binding: "OPS",
+        problem: "is not set: the dashboard and /metrics run in the ops Worker (ops/wrangler.toml)"
+            .into(),
+    })?;
+    Ok(ops.fetch_request(req).await?)
 }
 
 fn not_allowed(method: Method, allowed: &'static str) -> RelayError {

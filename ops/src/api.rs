@@ -1,0 +1,349 @@
+//! The relay's JSON API, as the dashboard reads it: `GET /v1/events`,
+//! `GET /v1/events/{id}`, `POST /v1/events/{id}/retry`, `GET /v1/stats`.
+//!
+//! Read leniently: a field the relay leaves out takes its empty value and
+//! unknown fields are ignored, so a relay one version ahead or behind still
+//! renders.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// `GET /v1/events`: a page of events, newest first.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct EventList {
+    /// The events of this page.
+    pub events: Vec<EventSummary>,
+    /// The next page's `cursor`, if there is one.
+    pub next_cursor: Option<String>,
+}
+
+/// One event in the list.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct EventSummary {
+    /// The event id (a `webhook-id`).
+    pub event_id: String,
+    /// The webhook route, or `None` for `/v1/notifications`.
+    pub route: Option<String>,
+    /// When it was accepted (UNIX ms).
+    pub created_at_ms: u64,
+    /// When its record last changed (UNIX ms).
+    pub updated_at_ms: Option<u64>,
+    /// `pending`, `delivered` or `completed_with_failures`.
+    pub state: String,
+    /// Yunxin calls in its plan.
+    pub requests: u64,
+    /// Receivers by outcome.
+    pub receivers: ReceiverCounts,
+}
+
+/// Receivers of one event, by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ReceiverCounts {
+    /// All receivers.
+    pub total: u64,
+    /// Notified.
+    pub delivered: u64,
+    /// Refused, or whose calls failed for good.
+    pub failed: u64,
+    /// Whose answer was lost.
+    pub unknown: u64,
+    /// Still waiting.
+    pub pending: u64,
+}
+
+/// `GET /v1/events/{id}`: an event with each receiver's outcome and its
+/// attempts.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct EventDetail {
+    /// The event id.
+    pub event_id: String,
+    /// The webhook route, or `None` for `/v1/notifications`.
+    pub route: Option<String>,
+    /// Yunxin calls in its plan.
+    pub requests: u64,
+    /// When it was accepted (UNIX ms).
+    pub created_at_ms: Option<u64>,
+    /// `pending`, `delivered` or `completed_with_failures`.
+    pub state: String,
+    /// Receivers notified.
+    pub delivered: Vec<String>,
+    /// Receivers that failed, with Yunxin's code.
+    pub failed: Vec<Failed>,
+    /// Receivers whose answer was lost.
+    pub unknown: Vec<Reasoned>,
+    /// Receivers still waiting.
+    pub pending: Vec<Pending>,
+    /// Receivers never sent (repeats).
+    pub not_attempted: Vec<Reasoned>,
+    /// Calls that went to the dead-letter queue.
+    pub dead_lettered_requests: Vec<u64>,
+    /// Every attempt at every call, in the order made.
+    pub attempts: Vec<Attempt>,
+}
+
+/// A failed receiver.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Failed {
+    /// The receiver.
+    pub account_id: String,
+    /// Yunxin's code, or the HTTP status of a transport failure.
+    pub error_code: i64,
+    /// What went wrong.
+    pub error_msg: String,
+    /// Whether a retry may succeed.
+    pub retryable: bool,
+}
+
+/// A receiver with a reason (unknown, not attempted).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Reasoned {
+    /// The receiver.
+    pub account_id: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A receiver still waiting.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Pending {
+    /// The receiver.
+    pub account_id: String,
+    /// Attempts at its call so far.
+    pub attempts: u32,
+    /// When the next attempt is due (UNIX ms), `None` while one is in flight.
+    pub next_attempt_at_ms: Option<u64>,
+    /// Why the last attempt failed, if it did.
+    pub last_error: Option<String>,
+}
+
+/// One attempt at one call.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Attempt {
+    /// The call's index in the plan.
+    pub call: u64,
+    /// The attempt's number within its call, from 1.
+    pub attempt: u64,
+    /// `X-custom-traceid` sent.
+    pub trace_id: String,
+    /// The Yunxin base URL called.
+    pub endpoint: String,
+    /// When it was sent (UNIX ms).
+    pub started_at_ms: u64,
+    /// How long until its answer (or until it was given up).
+    pub latency_ms: Option<u64>,
+    /// The HTTP status, `None` without an answer.
+    pub http_status: Option<u16>,
+    /// Yunxin's `code`, `None` without one.
+    pub code: Option<i64>,
+    /// `delivered`, `partial`, `failed`, `rate_limited`, `transport`, `answer_lost`.
+    pub outcome: String,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
+}
+
+/// `POST /v1/events/{id}/retry`'s answer.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RetryAnswer {
+    /// Receivers sent again.
+    pub retried_receivers: u64,
+}
+
+/// `GET /v1/stats`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Stats {
+    /// `YUNXIN_RATE_PER_MINUTE`.
+    pub rate_per_minute: u64,
+    /// The last 60 minutes, oldest first.
+    pub minutes: Vec<Minute>,
+    /// Counters, each a name, labels and a value.
+    pub counters: Vec<Counter>,
+    /// Histograms with cumulative buckets.
+    pub histograms: Vec<Histogram>,
+    /// Per Yunxin endpoint health.
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// Upstream calls in one minute.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(default)]
+pub struct Minute {
+    /// The minute's start (UNIX ms).
+    pub start_ms: u64,
+    /// Calls made to Yunxin.
+    pub calls: u64,
+    /// Of those, answered 416 (frequency control).
+    pub rate_limited: u64,
+}
+
+/// One counter series.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Counter {
+    /// The name, without prefix or `_total`.
+    pub name: String,
+    /// Label names to values, in the relay's order.
+    pub labels: Map<String, Value>,
+    /// The count.
+    pub value: f64,
+}
+
+/// One histogram series.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Histogram {
+    /// The name, without prefix.
+    pub name: String,
+    /// Label names to values, in the relay's order.
+    pub labels: Map<String, Value>,
+    /// Upper bounds of the buckets, ascending (`+Inf` implied).
+    pub le: Vec<f64>,
+    /// Cumulative observations per bucket, one per `le`.
+    pub counts: Vec<u64>,
+    /// All observations.
+    pub count: u64,
+    /// Their sum.
+    pub sum: f64,
+}
+
+/// One Yunxin endpoint's health.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Endpoint {
+    /// The base URL.
+    pub base_url: String,
+    /// Calls made to it.
+    pub calls: u64,
+    /// Of those, transport errors and 5xx.
+    pub failures: u64,
+    /// The last failure (UNIX ms).
+    pub last_failure_ms: Option<u64>,
+}
+
+/// `{"error":{"code","message","field"?}}`, the relay's error body.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What the relay said went wrong.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ErrorDetail {
+    /// A machine-readable code.
+    pub code: String,
+    /// A sentence.
+    pub message: String,
+    /// The field at fault, if any.
+    pub field: Option<String>,
+}
+
+/// A label value as text: strings as they are, anything else as JSON.
+pub fn label_text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod samples {
+    //! Sample answers in the contract's shape (notes/ops-contract.md).
+
+    /// `GET /v1/events`.
+    pub const LIST: &str = r#"{"events":[
+      {"event_id":"evt_<b>1","route":"github-push","created_at_ms":1796000000000,"updated_at_ms":1796000001000,
+       "state":"completed_with_failures","requests":2,
+       "receivers":{"total":10,"delivered":7,"failed":2,"unknown":1,"pending":0}},
+      {"event_id":"evt 2/x","route":null,"created_at_ms":1795999000000,"updated_at_ms":1795999000500,
+       "state":"pending","requests":1,
+       "receivers":{"total":3,"delivered":1,"failed":0,"unknown":0,"pending":2}}],
+     "next_cursor":"c&2"}"#;
+
+    /// `GET /v1/events/{id}`.
+    pub const DETAIL: &str = r#"{"event_id":"evt_<b>1","route":"github-push","requests":2,"created_at_ms":1796000000000,
+      "state":"completed_with_failures",
+      "delivered":["user0","user1"],
+      "failed":[{"account_id":"ghost1","error_code":102404,"error_msg":"account not exist","retryable":false},
+                {"account_id":"user3","error_code":102503,"error_msg":"server busy","retryable":true}],
+      "unknown":[{"account_id":"user9","reason":"request sent, answer lost"}],
+      "pending":[{"account_id":"user5","attempts":1,"next_attempt_at_ms":1796000005000,"last_error":"HTTP 502"}],
+      "not_attempted":[{"account_id":"USER0","reason":"duplicate of user0"}],
+      "dead_lettered_requests":[1],
+      "attempts":[
+        {"call":0,"attempt":1,"trace_id":"tr-0-1","endpoint":"http://127.0.0.1:1234","started_at_ms":1796000000100,
+         "latency_ms":12,"http_status":200,"code":200,"outcome":"partial","error":null},
+        {"call":1,"attempt":1,"trace_id":"tr-1-1","endpoint":"http://127.0.0.1:1234","started_at_ms":1796000000200,
+         "latency_ms":30000,"http_status":502,"code":null,"outcome":"transport","error":"HTTP 502 <html>"}]}"#;
+
+    /// `GET /v1/stats`.
+    pub fn stats() -> String {
+        let minutes: Vec<String> = (0..60)
+            .map(|i| {
+                let calls = if i == 57 { 130 } else { i % 7 };
+                let limited = if i == 57 { 10 } else { 0 };
+                format!(
+                    r#"{{"start_ms":{},"calls":{calls},"rate_limited":{limited}}}"#,
+                    1_796_000_000_000u64 - 3_600_000 + i * 60_000
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"rate_per_minute":120,"minutes":[{}],
+            "counters":[
+              {{"name":"events_accepted","labels":{{"route":"-"}},"value":12}},
+              {{"name":"events_accepted","labels":{{"route":"git\"hub\\push\n"}},"value":3}},
+              {{"name":"events_rejected","labels":{{"route":"-","status":401}},"value":2}},
+              {{"name":"upstream_calls","labels":{{"endpoint":"http://127.0.0.1:1","outcome":"delivered"}},"value":7}}],
+            "histograms":[
+              {{"name":"upstream_latency_seconds","labels":{{"endpoint":"http://127.0.0.1:1"}},
+                "le":[0.05,0.1,0.25,0.5,1,2.5,5,10],"counts":[3,5,6,7,7,7,7,7],"count":8,"sum":12.5}}],
+            "endpoints":[{{"base_url":"http://127.0.0.1:1","calls":8,"failures":1,"last_failure_ms":1795999990000}}]}}"#,
+            minutes.join(",")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_contract_samples_parse() {
+        let list: EventList = serde_json::from_str(samples::LIST).unwrap();
+        assert_eq!(list.events.len(), 2);
+        assert_eq!(list.events[1].route, None);
+        assert_eq!(list.events[0].receivers.failed, 2);
+        assert_eq!(list.next_cursor.as_deref(), Some("c&2"));
+
+        let detail: EventDetail = serde_json::from_str(samples::DETAIL).unwrap();
+        assert_eq!(detail.failed.len(), 2);
+        assert_eq!(detail.attempts[1].code, None);
+        assert_eq!(detail.attempts[1].http_status, Some(502));
+
+        let stats: Stats = serde_json::from_str(&samples::stats()).unwrap();
+        assert_eq!(stats.minutes.len(), 60);
+        assert_eq!(label_text(&stats.counters[2].labels["status"]), "401");
+    }
+
+    #[test]
+    fn missing_fields_take_their_empty_values() {
+        let detail: EventDetail =
+            serde_json::from_str(r#"{"event_id":"e","state":"pending","extra":1}"#).unwrap();
+        assert!(detail.attempts.is_empty() && detail.route.is_none());
+        let error: ErrorBody =
+            serde_json::from_str(r#"{"error":{"code":"not_found","message":"no"}}"#).unwrap();
+        assert_eq!(error.error.message, "no");
+    }
+}

@@ -1,0 +1,289 @@
+//! `/metrics`: the relay's `GET /v1/stats` in the Prometheus text format,
+//! version 0.0.4. Every name gets the `yunxin_edge_` prefix, counters end in
+//! `_total`, histograms have cumulative `_bucket{le}` series ending at
+//! `+Inf`, `_sum` and `_count`; each family is written together under one
+//! `# HELP` and `# TYPE`, and label values are escaped.
+
+use std::fmt::Write;
+
+use serde_json::{Map, Value};
+
+use crate::api::{Stats, label_text};
+use crate::html::w;
+
+/// What the names mean, for `# HELP`.
+const HELP: &[(&str, &str)] = &[
+    (
+        "events_accepted",
+        "Events accepted, by route (- for /v1/notifications).",
+    ),
+    (
+        "events_rejected",
+        "Events refused, by route and HTTP status.",
+    ),
+    ("receivers_delivered", "Receivers notified, by route."),
+    (
+        "receivers_failed",
+        "Receivers that ended failed, by route and Yunxin code.",
+    ),
+    ("attempts_retried", "Calls attempted again, by route."),
+    (
+        "calls_dead_lettered",
+        "Calls moved to the dead-letter queue, by route.",
+    ),
+    (
+        "upstream_calls",
+        "Calls to Yunxin, by endpoint and outcome.",
+    ),
+    (
+        "upstream_latency_seconds",
+        "Time from sending a call to Yunxin to its answer, by endpoint.",
+    ),
+    (
+        "queue_lag_seconds",
+        "Time from enqueueing a call to its first attempt.",
+    ),
+    ("pacer_wait_seconds", "Time a call waited for a pacer slot."),
+];
+
+/// Every metric's prefix.
+pub const PREFIX: &str = "yunxin_edge_";
+
+fn help(name: &str) -> String {
+    HELP.iter().find(|(known, _)| *known == name).map_or_else(
+        || format!("{name}, from the relay's stats."),
+        |(_, h)| (*h).to_owned(),
+    )
+}
+
+/// A metric or label name made of the characters Prometheus allows.
+fn sanitize(name: &str, colons: bool) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || (colons && c == ':') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// A label value escaped: `\` → `\\`, `"` → `\"`, newline → `\n`.
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// `# HELP` text escaped: `\` → `\\`, newline → `\n`.
+fn escape_help(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+/// A sample value as Prometheus reads it.
+fn number(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".into()
+    } else if value.is_infinite() {
+        if value > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{}", value as i64)
+    } else {
+        format!("{value}")
+    }
+}
+
+/// `{name="value",…}` with `extra` appended, or nothing without labels.
+fn labels(map: &Map<String, Value>, extra: Option<(&str, &str)>) -> String {
+    let mut parts: Vec<String> = map
+        .iter()
+        .map(|(name, value)| {
+            format!(
+                "{}=\"{}\"",
+                sanitize(name, false),
+                escape_label(&label_text(value))
+            )
+        })
+        .collect();
+    if let Some((name, value)) = extra {
+        parts.push(format!("{name}=\"{}\"", escape_label(value)));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", parts.join(","))
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    w!(
+        out,
+        "# HELP {name} {}\n# TYPE {name} {kind}\n",
+        escape_help(help)
+    );
+}
+
+/// Names in first-seen order, each once.
+fn names<'a>(all: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut seen: Vec<&str> = Vec::new();
+    for name in all {
+        if !seen.contains(&name) {
+            seen.push(name);
+        }
+    }
+    seen
+}
+
+/// The exposition of `stats`.
+pub fn render(stats: &Stats) -> String {
+    let mut out = String::with_capacity(4096);
+
+    let quota = format!("{PREFIX}rate_per_minute");
+    family(
+        &mut out,
+        &quota,
+        "gauge",
+        "The Yunxin call quota per minute (YUNXIN_RATE_PER_MINUTE).",
+    );
+    w!(out, "{quota} {}\n", stats.rate_per_minute);
+
+    for name in names(stats.counters.iter().map(|c| c.name.as_str())) {
+        let base = sanitize(name, true);
+        let metric = format!("{PREFIX}{}_total", base.trim_end_matches("_total"));
+        family(&mut out, &metric, "counter", &help(name));
+        for counter in stats.counters.iter().filter(|c| c.name == name) {
+            w!(
+                out,
+                "{metric}{} {}\n",
+                labels(&counter.labels, None),
+                number(counter.value)
+            );
+        }
+    }
+
+    for name in names(stats.histograms.iter().map(|h| h.name.as_str())) {
+        let metric = format!("{PREFIX}{}", sanitize(name, true));
+        family(&mut out, &metric, "histogram", &help(name));
+        for histogram in stats.histograms.iter().filter(|h| h.name == name) {
+            for (le, count) in histogram.le.iter().zip(&histogram.counts) {
+                w!(
+                    out,
+                    "{metric}_bucket{} {count}\n",
+                    labels(&histogram.labels, Some(("le", &number(*le))))
+                );
+            }
+            let plain = labels(&histogram.labels, None);
+            w!(
+                out,
+                "{metric}_bucket{} {}\n{metric}_sum{plain} {}\n{metric}_count{plain} {}\n",
+                labels(&histogram.labels, Some(("le", "+Inf"))),
+                histogram.count,
+                number(histogram.sum),
+                histogram.count
+            );
+        }
+    }
+
+    let failed_at = format!("{PREFIX}endpoint_last_failure_timestamp_seconds");
+    let failures: Vec<_> = stats
+        .endpoints
+        .iter()
+        .filter_map(|e| Some((e, e.last_failure_ms?)))
+        .collect();
+    if !failures.is_empty() {
+        family(
+            &mut out,
+            &failed_at,
+            "gauge",
+            "When a Yunxin endpoint last failed (transport error or 5xx), UNIX seconds.",
+        );
+        for (endpoint, ms) in failures {
+            w!(
+                out,
+                "{failed_at}{{endpoint=\"{}\"}} {}\n",
+                escape_label(&endpoint.base_url),
+                number(ms as f64 / 1000.0)
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::samples;
+
+    #[test]
+    fn counters_histograms_and_gauges_in_the_text_format() {
+        let stats: Stats = serde_json::from_str(&samples::stats()).unwrap();
+        let text = render(&stats);
+        let expected_lines = [
+            "# TYPE yunxin_edge_rate_per_minute gauge",
+            "yunxin_edge_rate_per_minute 120",
+            "# HELP yunxin_edge_events_accepted_total Events accepted, by route (- for /v1/notifications).",
+            "# TYPE yunxin_edge_events_accepted_total counter",
+            "yunxin_edge_events_accepted_total{route=\"-\"} 12",
+            // Quote, backslash and newline escaped.
+            "yunxin_edge_events_accepted_total{route=\"git\\\"hub\\\\push\\n\"} 3",
+            // A number label as text.
+            "yunxin_edge_events_rejected_total{route=\"-\",status=\"401\"} 2",
+            "yunxin_edge_upstream_calls_total{endpoint=\"http://127.0.0.1:1\",outcome=\"delivered\"} 7",
+            "# TYPE yunxin_edge_upstream_latency_seconds histogram",
+            "yunxin_edge_upstream_latency_seconds_bucket{endpoint=\"http://127.0.0.1:1\",le=\"0.05\"} 3",
+            "yunxin_edge_upstream_latency_seconds_bucket{endpoint=\"http://127.0.0.1:1\",le=\"2.5\"} 7",
+            "yunxin_edge_upstream_latency_seconds_bucket{endpoint=\"http://127.0.0.1:1\",le=\"10\"} 7",
+            "yunxin_edge_upstream_latency_seconds_bucket{endpoint=\"http://127.0.0.1:1\",le=\"+Inf\"} 8",
+            "yunxin_edge_upstream_latency_seconds_sum{endpoint=\"http://127.0.0.1:1\"} 12.5",
+            "yunxin_edge_upstream_latency_seconds_count{endpoint=\"http://127.0.0.1:1\"} 8",
+            "yunxin_edge_endpoint_last_failure_timestamp_seconds{endpoint=\"http://127.0.0.1:1\"} 1795999990",
+        ];
+        let lines: Vec<&str> = text.lines().collect();
+        for line in expected_lines {
+            assert!(lines.contains(&line), "missing {line:?} in\n{text}");
+        }
+        // One HELP and TYPE per family, samples of a family together.
+        assert_eq!(
+            text.matches("# TYPE yunxin_edge_events_accepted_total ")
+                .count(),
+            1
+        );
+        let first = lines
+            .iter()
+            .position(|l| l.starts_with("yunxin_edge_events_accepted_total{"))
+            .unwrap();
+        assert!(lines[first + 1].starts_with("yunxin_edge_events_accepted_total{"));
+        assert!(text.ends_with('\n'));
+    }
+
+    #[test]
+    fn names_and_numbers_are_made_valid() {
+        assert_eq!(sanitize("a-b.c", true), "a_b_c");
+        assert_eq!(sanitize("9lives", false), "_9lives");
+        assert_eq!(sanitize("ns:metric", true), "ns:metric");
+        assert_eq!(sanitize("ns:label", false), "ns_label");
+        assert_eq!(number(3.0), "3");
+        assert_eq!(number(0.25), "0.25");
+        assert_eq!(number(f64::INFINITY), "+Inf");
+        assert_eq!(number(f64::NAN), "NaN");
+        assert_eq!(escape_help("a\\b\nc"), "a\\\\b\\nc");
+    }
+
+    #[test]
+    fn a_counter_already_named_total_is_not_doubled_and_unknown_names_get_help() {
+        let stats: Stats = serde_json::from_str(
+            r#"{"rate_per_minute":5,"counters":[{"name":"odd_total","labels":{},"value":1}]}"#,
+        )
+        .unwrap();
+        let text = render(&stats);
+        assert!(text.contains("# HELP yunxin_edge_odd_total odd_total, from the relay's stats.\n"));
+        assert!(text.contains("\nyunxin_edge_odd_total 1\n"));
+    }
+}
