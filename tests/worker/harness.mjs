@@ -1,5 +1,5 @@
-// Test harness for the relay: the built Workers (worker/build and
-// hooks/build, made by scripts/build-worker) in real workerd through Miniflare, configured from
+// Test harness for the relay: the built Workers (worker/build,
+// hooks/build and ops/build, made by scripts/build-worker) in real workerd through Miniflare, configured from
 // wrangler.toml (Durable Objects, queues, vars) the way `wrangler dev` is,
 // plus Standard Webhooks signing with node:crypto, independent of the Rust
 // implementation.
@@ -37,8 +37,9 @@ export async function startRelay(bindings = {}, { persistTo, onLog } = {}) {
       if (onLog) lines.forEach(onLog);
     });
   };
-  // The relay and its hooks Worker (webhook routes), each from its own
-  // wrangler.toml, in one workerd; both get the test's bindings.
+  // The relay, its hooks Worker (webhook routes) and its ops Worker
+  // (dashboard, /metrics), each from its own wrangler.toml, in one workerd;
+  // all get the test's bindings.
   const worker = (config, scriptPath) => ({
     ...unstable_getMiniflareWorkerOptions(config).workerOptions,
     name: unstable_readConfig({ config }).name,
@@ -48,12 +49,14 @@ export async function startRelay(bindings = {}, { persistTo, onLog } = {}) {
     bindings: Object.fromEntries(Object.entries(all).filter(([, v]) => v !== undefined)),
   });
   const relay = worker('wrangler.toml', 'worker/build/index.js');
+  const ops = worker('ops/wrangler.toml', 'ops/build/index.js');
   const mf = new Miniflare({
     host: '127.0.0.1',
     port: 0,
     workers: [
-      { ...relay, serviceBindings: { ...relay.serviceBindings, HOOKS: 'yunxin-edge-hooks' } },
+      { ...relay, serviceBindings: { ...relay.serviceBindings, HOOKS: 'yunxin-edge-hooks', OPS: 'yunxin-edge-ops' } },
       worker('hooks/wrangler.toml', 'hooks/build/index.js'),
+      { ...ops, serviceBindings: { ...ops.serviceBindings, RELAY: 'yunxin-edge' } },
     ],
     ...(persistTo ? { defaultPersistRoot: persistTo } : {}),
     handleRuntimeStdio: (stdout, stderr) => {
