@@ -188,37 +188,27 @@ pub fn optional(env: &Env, binding: &str) -> Option<String> {
 /// the core; an error names the binding and the entry at fault, not its
 /// text.
 fn endpoints(list: Option<String>, single: Option<String>) -> Result<Vec<Endpoint>, RelayError> {
-    let (binding, urls, entry) = match (list, single) {
-        (Some(_), Some(_)) => {
-            return Err(config_error(
-                "YUNXIN_BASE_URLS",
-                "is set together with YUNXIN_BASE_URL: set only one (YUNXIN_BASE_URL is a list of one)",
-            ));
-        }
-        (Some(list), None) => ("YUNXIN_BASE_URLS", list, "entry "),
-        (None, Some(url)) => ("YUNXIN_BASE_URL", url, ""),
-        (None, None) => return Ok(Failover::default_endpoints()),
-    };
-    let mut endpoints = Vec::new();
-    // One URL in YUNXIN_BASE_URL, as before; a comma may be part of it.
-    let parts: Vec<&str> = if entry.is_empty() {
-        vec![&urls]
-    } else {
-        urls.split(',').map(str::trim).collect()
-    };
-    for (i, url) in parts.into_iter().enumerate() {
-        let position = if entry.is_empty() {
-            String::new()
-        } else {
-            format!("entry {} ", i + 1)
-        };
-        endpoints.push(
-            Endpoint::new(url).map_err(|_| {
-                config_error(binding, format!("{position}is not an http(s) base URL"))
-            })?,
-        );
+    match (list, single) {
+        (Some(_), Some(_)) => Err(config_error(
+            "YUNXIN_BASE_URLS",
+            "is set together with YUNXIN_BASE_URL: set only one (YUNXIN_BASE_URL is a list of one)",
+        )),
+        (Some(list), None) => list
+            .split(',')
+            .enumerate()
+            .map(|(i, url)| {
+                Endpoint::new(url.trim()).map_err(|_| {
+                    let problem = format!("entry {} is not an http(s) base URL", i + 1);
+                    config_error("YUNXIN_BASE_URLS", problem)
+                })
+            })
+            .collect(),
+        // One URL, as before: a comma may be part of it.
+        (None, Some(url)) => Endpoint::new(&url)
+            .map(|endpoint| vec![endpoint])
+            .map_err(|_| config_error("YUNXIN_BASE_URL", "is not an http(s) base URL")),
+        (None, None) => Ok(Failover::default_endpoints()),
     }
-    Ok(endpoints)
 }
 
 fn required(env: &Env, binding: &'static str) -> Result<String, RelayError> {
