@@ -48,6 +48,7 @@ pub mod batch;
 pub mod callback;
 pub mod delivery;
 pub mod error;
+pub mod failover;
 pub mod notification;
 pub mod pacing;
 pub mod response;
