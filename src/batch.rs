@@ -49,6 +49,11 @@ impl Endpoint {
     pub fn batch_url(&self) -> &str {
         &self.batch_url
     }
+
+    /// The base URL it was made from, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.batch_url[..self.batch_url.len() - BATCH_PATH.len()]
+    }
 }
 
 impl Default for Endpoint {

@@ -285,6 +285,37 @@ pub enum Recorded {
     },
 }
 
+/// Receivers per outcome, and the state they make ([`Delivery::counts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Counts {
+    /// Where the delivery stands.
+    pub state: DeliveryState,
+    /// Receivers that got the notification.
+    pub delivered: usize,
+    /// Receivers that did not.
+    pub failed: usize,
+    /// Receivers whose last attempt lost its answer.
+    pub unknown: usize,
+    /// Receivers still waiting.
+    pub pending: usize,
+    /// Receivers never to be sent: repeats of earlier ones.
+    pub not_attempted: usize,
+}
+
+impl Default for Counts {
+    fn default() -> Self {
+        Counts {
+            state: DeliveryState::Pending,
+            delivered: 0,
+            failed: 0,
+            unknown: 0,
+            pending: 0,
+            not_attempted: 0,
+        }
+    }
+}
+
 /// What [`Delivery::replay`] reopened.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -803,6 +834,32 @@ impl Delivery {
             }
         }
         report
+    }
+
+    /// How many receivers stand where, without listing them: what an index
+    /// of many events keeps per event. Agrees with [`Delivery::status`]'s
+    /// list lengths and state.
+    pub fn counts(&self) -> Counts {
+        let mut counts = Counts {
+            not_attempted: self.duplicates.len(),
+            ..Counts::default()
+        };
+        for call in &self.calls {
+            counts.delivered += call.delivered.len();
+            counts.failed += call.failed.len();
+            counts.unknown += call.unknown.len();
+            if call.phase != Phase::Done {
+                counts.pending += call.open.len();
+            }
+        }
+        counts.state = if counts.pending > 0 {
+            DeliveryState::Pending
+        } else if counts.failed == 0 && counts.unknown == 0 {
+            DeliveryState::Delivered
+        } else {
+            DeliveryState::CompletedWithFailures
+        };
+        counts
     }
 
     /// The status view: final results so far, and who is pending (with

@@ -48,6 +48,7 @@ pub mod batch;
 pub mod callback;
 pub mod delivery;
 pub mod error;
+pub mod failover;
 pub mod notification;
 pub mod pacing;
 pub mod response;
@@ -60,8 +61,8 @@ pub use callback::{
     CallbackHeaders, DEFAULT_CALLBACK_TOLERANCE_MS, SignedCallback, sign_callback, verify_callback,
 };
 pub use delivery::{
-    Action, Attempt, AttemptId, AttemptOutcome, CallAction, Delivery, DeliveryState, Recorded,
-    Replay, RetryPolicy,
+    Action, Attempt, AttemptId, AttemptOutcome, CallAction, Counts, Delivery, DeliveryState,
+    Recorded, Replay, RetryPolicy,
 };
 pub use error::{CallbackError, Error, Result};
 pub use notification::{

@@ -248,6 +248,24 @@ impl Outcome {
             Outcome::AnswerLost { .. } => RetryVerdict::Retry { min_delay_secs: 0 },
         }
     }
+
+    /// Whether the outcome speaks against the endpoint that gave it, so
+    /// that the next attempt should go elsewhere ([`crate::failover`]): no
+    /// connection, a lost answer (a timeout, a connection closed
+    /// mid-answer) or an HTTP 5xx. Any other answer, a Yunxin refusal or a
+    /// 4xx included, came from a server that is up and would be given
+    /// again by the other endpoint.
+    pub fn is_endpoint_failure(&self) -> bool {
+        match self {
+            Outcome::Transport { http_status, .. } => {
+                http_status.is_none_or(|status| (500..600).contains(&status))
+            }
+            Outcome::AnswerLost { .. } => true,
+            Outcome::Delivered { .. }
+            | Outcome::PartialFailure { .. }
+            | Outcome::Rejected { .. } => false,
+        }
+    }
 }
 
 /// A receiver that did not get the notification.

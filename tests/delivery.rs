@@ -67,6 +67,28 @@ fn policy(change: impl FnOnce(&mut RetryPolicy)) -> RetryPolicy {
     policy
 }
 
+/// `counts` says what `status` lists, without the lists.
+fn assert_counts_agree(delivery: &Delivery) {
+    let (counts, status) = (delivery.counts(), delivery.status());
+    let listed = (
+        status.state,
+        status.delivered.len(),
+        status.failed.len(),
+        status.unknown.len(),
+        status.pending.len(),
+        status.not_attempted.len(),
+    );
+    let counted = (
+        counts.state,
+        counts.delivered,
+        counts.failed,
+        counts.unknown,
+        counts.pending,
+        counts.not_attempted,
+    );
+    assert_eq!(counted, listed);
+}
+
 /// The body of an attempt names exactly its receivers, and the template.
 fn assert_body_matches(attempt: &Attempt) {
     let body: Value = serde_json::from_str(&attempt.body).unwrap();
@@ -317,6 +339,7 @@ impl Driver {
         self.used += 1;
         let answer = answer.outcome(&attempt.receiver_ids).unwrap_or_else(lost);
         let recorded = delivery.record(attempt.id, answer.clone(), self.now_ms);
+        assert_counts_agree(delivery);
         Step::Recorded {
             at_ms: self.now_ms,
             id: attempt.id,

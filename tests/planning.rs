@@ -223,6 +223,17 @@ fn endpoints() {
         url("http://127.0.0.1:9100").unwrap(),
         "http://127.0.0.1:9100/im/v2/custom_notification/batch"
     );
+    // The base URL is kept as given, less a trailing slash.
+    let base = |url: &str| Endpoint::new(url).unwrap().base_url().to_owned();
+    assert_eq!(
+        base("https://open-sg.yunxinapi.com/"),
+        "https://open-sg.yunxinapi.com"
+    );
+    assert_eq!(
+        base("https://api-cn.yunxinapi.com/nimserver"),
+        "https://api-cn.yunxinapi.com/nimserver"
+    );
+    assert_eq!(Endpoint::default().base_url(), "https://open.yunxinapi.com");
     for bad in [
         "",
         "open.yunxinapi.com",

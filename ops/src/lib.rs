@@ -1,12 +1,17 @@
-//! The ops Worker: the relay's operations dashboard (`/dashboard`) and its
-//! Prometheus metrics (`/metrics`), in a Worker of its own.
+//! The ops Worker: the relay's operations plane.
 //!
-//! The relay forwards `/dashboard`, `/dashboard/*` and `/metrics` here over
+//! It hosts the event index ([`index::EventIndex`]), a Durable Object that
+//! the relay binds by script name (`INDEX`): the relay tells it of every
+//! change to an event and reads lists, attempts and stats from it.
+//!
+//! And it serves the operations dashboard (`/dashboard`) and the Prometheus
+//! metrics (`/metrics`). The relay forwards `/dashboard`, `/dashboard/*` and `/metrics` here over
 //! its `OPS` service binding; this Worker reads the relay's JSON API
 //! (`/v1/events`, `/v1/events/{id}`, `/v1/events/{id}/retry`, `/v1/stats`)
 //! back over its `RELAY` binding with `Authorization: Bearer
 //! <STATUS_TOKEN>`, and renders it. The relay, which every notification
-//! goes through, stays small; this one holds the HTML.
+//! goes through, stays small: this Worker holds the index's code and the
+//! HTML.
 //!
 //! - Sign-in ([`session`]): `GET /dashboard/login` is a form, `POST` checks
 //!   the token and sets a signed session cookie; `POST /dashboard/logout`.
@@ -16,13 +21,17 @@
 //!   protected by a CSRF token), the quota chart.
 //! - `/metrics` ([`metrics`]): bearer of `STATUS_TOKEN`.
 //!
-//! Not publicly routed (`workers_dev = false`): only the relay calls it.
-//! Bindings: `STATUS_TOKEN` (the relay's, a secret), `RELAY` (the relay).
+//! Not publicly routed (`workers_dev = false`): only the relay reaches it.
+//! Bindings: `STATUS_TOKEN` (the relay's, a secret), `RELAY` (the relay),
+//! `INDEX` (its own Durable Object), `EVENT_RETENTION_DAYS`.
 
 #![warn(missing_docs)]
 
 pub mod api;
 pub mod html;
+// The `durable_object` macro generates undocumented glue methods.
+#[allow(missing_docs)]
+pub mod index;
 pub mod metrics;
 pub mod quota;
 pub mod session;

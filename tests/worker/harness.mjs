@@ -37,9 +37,9 @@ export async function startRelay(bindings = {}, { persistTo, onLog } = {}) {
       if (onLog) lines.forEach(onLog);
     });
   };
-  // The relay, its hooks Worker (webhook routes) and its ops Worker
-  // (dashboard, /metrics), each from its own wrangler.toml, in one workerd;
-  // all get the test's bindings.
+  // The relay, its hooks Worker (webhook routes) and its ops Worker (the
+  // event index, the dashboard, /metrics), each from its own wrangler.toml,
+  // in one workerd; all get the test's bindings.
   const worker = (config, scriptPath) => ({
     ...unstable_getMiniflareWorkerOptions(config).workerOptions,
     name: unstable_readConfig({ config }).name,
@@ -121,13 +121,15 @@ function parseJson(text) {
 /**
  * Sends one HTTP/1.1 request over a plain socket and resolves to the first
  * answer: `{ status, headers, json, text, ms }`. For a body the relay refuses
- * before reading it: the relay answers early and closes, and a client
- * library (`fetch`) may then report the write it was still doing (EPIPE,
- * ECONNRESET) instead of the answer, which a socket still delivers. A
+ * before reading it (its Content-Length is over the limit): the relay
+ * answers early and closes, and a client still writing the body gets a
+ * reset that may destroy the answer it had been sent (with `fetch`, and
+ * with a socket). So the body is held back until an answer came or
+ * `holdMs` passed, as a client sending `Expect: 100-continue` would. A
  * `content-length` in `headers` is sent as given (it may lie); otherwise it
  * is the body's length.
  */
-export function rawRequest(url, { method = 'POST', headers = {}, body = '', timeoutMs = 10_000 } = {}) {
+export function rawRequest(url, { method = 'POST', headers = {}, body = '', timeoutMs = 10_000, holdMs = 2_000 } = {}) {
   const { hostname, port, pathname, search } = new URL(url);
   const bytes = Buffer.from(body);
   const names = Object.keys(headers).map((name) => name.toLowerCase());
@@ -166,7 +168,10 @@ export function rawRequest(url, { method = 'POST', headers = {}, body = '', time
     const timer = setTimeout(() => finish(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
     const socket = connect({ host: hostname, port: Number(port) }, () => {
       socket.write(`${head.join('\r\n')}\r\n\r\n`);
-      if (bytes.length) socket.write(bytes);
+      if (bytes.length) {
+        const held = setTimeout(() => answer.length || socket.write(bytes), holdMs);
+        socket.once('close', () => clearTimeout(held));
+      }
     });
     socket.on('data', (chunk) => {
       answer = Buffer.concat([answer, chunk]);

@@ -1,6 +1,7 @@
 //! The Worker's configuration, read once per request from its bindings.
 
 use worker::Env;
+use yunxin_edge::failover::{Cooldown, Failover};
 use yunxin_edge::{Credentials, Endpoint, RetryPolicy};
 
 use yunxin_edge_routes::{Scheme, Secret, VerifyError, check_secrets};
@@ -33,8 +34,12 @@ pub struct Config {
     /// `WEBHOOK_SECRET`: one or more `whsec_…` (or `whpk_…` public keys),
     /// space-separated.
     pub webhook_secrets: Vec<Secret>,
-    /// `YUNXIN_BASE_URL`, default `https://open.yunxinapi.com`.
-    pub endpoint: Endpoint,
+    /// `YUNXIN_BASE_URLS`, the endpoints in order of preference (default
+    /// `https://open.yunxinapi.com,https://open-bak.yunxinapi.com`;
+    /// `YUNXIN_BASE_URL` is a list of one), avoided after a failure for
+    /// `ENDPOINT_COOLDOWN_SECS` (default 30, doubling up to ten times that):
+    /// all healthy, the state an isolate starts from (see `upstream`).
+    pub endpoints: Failover,
     /// `MAX_RECEIVERS_PER_EVENT`, default 10,000.
     pub max_receivers: usize,
     /// `UPSTREAM_TIMEOUT_MS`, default 10,000: one upstream attempt's deadline.
@@ -124,11 +129,15 @@ impl Config {
             ),
             other => config_error("WEBHOOK_SECRET", other.to_string()),
         })?;
-        let endpoint = match optional(env, "YUNXIN_BASE_URL") {
-            Some(url) => Endpoint::new(&url)
-                .map_err(|_| config_error("YUNXIN_BASE_URL", "is not an http(s) base URL"))?,
-            None => Endpoint::default(),
-        };
+        let cooldown_secs: u64 = number(env, "ENDPOINT_COOLDOWN_SECS", 30)?;
+        let endpoints = Failover::new(
+            endpoints(
+                optional(env, "YUNXIN_BASE_URLS"),
+                optional(env, "YUNXIN_BASE_URL"),
+            )?,
+            Cooldown::new(cooldown_secs.saturating_mul(1000)),
+        )
+        .map_err(|_| config_error("YUNXIN_BASE_URLS", "holds no URL"))?;
         let credentials = Credentials::try_new(app_key, app_secret).map_err(|_| {
             config_error(
                 "YUNXIN_APP_KEY",
@@ -138,7 +147,7 @@ impl Config {
         Ok(Config {
             credentials,
             webhook_secrets,
-            endpoint,
+            endpoints,
             max_receivers: number(env, "MAX_RECEIVERS_PER_EVENT", 10_000)?,
             upstream_timeout_ms: number(env, "UPSTREAM_TIMEOUT_MS", 10_000)?,
             body_deadline_ms: number(env, "BODY_DEADLINE_MS", 10_000)?,
@@ -172,6 +181,34 @@ pub fn optional(env: &Env, binding: &str) -> Option<String> {
         .ok()
         .map(|value| value.to_string())
         .filter(|value| !value.trim().is_empty())
+}
+
+/// The endpoints of `YUNXIN_BASE_URLS` (`list`) or `YUNXIN_BASE_URL`
+/// (`single`), not both, else Yunxin's mainland pair. Each is checked by
+/// the core; an error names the binding and the entry at fault, not its
+/// text.
+fn endpoints(list: Option<String>, single: Option<String>) -> Result<Vec<Endpoint>, RelayError> {
+    match (list, single) {
+        (Some(_), Some(_)) => Err(config_error(
+            "YUNXIN_BASE_URLS",
+            "is set together with YUNXIN_BASE_URL: set only one (YUNXIN_BASE_URL is a list of one)",
+        )),
+        (Some(list), None) => list
+            .split(',')
+            .enumerate()
+            .map(|(i, url)| {
+                Endpoint::new(url.trim()).map_err(|_| {
+                    let problem = format!("entry {} is not an http(s) base URL", i + 1);
+                    config_error("YUNXIN_BASE_URLS", problem)
+                })
+            })
+            .collect(),
+        // One URL, as before: a comma may be part of it.
+        (None, Some(url)) => Endpoint::new(&url)
+            .map(|endpoint| vec![endpoint])
+            .map_err(|_| config_error("YUNXIN_BASE_URL", "is not an http(s) base URL")),
+        (None, None) => Ok(Failover::default_endpoints()),
+    }
 }
 
 fn required(env: &Env, binding: &'static str) -> Result<String, RelayError> {
@@ -216,7 +253,7 @@ mod tests {
         Config {
             credentials: Credentials::new("k", "s"),
             webhook_secrets: vec![Secret::new("whsec_QQ==")],
-            endpoint: Endpoint::default(),
+            endpoints: Failover::new(vec![Endpoint::default()], Cooldown::default()).unwrap(),
             max_receivers: 10_000,
             upstream_timeout_ms: timeout_ms,
             body_deadline_ms: 10_000,
@@ -239,6 +276,62 @@ mod tests {
             panic!("the first poll sends")
         };
         delivery.record(attempt.id, outcome.into(), 0)
+    }
+
+    fn base_urls_of(
+        list: Option<&str>,
+        single: Option<&str>,
+    ) -> Result<Vec<String>, (&'static str, String)> {
+        match endpoints(list.map(str::to_owned), single.map(str::to_owned)) {
+            Ok(endpoints) => Ok(endpoints.iter().map(|e| e.base_url().to_owned()).collect()),
+            Err(RelayError::Config { binding, problem }) => Err((binding, problem)),
+            Err(other) => panic!("not a config error: {other}"),
+        }
+    }
+
+    #[test]
+    fn the_endpoints_come_from_either_binding_or_the_default_pair() {
+        assert_eq!(
+            base_urls_of(None, None).unwrap(),
+            [
+                "https://open.yunxinapi.com",
+                "https://open-bak.yunxinapi.com"
+            ]
+        );
+        assert_eq!(
+            base_urls_of(Some(" http://127.0.0.1:1 , https://b.example/ "), None).unwrap(),
+            ["http://127.0.0.1:1", "https://b.example"]
+        );
+        assert_eq!(
+            base_urls_of(None, Some("https://open-sg.yunxinapi.com")).unwrap(),
+            ["https://open-sg.yunxinapi.com"]
+        );
+    }
+
+    #[test]
+    fn a_bad_endpoint_list_names_the_binding_and_the_entry_not_its_text() {
+        let (binding, problem) =
+            base_urls_of(Some("https://a.example,ftp://user:pw@b"), None).unwrap_err();
+        assert_eq!(binding, "YUNXIN_BASE_URLS");
+        assert!(
+            problem.contains("entry 2") && problem.contains("http(s)"),
+            "{problem}"
+        );
+        assert!(!problem.contains("pw"), "{problem}");
+        let (binding, problem) = base_urls_of(Some("https://a.example,"), None).unwrap_err();
+        assert_eq!(
+            (binding, problem.as_str()),
+            ("YUNXIN_BASE_URLS", "entry 2 is not an http(s) base URL")
+        );
+        let (binding, problem) =
+            base_urls_of(Some("https://a.example"), Some("https://a.example")).unwrap_err();
+        assert_eq!(binding, "YUNXIN_BASE_URLS");
+        assert!(problem.contains("YUNXIN_BASE_URL:"), "{problem}");
+        let (binding, problem) = base_urls_of(None, Some("ftp://x")).unwrap_err();
+        assert_eq!(
+            (binding, problem.as_str()),
+            ("YUNXIN_BASE_URL", "is not an http(s) base URL")
+        );
     }
 
     #[test]

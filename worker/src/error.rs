@@ -127,6 +127,17 @@ impl RelayError {
         }
     }
 
+    /// Whether a webhook route was found before this error: the hooks
+    /// Worker answered for it (anything but 404), or its notification was
+    /// refused after rendering.
+    pub fn route_exists(&self) -> bool {
+        match self {
+            RelayError::Hook { status, .. } => *status != 404,
+            RelayError::Route(_) | RelayError::Conflict { .. } | RelayError::Invalid(_) => true,
+            _ => false,
+        }
+    }
+
     /// A stable machine-readable code.
     pub fn code(&self) -> &str {
         match self {

@@ -29,9 +29,11 @@ use worker::{
     Stub, console_log, durable_object,
 };
 use yunxin_edge::delivery::Status;
-use yunxin_edge::{Attempt, AttemptId, AttemptOutcome, CallAction, Delivery, Recorded, Replay};
+use yunxin_edge::{
+    Attempt, AttemptId, AttemptOutcome, CallAction, Delivery, Outcome, Recorded, Replay,
+};
 
-use crate::task;
+use crate::{index, task};
 
 /// The binding of the namespace.
 pub const BINDING: &str = "EVENTS";
@@ -64,6 +66,10 @@ pub enum Command {
         /// synchronous path's first calls: one round trip instead of two).
         #[serde(default)]
         begin: Vec<usize>,
+        /// The webhook route it came by, for the index; `None`:
+        /// `/v1/notifications`.
+        #[serde(default)]
+        route: Option<String>,
     },
     /// Every call is enqueued. Answer: `Option<EventStatus>`, the event's
     /// status when `status` is asked (the synchronous path answers it; one
@@ -94,6 +100,9 @@ pub enum Command {
         attempt: AttemptId,
         /// Its outcome.
         outcome: AttemptOutcome,
+        /// How it went out, for the index's timeline.
+        #[serde(default)]
+        sent: Option<Sent>,
     },
     /// Send failed receivers again ([`Delivery::replay`]) and enqueue their
     /// calls. Answer: `Option<Replay>` (`None`: no such event).
@@ -112,6 +121,20 @@ pub enum Command {
         #[serde(default)]
         round: u32,
     },
+}
+
+/// How an attempt went out: what the index's timeline shows beside the
+/// outcome.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sent {
+    /// Its trace id.
+    pub trace_id: String,
+    /// The endpoint it went to.
+    pub endpoint: String,
+    /// When it left (UNIX ms).
+    pub started_at_ms: u64,
+    /// How long until its outcome.
+    pub latency_ms: u64,
 }
 
 /// The answer to [`Command::Create`].
@@ -181,6 +204,9 @@ struct Record {
     /// How many replays reopened calls: the round of their messages.
     #[serde(default)]
     replays: u32,
+    /// Bumped at every change told to the index, which keeps the newest.
+    #[serde(default)]
+    version: u64,
     delivery: Delivery,
 }
 
@@ -220,9 +246,10 @@ impl DurableObject for EventStore {
                 body_sha256,
                 delivery,
                 begin,
+                route,
             } => Response::from_json(
                 &self
-                    .create(event_id, body_sha256, *delivery, &begin, now)
+                    .create(event_id, body_sha256, *delivery, &begin, route, now)
                     .await?,
             ),
             Command::MarkEnqueued { status: asked } => {
@@ -251,9 +278,28 @@ impl DurableObject for EventStore {
                 self.update(|r| released = r.delivery.release(attempt, at_ms))?;
                 Response::from_json(&released)
             }
-            Command::Record { attempt, outcome } => {
+            Command::Record {
+                attempt,
+                outcome,
+                sent,
+            } => {
                 let mut recorded = Recorded::Stale;
-                self.update(|r| recorded = r.delivery.record(attempt, outcome, now))?;
+                let row = sent.map(|sent| attempt_row(attempt, &outcome, sent));
+                let mut entry = None;
+                self.update(|r| {
+                    recorded = r.delivery.record(attempt, outcome, now);
+                    if let (Some(row), false) = (row, recorded == Recorded::Stale) {
+                        r.version += 1;
+                        entry = Some(index::Entry::Attempt {
+                            event_id: r.event_id.clone(),
+                            attempt: row,
+                            retried: matches!(recorded, Recorded::Retry { .. }),
+                            counts: r.delivery.counts(),
+                            version: r.version,
+                        });
+                    }
+                })?;
+                self.tell_index(entry);
                 Response::from_json(&recorded)
             }
             Command::Retry { all } => Response::from_json(&self.replay(all, now).await?),
@@ -261,17 +307,28 @@ impl DurableObject for EventStore {
                 call,
                 reason,
                 round,
-            } => Response::from_json(&self.update(|r| {
-                if round < r.replays {
-                    return;
-                }
-                if !r.dead_lettered.contains(&call) {
+            } => {
+                let mut entry = None;
+                let known = self.update(|r| {
+                    if round < r.replays || r.dead_lettered.contains(&call) {
+                        return;
+                    }
                     r.dead_lettered.push(call);
-                }
-                // Only a call the queue itself gave up is still open here;
-                // one the delivery gave up keeps the reason it recorded.
-                r.delivery.abandon(call, &reason);
-            })?),
+                    // Only a call the queue itself gave up is still open here;
+                    // one the delivery gave up keeps the reason it recorded.
+                    r.delivery.abandon(call, &reason);
+                    r.version += 1;
+                    entry = Some(index::Entry::Changed {
+                        event_id: r.event_id.clone(),
+                        counts: r.delivery.counts(),
+                        version: r.version,
+                        dead_lettered: true,
+                        replayed: 0,
+                    });
+                })?;
+                self.tell_index(entry);
+                Response::from_json(&known)
+            }
         }
     }
 
@@ -336,6 +393,40 @@ impl DurableObject for EventStore {
             .set_alarm(Duration::from_millis(next_in_ms))
             .await?;
         Response::ok("checked")
+    }
+}
+
+/// An attempt's line in the index's timeline.
+fn attempt_row(id: AttemptId, outcome: &AttemptOutcome, sent: Sent) -> index::AttemptRow {
+    let (name, code, http_status, error) = match &outcome.outcome {
+        Outcome::Delivered { .. } => ("delivered", Some(200), None, None),
+        Outcome::PartialFailure { failed, .. } => {
+            let codes: Vec<String> = failed.iter().map(|f| f.error_code.to_string()).collect();
+            let error = format!("{} receivers failed ({})", failed.len(), codes.join(", "));
+            ("partial", Some(200), None, Some(error))
+        }
+        Outcome::Rejected { code: 416, msg } => {
+            ("rate_limited", Some(416), None, Some(msg.clone()))
+        }
+        Outcome::Rejected { code, msg } => ("rejected", Some(*code), None, Some(msg.clone())),
+        Outcome::Transport {
+            http_status,
+            reason,
+        } => ("transport", None, *http_status, Some(reason.clone())),
+        Outcome::AnswerLost { reason } => ("answer_lost", None, None, Some(reason.clone())),
+        _ => ("other", None, None, None),
+    };
+    index::AttemptRow {
+        call: id.call,
+        attempt: id.attempt,
+        trace_id: sent.trace_id,
+        endpoint: sent.endpoint,
+        started_at_ms: sent.started_at_ms,
+        latency_ms: sent.latency_ms,
+        http_status,
+        code,
+        outcome: name.to_owned(),
+        error,
     }
 }
 
@@ -442,6 +533,7 @@ impl EventStore {
         body_sha256: String,
         mut delivery: Delivery,
         calls: &[usize],
+        route: Option<String>,
         now: u64,
     ) -> Result<Created> {
         if let Some(same) = self.read(|known| known.body_sha256 == body_sha256)? {
@@ -455,6 +547,13 @@ impl EventStore {
             .iter()
             .map(|call| begin(&mut delivery, *call, now))
             .collect();
+        let accepted = index::Entry::Accepted {
+            event_id: event_id.clone(),
+            route,
+            requests: delivery.calls(),
+            counts: delivery.counts(),
+            version: 1,
+        };
         self.store(Record {
             event_id,
             body_sha256,
@@ -463,10 +562,22 @@ impl EventStore {
             dead_lettered: Vec::new(),
             replayed_ms: 0,
             replays: 0,
+            version: 1,
             delivery,
         })?;
+        self.tell_index(Some(accepted));
         self.watch_intake().await?;
         Ok(Created::New { steps })
+    }
+
+    /// Tells the index of a change, after this command's answer: the index
+    /// is for the operator, and never holds up or fails a delivery.
+    fn tell_index(&self, entry: Option<index::Entry>) {
+        if let Some(entry) = entry {
+            let env = self.env.clone();
+            self.state
+                .wait_until(async move { index::log(&env, vec![entry]).await });
+        }
     }
 
     /// The watchdog's first look at calls about to be enqueued: should their
@@ -485,6 +596,7 @@ impl EventStore {
     async fn replay(&self, all: bool, now: u64) -> Result<Option<Replay>> {
         let mut replay = Replay::default();
         let (mut event_id, mut round) = (String::new(), 0);
+        let mut entry = None;
         let known = self.update(|r| {
             replay = r.delivery.replay(all, now);
             if !replay.calls.is_empty() {
@@ -492,9 +604,18 @@ impl EventStore {
                 r.enqueued = false;
                 r.replayed_ms = now;
                 r.replays += 1;
+                r.version += 1;
+                entry = Some(index::Entry::Changed {
+                    event_id: r.event_id.clone(),
+                    counts: r.delivery.counts(),
+                    version: r.version,
+                    dead_lettered: false,
+                    replayed: replay.receivers,
+                });
             }
             (event_id, round) = (r.event_id.clone(), r.replays);
         })?;
+        self.tell_index(entry);
         if !known {
             return Ok(None);
         }
@@ -542,18 +663,21 @@ impl EventClient {
         }
     }
 
-    /// Records a new event, and begins `calls` of it; or says it is known.
+    /// Records a new event that came by `route`, and begins `calls` of
+    /// it; or says it is known.
     pub async fn create(
         &self,
         body_sha256: &str,
         delivery: Delivery,
         calls: Vec<usize>,
+        route: Option<String>,
     ) -> Result<Created> {
         self.call(&Command::Create {
             event_id: self.event_id.clone(),
             body_sha256: body_sha256.to_owned(),
             delivery: Box::new(delivery),
             begin: calls,
+            route,
         })
         .await
     }
@@ -593,9 +717,19 @@ impl EventClient {
             .map(drop)
     }
 
-    /// Reports what became of an attempt.
-    pub async fn record(&self, attempt: AttemptId, outcome: AttemptOutcome) -> Result<Recorded> {
-        self.call(&Command::Record { attempt, outcome }).await
+    /// Reports what became of an attempt, and how it went out.
+    pub async fn record(
+        &self,
+        attempt: AttemptId,
+        outcome: AttemptOutcome,
+        sent: Sent,
+    ) -> Result<Recorded> {
+        self.call(&Command::Record {
+            attempt,
+            outcome,
+            sent: Some(sent),
+        })
+        .await
     }
 
     /// Sends the event's failed receivers again (retryable ones, or `all`);
@@ -640,11 +774,13 @@ mod tests {
                 body_sha256: "00".into(),
                 delivery: Box::new(original.clone()),
                 begin: vec![0, 1],
+                route: Some("github-push".into()),
             },
             Command::Begin { calls: vec![1] },
             Command::Record {
                 attempt: attempt.id,
                 outcome: Outcome::answer_lost("timed out").into(),
+                sent: None,
             },
         ];
         for command in commands {

@@ -63,9 +63,9 @@ pub async fn accept(mut req: Request, env: &Env, route_name: &str) -> Result<Hoo
             notification: json,
         }));
     }
-    Ok(Hook::Event(Box::new(Accepted::new(
-        config, event_id, &body, plan,
-    ))))
+    let mut accepted = Accepted::new(config, event_id, &body, plan);
+    accepted.route = Some(route_name.to_owned());
+    Ok(Hook::Event(Box::new(accepted)))
 }
 
 /// Forwards the request (headers as received, the body already read) to

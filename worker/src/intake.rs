@@ -24,6 +24,8 @@ pub struct Accepted {
     pub body_sha256: String,
     /// The notification, validated and split.
     pub plan: Plan,
+    /// The webhook route it came by; `None`: `/v1/notifications`.
+    pub route: Option<String>,
 }
 
 impl Accepted {
@@ -34,6 +36,7 @@ impl Accepted {
             event_id,
             body_sha256: hex::encode(Sha256::digest(body)),
             plan,
+            route: None,
         }
     }
 }
@@ -211,6 +214,7 @@ pub async fn intake(accepted: Accepted, env: &Env, wait: bool) -> Result<Answer,
         event_id,
         body_sha256,
         plan,
+        route,
     } = accepted;
     let requests = plan.requests().len();
     let events = EventClient::new(env, event_id.as_str())?;
@@ -226,7 +230,7 @@ pub async fn intake(accepted: Accepted, env: &Env, wait: bool) -> Result<Answer,
         Vec::new()
     };
     let steps = match events
-        .create(&body_sha256, Delivery::new(plan, policy)?, first)
+        .create(&body_sha256, Delivery::new(plan, policy)?, first, route)
         .await?
     {
         Created::New { steps } => steps,

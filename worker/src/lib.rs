@@ -26,6 +26,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod hooks;
+pub mod index;
 pub mod intake;
 pub mod notifications;
 pub mod operator;
@@ -46,20 +47,24 @@ use crate::intake::{Answer, intake, prefers_wait};
 use crate::task::{DEAD_LETTER_QUEUE, DeliveryTask};
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let path = req.path();
     let result = match (path.as_str(), req.method()) {
         ("/healthz", Method::Get | Method::Head) => {
             Response::from_json(&json!({ "status": "ok" })).map_err(RelayError::from)
         }
         ("/healthz", method) => Err(not_allowed(method, "GET")),
-        ("/v1/notifications", Method::Post) => take_event(req, &env, None).await,
+        ("/v1/notifications", Method::Post) => take_event(req, &env, &ctx, None).await,
         ("/v1/notifications", method) => Err(not_allowed(method, "POST")),
         (path, Method::Post) if path.starts_with("/v1/hooks/") => {
             let route = path["/v1/hooks/".len()..].to_owned();
-            take_event(req, &env, Some(route)).await
+            take_event(req, &env, &ctx, Some(route)).await
         }
         (path, method) if path.starts_with("/v1/hooks/") => Err(not_allowed(method, "POST")),
+        ("/v1/events", Method::Get) => operator::list(&req, &env).await,
+        ("/v1/events", method) => Err(not_allowed(method, "GET")),
+        ("/v1/stats", Method::Get) => operator::stats(&req, &env).await,
+        ("/v1/stats", method) => Err(not_allowed(method, "GET")),
         (path, method) if path.starts_with("/v1/events/") => {
             let rest = &path["/v1/events/".len()..];
             match (rest.strip_suffix("/retry"), method) {
@@ -124,6 +129,7 @@ fn not_allowed(method: Method, allowed: &'static str) -> RelayError {
 async fn take_event(
     req: Request,
     env: &Env,
+    ctx: &Context,
     route: Option<String>,
 ) -> Result<Response, RelayError> {
     let started = Date::now().as_millis();
@@ -159,6 +165,20 @@ async fn take_event(
         Err(e) => {
             line["status"] = json!(e.status());
             line["error"] = json!(e.code());
+            // A route name is anybody's text until a route answered to it:
+            // counted under it only then, so that no client can grow the
+            // index's labels at will.
+            let route = match route.as_deref() {
+                None => None,
+                Some(name) if e.route_exists() => Some(name.to_owned()),
+                Some(_) => Some("(unknown)".to_owned()),
+            };
+            let env = env.clone();
+            let rejected = index::Entry::Rejected {
+                route,
+                status: e.status(),
+            };
+            ctx.wait_until(async move { index::log(&env, vec![rejected]).await });
         }
     }
     console_log!("{line}");

@@ -1,7 +1,9 @@
 //! The operator's API over one event: its status, and replaying its
 //! failures.
 //!
-//! - `GET /v1/events/{id}`: the per-receiver status.
+//! - `GET /v1/events`: the events, newest first, from the [`index`](crate::index).
+//! - `GET /v1/events/{id}`: the per-receiver status and the attempts.
+//! - `GET /v1/stats`: what `/metrics` and the dashboard's quota view show.
 //! - `POST /v1/events/{id}/retry`: sends again the receivers that ended
 //!   failed for a retryable reason, or every failed one with
 //!   `{"all": true}`. The core's [`Delivery::replay`](yunxin_edge::Delivery::replay)
@@ -9,10 +11,12 @@
 //!   a replay is delivered like any queued event, and two replays at once
 //!   send once.
 //!
-//! Both answer a bearer of `STATUS_TOKEN`, or a Standard Webhooks signature
+//! All answer a bearer of `STATUS_TOKEN`, or a Standard Webhooks signature
 //! over the request's body (empty for a `GET`).
 
+use futures_util::future::join;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use worker::{Env, Request, Response};
 use yunxin_edge::Replay;
 
@@ -20,6 +24,7 @@ use crate::body;
 use crate::config::Config;
 use crate::error::RelayError;
 use crate::events::EventClient;
+use crate::index::{IndexClient, MAX_PAGE, Query};
 use crate::webhook::{self, EventId};
 
 /// A retry request's body is a small JSON object.
@@ -45,15 +50,81 @@ struct RetryAnswer<'a> {
     status_url: String,
 }
 
-/// `GET /v1/events/{id}`.
+/// `GET /v1/events/{id}`: the record's status, with the index's route and
+/// attempts timeline.
 pub async fn status(req: &Request, env: &Env, segment: &str) -> Result<Response, RelayError> {
     let config = Config::from_env(env)?;
     authorize(req, &config, b"")?;
     let id = event_id(segment)?;
-    match EventClient::new(env, id.as_str())?.status().await? {
-        Some(status) => Ok(Response::from_json(&status)?),
-        None => Err(not_found(segment)),
+    let events = EventClient::new(env, id.as_str())?;
+    let index = IndexClient::new(env)?;
+    let (status, detail) = join(events.status(), index.detail(id.as_str())).await;
+    let Some(status) = status? else {
+        return Err(not_found(segment));
+    };
+    let mut body = serde_json::to_value(&status).map_err(worker::Error::from)?;
+    // The index is for the operator: without it the status still answers.
+    let detail = detail.unwrap_or(Value::Null);
+    body["route"] = detail["route"].clone();
+    body["attempts"] = match &detail["attempts"] {
+        Value::Null => json!([]),
+        attempts => attempts.clone(),
+    };
+    Ok(Response::from_json(&body)?)
+}
+
+/// `GET /v1/events?state=&route=&limit=&cursor=`: the index's events,
+/// newest first.
+pub async fn list(req: &Request, env: &Env) -> Result<Response, RelayError> {
+    let config = Config::from_env(env)?;
+    authorize(req, &config, b"")?;
+    let mut query = Query {
+        limit: 50,
+        ..Query::default()
+    };
+    for (name, value) in req.url()?.query_pairs() {
+        match name.as_ref() {
+            "state" if !value.is_empty() => {
+                query.state = Some(serde_json::from_value(json!(value)).map_err(|_| {
+                    RelayError::BadQuery {
+                        parameter: "state",
+                        problem: "must be pending, delivered or completed_with_failures",
+                    }
+                })?);
+            }
+            "route" if !value.is_empty() => query.route = Some(value.into_owned()),
+            "limit" => {
+                query.limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE).contains(n))
+                    .ok_or(RelayError::BadQuery {
+                        parameter: "limit",
+                        problem: "must be a whole number from 1 to 100",
+                    })?;
+            }
+            "cursor" if !value.is_empty() => query.cursor = Some(value.into_owned()),
+            _ => {}
+        }
     }
+    json_response(IndexClient::new(env)?.list(query).await?)
+}
+
+/// `GET /v1/stats`: counters, histograms and upstream calls per minute over
+/// the last hour, for the dashboard and `/metrics`.
+pub async fn stats(req: &Request, env: &Env) -> Result<Response, RelayError> {
+    let config = Config::from_env(env)?;
+    authorize(req, &config, b"")?;
+    json_response(IndexClient::new(env)?.stats(config.rate_per_minute).await?)
+}
+
+/// The index's JSON answer, passed on as it is.
+fn json_response(json: String) -> Result<Response, RelayError> {
+    let mut response = Response::ok(json)?;
+    response
+        .headers_mut()
+        .set("content-type", "application/json")?;
+    Ok(response)
 }
 
 /// `POST /v1/events/{id}/retry`: 202 when receivers go again, 200 when there

@@ -16,7 +16,8 @@ use worker::{
 use yunxin_edge::{Attempt, Recorded, pacing};
 
 use crate::config::{Config, MAX_INLINE_WAIT_MS};
-use crate::events::{EventClient, Step};
+use crate::events::{EventClient, Sent, Step};
+use crate::index::{self, Entry, Wait};
 use crate::pacer;
 use crate::task::{self, DeliveryTask};
 use crate::upstream;
@@ -82,8 +83,24 @@ pub async fn deliver(
         turns.push(turn);
     }
 
+    // How long the messages waited for this consumer, and the attempts will
+    // for their slots: measured for /metrics, written while they wait.
+    let now = now_ms();
+    let lags = messages.iter().map(|m| Entry::Waited {
+        what: Wait::QueueLag,
+        ms: now.saturating_sub(m.timestamp().as_millis()),
+    });
+    let waits = turns.iter().filter_map(|turn| match turn {
+        Turn::Send(start_ms) => Some(Entry::Waited {
+            what: Wait::PacerWait,
+            ms: start_ms.saturating_sub(now),
+        }),
+        Turn::Release(_) => None,
+    });
+    let measured = index::log(env, lags.chain(waits).collect());
+
     let runs = messages.iter().zip(steps).zip(turns);
-    join_all(runs.map(|((message, step), turn)| async move {
+    let sends = join_all(runs.map(|((message, step), turn)| async move {
         match run(message.body(), step, turn, env, config).await {
             Ok(Disposition::Ack) => message.ack(),
             Ok(Disposition::RetryAt(at_ms)) => retry(message, delay_secs(at_ms)),
@@ -96,8 +113,8 @@ pub async fn deliver(
                 retry(message, OWN_FAILURE_DELAY_SECS)
             }
         }
-    }))
-    .await;
+    }));
+    join(sends, measured).await;
     Ok(())
 }
 
@@ -216,8 +233,15 @@ pub async fn send_on_slot(
             .upstream_timeout_ms
             .min(deadline.saturating_sub(now_ms()))
     });
+    let started_at_ms = now_ms();
     let outcome = upstream::send(&attempt, config, timeout_ms).await;
-    let recorded = events.record(attempt.id, outcome).await?;
+    let sent = Sent {
+        trace_id: attempt.trace_id.to_string(),
+        endpoint: config.endpoint.batch_url().to_owned(),
+        started_at_ms,
+        latency_ms: now_ms().saturating_sub(started_at_ms),
+    };
+    let recorded = events.record(attempt.id, outcome, sent).await?;
     if let Recorded::Done { gave_up: true } = recorded {
         let task = DeliveryTask {
             event_id: events.event_id().to_owned(),

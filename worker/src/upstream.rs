@@ -1,32 +1,110 @@
-//! One attempt at one call: sign, `fetch` under a deadline, classify.
+//! One attempt at one call: choose the endpoint, sign, `fetch` under a
+//! deadline, classify, and tell the endpoints' health what happened.
 //!
 //! The only judgement made here is the one the core cannot make: whether
 //! the request went out. A deadline passed while waiting, or a connection
 //! lost mid-answer, means Yunxin may have processed it ([`Outcome::AnswerLost`]);
-//! a refused connection means it did not ([`Outcome::Transport`]).
+//! a refused connection means it did not ([`Outcome::Transport`]). Which
+//! endpoint to use, and what an outcome says of it, is the core's
+//! [`Failover`].
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use futures_util::future::{Either, select};
 use futures_util::pin_mut;
 use wasm_bindgen::JsValue;
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
-use yunxin_edge::{Attempt, AttemptOutcome, Outcome};
+use worker::{
+    AbortController, Date, Delay, Fetch, Headers, Method, Request, RequestInit, console_log,
+};
+use yunxin_edge::failover::Failover;
+use yunxin_edge::{Attempt, AttemptOutcome, Endpoint, Outcome};
 
 use crate::config::Config;
 
-/// Sends one attempt, waiting at most `timeout_ms` for the whole answer, and
-/// says what became of it. Never fails: every failure is an outcome for the
-/// delivery to judge.
+thread_local! {
+    /// The endpoints' health as this isolate has seen it. Kept per isolate,
+    /// not in a Durable Object: asking one would add a round trip to every
+    /// upstream call, and an isolate learns that an endpoint is down from
+    /// its own first failure there, which the delivery retries (same trace
+    /// id) on the next endpoint. Each isolate pays one failed attempt (and
+    /// those already in flight) per cooldown.
+    static HEALTH: RefCell<Option<Failover>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on this isolate's health, started from the configured
+/// endpoints, and started again if the configuration differs from the one
+/// it was made for.
+fn with_health<R>(config: &Config, f: impl FnOnce(&mut Failover) -> R) -> R {
+    let configured = &config.endpoints;
+    HEALTH.with_borrow_mut(|health| match health {
+        Some(live)
+            if live.cooldown() == configured.cooldown()
+                && live.endpoints().eq(configured.endpoints()) =>
+        {
+            f(live)
+        }
+        _ => f(health.insert(configured.clone())),
+    })
+}
+
+/// Sends one attempt to the endpoint the health picks, waiting at most
+/// `timeout_ms` for the whole answer, and says what became of it. Never
+/// fails: every failure is an outcome for the delivery to judge.
 pub async fn send(attempt: &Attempt, config: &Config, timeout_ms: u64) -> AttemptOutcome {
-    let signed = match attempt.sign(&config.credentials, &config.endpoint) {
+    let (pick, endpoint) = with_health(config, |health| {
+        let pick = health.pick(now_ms());
+        (pick, health.endpoint(pick).clone())
+    });
+    let (outcome, judged) = exchange(attempt, config, &endpoint, timeout_ms).await;
+    if judged {
+        let changed = with_health(config, |health| {
+            health.record(pick, &outcome.outcome, now_ms())
+        });
+        // Only changes are logged: one line when an endpoint is avoided or
+        // answers again, not one per call.
+        if changed {
+            let avoided = outcome.outcome.is_endpoint_failure();
+            console_log!(
+                "{}",
+                serde_json::json!({
+                    "endpoint": endpoint.base_url(),
+                    "state": if avoided { "avoided" } else { "healthy" },
+                    "after": summary(&outcome.outcome),
+                })
+            );
+        }
+    }
+    outcome
+}
+
+/// An outcome in a few words, for the log: no receiver ids.
+fn summary(outcome: &Outcome) -> &str {
+    match outcome {
+        Outcome::Transport { reason, .. } | Outcome::AnswerLost { reason } => reason,
+        _ => "an answer",
+    }
+}
+
+/// The request itself; also says whether its outcome is the endpoint's
+/// doing: not when the request could not even be made, nor when the
+/// caller's wait, cut below the upstream timeout (a synchronous request's
+/// deadline), ran out.
+async fn exchange(
+    attempt: &Attempt,
+    config: &Config,
+    endpoint: &Endpoint,
+    timeout_ms: u64,
+) -> (AttemptOutcome, bool) {
+    let local = |reason: String| (Outcome::transport(reason).into(), false);
+    let signed = match attempt.sign(&config.credentials, endpoint) {
         Ok(signed) => signed,
-        Err(e) => return Outcome::transport(format!("could not sign: {e}")).into(),
+        Err(e) => return local(format!("could not sign: {e}")),
     };
     let headers = Headers::new();
     for (name, value) in &signed.headers {
         if let Err(e) = headers.set(name, value) {
-            return Outcome::transport(format!("could not set header {name}: {e}")).into();
+            return local(format!("could not set header {name}: {e}"));
         }
     }
     let mut init = RequestInit::new();
@@ -35,7 +113,7 @@ pub async fn send(attempt: &Attempt, config: &Config, timeout_ms: u64) -> Attemp
         .with_body(Some(JsValue::from_str(&signed.body)));
     let upstream = match Request::new_with_init(&signed.url, &init) {
         Ok(upstream) => upstream,
-        Err(e) => return Outcome::transport(format!("could not build the request: {e}")).into(),
+        Err(e) => return local(format!("could not build the request: {e}")),
     };
 
     let controller = AbortController::default();
@@ -48,7 +126,7 @@ pub async fn send(attempt: &Attempt, config: &Config, timeout_ms: u64) -> Attemp
     };
     let deadline = Delay::from(Duration::from_millis(timeout_ms));
     pin_mut!(exchange, deadline);
-    match select(exchange, deadline).await {
+    let outcome = match select(exchange, deadline).await {
         Either::Left((Ok((status, retry_after, body)), _)) => AttemptOutcome {
             outcome: Outcome::from_http(status, &body),
             retry_after_secs: retry_after.and_then(|v| v.trim().parse().ok()),
@@ -56,9 +134,15 @@ pub async fn send(attempt: &Attempt, config: &Config, timeout_ms: u64) -> Attemp
         Either::Left((Err(e), _)) => classify_fetch_error(&e.to_string()).into(),
         Either::Right(_) => {
             controller.abort();
-            Outcome::answer_lost(format!("no answer within {timeout_ms} ms")).into()
+            let outcome = Outcome::answer_lost(format!("no answer within {timeout_ms} ms"));
+            return (outcome.into(), timeout_ms >= config.upstream_timeout_ms);
         }
-    }
+    };
+    (outcome, true)
+}
+
+fn now_ms() -> u64 {
+    Date::now().as_millis()
 }
 
 /// A `fetch` failure: not sent when the connection could not be made;

@@ -1,0 +1,197 @@
+//! The event index's protocol: what the relay tells the index of every
+//! change to an event ([`Entry`]), and what it asks ([`Command`]).
+//!
+//! The index itself is a SQLite Durable Object in the ops Worker (`ops/`);
+//! the relay, which every notification goes through, only serialises these.
+//! Both sides build on these types, so the wire format is written once.
+
+#![warn(missing_docs)]
+
+use serde::{Deserialize, Serialize};
+use yunxin_edge::{Counts, DeliveryState};
+
+/// The binding of the index's namespace, in the relay and the ops Worker.
+pub const BINDING: &str = "INDEX";
+/// The one object's name.
+pub const NAME: &str = "index";
+/// The most events a page lists.
+pub const MAX_PAGE: usize = 100;
+
+/// What the index is asked.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    /// Take these changes, in order. Answer: `bool`.
+    Log(Vec<Entry>),
+    /// A page of events. Answer: [`Page`].
+    List(Query),
+    /// An event's route and attempts. Answer: `Option<Detail>`.
+    Detail(String),
+    /// Counters, histograms and upstream calls per minute. Answer: the
+    /// `GET /v1/stats` body (JSON).
+    Stats {
+        /// `YUNXIN_RATE_PER_MINUTE`, drawn against the calls.
+        rate_per_minute: u32,
+    },
+}
+
+/// One change, as the record that made it tells it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Entry {
+    /// An event was recorded.
+    Accepted {
+        /// Its id.
+        event_id: String,
+        /// The webhook route it came by; `None`: `/v1/notifications`.
+        route: Option<String>,
+        /// Calls planned.
+        requests: usize,
+        /// Its receivers.
+        counts: Counts,
+        /// The record's version.
+        version: u64,
+    },
+    /// A request was refused with `status`.
+    Rejected {
+        /// The webhook route; `None`: `/v1/notifications`.
+        route: Option<String>,
+        /// The HTTP status answered.
+        status: u16,
+    },
+    /// An attempt has its outcome.
+    Attempt {
+        /// The event's id.
+        event_id: String,
+        /// The attempt.
+        attempt: AttemptRow,
+        /// Whether the call goes again.
+        retried: bool,
+        /// The event's receivers after it.
+        counts: Counts,
+        /// The record's version.
+        version: u64,
+    },
+    /// The event's receivers changed otherwise: a call was dead-lettered, or
+    /// failures were replayed.
+    Changed {
+        /// The event's id.
+        event_id: String,
+        /// Its receivers now.
+        counts: Counts,
+        /// The record's version.
+        version: u64,
+        /// A call went to the dead-letter queue.
+        dead_lettered: bool,
+        /// Receivers sent again by a replay.
+        replayed: usize,
+    },
+    /// A measured wait: how long a queue message waited for its consumer
+    /// (`queue_lag`), or an attempt for its pacing slot (`pacer_wait`).
+    Waited {
+        /// `queue_lag` or `pacer_wait`.
+        what: Wait,
+        /// How long, in ms.
+        ms: u64,
+    },
+}
+
+/// The waits the index measures.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Wait {
+    /// From enqueue to the consumer.
+    QueueLag,
+    /// From the consumer to the attempt's pacing slot.
+    PacerWait,
+}
+
+/// One attempt, as the timeline shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttemptRow {
+    /// The call's index.
+    pub call: usize,
+    /// The attempt's number within the call.
+    pub attempt: u32,
+    /// Yunxin's de-duplication key.
+    pub trace_id: String,
+    /// The base URL it went to.
+    pub endpoint: String,
+    /// When it was sent (UNIX ms).
+    pub started_at_ms: u64,
+    /// How long until its answer (or until it was given up).
+    pub latency_ms: u64,
+    /// The HTTP status of a failure without a Yunxin answer.
+    pub http_status: Option<u16>,
+    /// Yunxin's code, when it answered.
+    pub code: Option<i64>,
+    /// `delivered`, `partial`, `rejected`, `rate_limited`, `transport` or `answer_lost`.
+    pub outcome: String,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
+}
+
+/// Which events to list.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Query {
+    /// Only events in this state.
+    pub state: Option<DeliveryState>,
+    /// Only events of this route (`-`: `/v1/notifications`).
+    pub route: Option<String>,
+    /// At most this many (1 to [`MAX_PAGE`]).
+    pub limit: usize,
+    /// After this cursor (a previous page's `next_cursor`).
+    pub cursor: Option<String>,
+}
+
+/// A page of events, newest first.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Page {
+    /// The events.
+    pub events: Vec<Listed>,
+    /// Where the next page starts; `None`: this is the last.
+    pub next_cursor: Option<String>,
+}
+
+/// One event in a list.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Listed {
+    /// Its id.
+    pub event_id: String,
+    /// The webhook route it came by.
+    pub route: Option<String>,
+    /// When it was accepted (UNIX ms).
+    pub created_at_ms: u64,
+    /// When it last changed.
+    pub updated_at_ms: u64,
+    /// Where it stands.
+    pub state: DeliveryState,
+    /// Calls planned.
+    pub requests: usize,
+    /// Receivers per outcome.
+    pub receivers: Receivers,
+}
+
+/// Receivers per outcome, in a list.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Receivers {
+    /// All of them, repeats included.
+    pub total: usize,
+    /// Notified.
+    pub delivered: usize,
+    /// Not notified.
+    pub failed: usize,
+    /// Perhaps notified.
+    pub unknown: usize,
+    /// Still waiting.
+    pub pending: usize,
+}
+
+/// What the index knows of one event beyond its record.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Detail {
+    /// The webhook route it came by.
+    pub route: Option<String>,
+    /// Every attempt, in order.
+    pub attempts: Vec<AttemptRow>,
+}

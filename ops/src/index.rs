@@ -1,0 +1,569 @@
+//! The event index: what came in, what became of it, and how Yunxin is
+//! doing, across all events — for the operator's list, the dashboard and
+//! `/metrics`.
+//!
+//! One SQLite-backed Durable Object (named `index`): strongly consistent and
+//! queryable, unlike KV, and available offline under `wrangler dev`, unlike
+//! D1's remote mode. It lives in the ops Worker so that the relay, which
+//! every notification goes through, carries none of its code: the relay
+//! binds the class by script name and speaks the `yunxin_edge_index`
+//! protocol to it. The events' own records stay the truth: each tells the
+//! index of every change ([`Entry`]) with a version, so a late write never
+//! replaces a newer one. Events are kept `EVENT_RETENTION_DAYS` (default 7)
+//! after their last change. Counters are never pruned: Prometheus expects
+//! them to only go up. Every count is a whole number (durations in ms).
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+use worker::{
+    Date, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State,
+    durable_object,
+};
+use yunxin_edge::{Counts, DeliveryState};
+use yunxin_edge_index::{Command, Detail, Entry, Listed, MAX_PAGE, Page, Query, Receivers, Wait};
+
+/// Days an event is listed after its last change (`EVENT_RETENTION_DAYS`).
+pub const DEFAULT_RETENTION_DAYS: u64 = 7;
+/// How often old events are pruned.
+const PRUNE_EVERY_MS: u64 = 60 * 60 * 1000;
+/// Upper bounds of the latency and wait histograms, in ms.
+pub const BUCKETS_MS: [i64; 9] = [10, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000];
+
+/// The Durable Object class.
+#[durable_object]
+pub struct EventIndex {
+    state: State,
+    env: Env,
+    /// Whether this life of the object has made its tables.
+    ready: Cell<bool>,
+}
+
+fn now_ms() -> u64 {
+    Date::now().as_millis()
+}
+
+impl DurableObject for EventIndex {
+    fn new(state: State, env: Env) -> Self {
+        EventIndex {
+            state,
+            env,
+            ready: Cell::new(false),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let command: Command = serde_json::from_str(&req.text().await?)?;
+        let sql = self.sql()?;
+        match command {
+            Command::Log(entries) => {
+                let now = now_ms();
+                for entry in entries {
+                    apply(&sql, entry, now)?;
+                }
+                if self.state.storage().get_alarm().await?.is_none() {
+                    let first = Duration::from_millis(PRUNE_EVERY_MS);
+                    self.state.storage().set_alarm(first).await?;
+                }
+                Response::from_json(&true)
+            }
+            Command::List(query) => Response::from_json(&list(&sql, &query)?),
+            Command::Detail(event_id) => Response::from_json(&detail(&sql, &event_id)?),
+            Command::Stats { rate_per_minute } => {
+                Response::from_json(&stats(&sql, rate_per_minute, now_ms())?)
+            }
+        }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        let days = self
+            .env
+            .var("EVENT_RETENTION_DAYS")
+            .ok()
+            .and_then(|v| v.to_string().parse().ok())
+            .unwrap_or(DEFAULT_RETENTION_DAYS);
+        let cutoff = now_ms().saturating_sub(days * 24 * 60 * 60 * 1000);
+        let sql = self.sql()?;
+        sql.exec(
+            "DELETE FROM events WHERE updated_ms < ?",
+            vec![(cutoff as i64).into()],
+        )?;
+        sql.exec(
+            "DELETE FROM attempts WHERE started_ms < ?",
+            vec![(cutoff as i64).into()],
+        )?;
+        self.state
+            .storage()
+            .set_alarm(Duration::from_millis(PRUNE_EVERY_MS))
+            .await?;
+        Response::ok("pruned")
+    }
+}
+
+impl EventIndex {
+    fn sql(&self) -> Result<SqlStorage> {
+        let sql = self.state.storage().sql();
+        if !self.ready.get() {
+            for statement in SCHEMA {
+                sql.exec(statement, None)?;
+            }
+            self.ready.set(true);
+        }
+        Ok(sql)
+    }
+}
+
+const SCHEMA: [&str; 5] = [
+    "CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, route TEXT, \
+     created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, version INTEGER NOT NULL, \
+     state TEXT NOT NULL, requests INTEGER NOT NULL, total INTEGER NOT NULL, \
+     delivered INTEGER NOT NULL, failed INTEGER NOT NULL, unknown INTEGER NOT NULL, \
+     pending INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS events_by_time ON events (created_ms DESC, event_id DESC)",
+    "CREATE TABLE IF NOT EXISTS attempts (event_id TEXT NOT NULL, call INTEGER NOT NULL, \
+     attempt INTEGER NOT NULL, row TEXT NOT NULL, started_ms INTEGER NOT NULL, \
+     outcome TEXT NOT NULL, PRIMARY KEY (event_id, call, attempt))",
+    "CREATE INDEX IF NOT EXISTS attempts_by_time ON attempts (started_ms)",
+    "CREATE TABLE IF NOT EXISTS counters (name TEXT NOT NULL, labels TEXT NOT NULL, \
+     value INTEGER NOT NULL, PRIMARY KEY (name, labels))",
+];
+
+/// The label `route` takes: the route's name, or `-` for `/v1/notifications`.
+fn route_label(route: Option<&str>) -> &str {
+    route.unwrap_or("-")
+}
+
+fn state_name(state: DeliveryState) -> String {
+    serde_json::to_value(state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Adds `by` to the counter `name` with `labels`.
+fn add(sql: &SqlStorage, name: &str, labels: &[(&str, &str)], by: i64) -> Result<()> {
+    let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
+    sql.exec(
+        "INSERT INTO counters (name, labels, value) VALUES (?, ?, ?) \
+         ON CONFLICT (name, labels) DO UPDATE SET value = value + excluded.value",
+        vec![
+            name.into(),
+            serde_json::to_string(&labels)?.into(),
+            by.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Counts one observation of `ms` in the histogram `name` (its bucket, by
+/// index: `BUCKETS_MS.len()` is +Inf).
+fn observe(sql: &SqlStorage, name: &str, labels: &[(&str, &str)], ms: u64) -> Result<()> {
+    let ms = ms as i64;
+    let bucket = BUCKETS_MS
+        .iter()
+        .position(|le| ms <= *le)
+        .unwrap_or(BUCKETS_MS.len())
+        .to_string();
+    let mut with_bucket = labels.to_vec();
+    with_bucket.push(("bucket", &bucket));
+    add(sql, &format!("{name}_bucket"), &with_bucket, 1)?;
+    add(sql, &format!("{name}_sum_ms"), labels, ms)?;
+    add(sql, &format!("{name}_count"), labels, 1)
+}
+
+#[derive(Deserialize)]
+struct Known {
+    route: Option<String>,
+    version: i64,
+    delivered: i64,
+    failed: i64,
+}
+
+fn known(sql: &SqlStorage, event_id: &str) -> Result<Option<Known>> {
+    let rows: Vec<Known> = sql
+        .exec(
+            "SELECT route, version, delivered, failed FROM events WHERE event_id = ?",
+            vec![event_id.into()],
+        )?
+        .to_array()?;
+    Ok(rows.into_iter().next())
+}
+
+/// Applies an event's new counts if they are newer than what is known, and
+/// counts the receivers that became delivered or failed since.
+fn update(
+    sql: &SqlStorage,
+    event_id: &str,
+    counts: &Counts,
+    version: u64,
+    now: u64,
+) -> Result<Option<String>> {
+    let Some(known) = known(sql, event_id)? else {
+        return Ok(None);
+    };
+    let route = known.route;
+    if version as i64 <= known.version {
+        return Ok(route);
+    }
+    let label = route_label(route.as_deref()).to_owned();
+    let delivered = counts.delivered as i64 - known.delivered;
+    if delivered > 0 {
+        add(sql, "receivers_delivered", &[("route", &label)], delivered)?;
+    }
+    let failed = counts.failed as i64 - known.failed;
+    if failed > 0 {
+        add(sql, "receivers_failed", &[("route", &label)], failed)?;
+    }
+    sql.exec(
+        "UPDATE events SET updated_ms = ?, version = ?, state = ?, delivered = ?, failed = ?, \
+         unknown = ?, pending = ? WHERE event_id = ?",
+        vec![
+            (now as i64).into(),
+            (version as i64).into(),
+            state_name(counts.state).into(),
+            (counts.delivered as i64).into(),
+            (counts.failed as i64).into(),
+            (counts.unknown as i64).into(),
+            (counts.pending as i64).into(),
+            event_id.into(),
+        ],
+    )?;
+    Ok(route)
+}
+
+fn apply(sql: &SqlStorage, entry: Entry, now: u64) -> Result<()> {
+    match entry {
+        Entry::Accepted {
+            event_id,
+            route,
+            requests,
+            counts,
+            version,
+        } => {
+            let total = counts.delivered
+                + counts.failed
+                + counts.unknown
+                + counts.pending
+                + counts.not_attempted;
+            let label = route_label(route.as_deref()).to_owned();
+            let inserted: Vec<Value> = sql
+                .exec(
+                    "INSERT INTO events (event_id, route, created_ms, updated_ms, version, state, \
+                     requests, total, delivered, failed, unknown, pending) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                     ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+                    vec![
+                        event_id.into(),
+                        route.map_or(SqlStorageValue::Null, Into::into),
+                        (now as i64).into(),
+                        (now as i64).into(),
+                        (version as i64).into(),
+                        state_name(counts.state).into(),
+                        (requests as i64).into(),
+                        (total as i64).into(),
+                        (counts.delivered as i64).into(),
+                        (counts.failed as i64).into(),
+                        (counts.unknown as i64).into(),
+                        (counts.pending as i64).into(),
+                    ],
+                )?
+                .to_array()?;
+            if !inserted.is_empty() {
+                add(sql, "events_accepted", &[("route", &label)], 1)?;
+            }
+        }
+        Entry::Rejected { route, status } => {
+            let status = status.to_string();
+            let labels = [
+                ("route", route_label(route.as_deref())),
+                ("status", &status),
+            ];
+            add(sql, "events_rejected", &labels, 1)?;
+        }
+        Entry::Attempt {
+            event_id,
+            attempt,
+            retried,
+            counts,
+            version,
+        } => {
+            let route = update(sql, &event_id, &counts, version, now)?;
+            let label = route_label(route.as_deref()).to_owned();
+            let code = attempt
+                .code
+                .map(|c| c.to_string())
+                .or_else(|| attempt.http_status.map(|s| format!("http_{s}")))
+                .unwrap_or_else(|| "none".to_owned());
+            let endpoint = attempt.endpoint.clone();
+            add(
+                sql,
+                "upstream_calls",
+                &[
+                    ("endpoint", &endpoint),
+                    ("outcome", &attempt.outcome),
+                    ("code", &code),
+                ],
+                1,
+            )?;
+            observe(
+                sql,
+                "upstream_latency",
+                &[("endpoint", &endpoint)],
+                attempt.latency_ms,
+            )?;
+            if retried {
+                add(sql, "attempts_retried", &[("route", &label)], 1)?;
+            }
+            sql.exec(
+                "INSERT OR REPLACE INTO attempts (event_id, call, attempt, row, started_ms, outcome) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+                vec![
+                    event_id.into(),
+                    (attempt.call as i64).into(),
+                    i64::from(attempt.attempt).into(),
+                    serde_json::to_string(&attempt)?.into(),
+                    (attempt.started_at_ms as i64).into(),
+                    attempt.outcome.clone().into(),
+                ],
+            )?;
+        }
+        Entry::Changed {
+            event_id,
+            counts,
+            version,
+            dead_lettered,
+            replayed,
+        } => {
+            let route = update(sql, &event_id, &counts, version, now)?;
+            let label = route_label(route.as_deref()).to_owned();
+            if dead_lettered {
+                add(sql, "calls_dead_lettered", &[("route", &label)], 1)?;
+            }
+            if replayed > 0 {
+                add(
+                    sql,
+                    "receivers_replayed",
+                    &[("route", &label)],
+                    replayed as i64,
+                )?;
+            }
+        }
+        Entry::Waited { what, ms } => {
+            let name = match what {
+                Wait::QueueLag => "queue_lag",
+                Wait::PacerWait => "pacer_wait",
+            };
+            observe(sql, name, &[], ms)?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct EventRow {
+    event_id: String,
+    route: Option<String>,
+    created_ms: i64,
+    updated_ms: i64,
+    state: String,
+    requests: i64,
+    total: i64,
+    delivered: i64,
+    failed: i64,
+    unknown: i64,
+    pending: i64,
+}
+
+fn list(sql: &SqlStorage, query: &Query) -> Result<Page> {
+    let mut conditions = Vec::new();
+    let mut values: Vec<SqlStorageValue> = Vec::new();
+    if let Some(state) = query.state {
+        conditions.push("state = ?");
+        values.push(state_name(state).into());
+    }
+    match query.route.as_deref() {
+        Some("-") => conditions.push("route IS NULL"),
+        Some(route) => {
+            conditions.push("route = ?");
+            values.push(route.into());
+        }
+        None => {}
+    }
+    if let Some((created, id)) = query.cursor.as_deref().and_then(parse_cursor) {
+        conditions.push("(created_ms < ? OR (created_ms = ? AND event_id < ?))");
+        values.extend([created.into(), created.into(), id.into()]);
+    }
+    let limit = query.limit.clamp(1, MAX_PAGE);
+    values.push((limit as i64 + 1).into());
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    let rows: Vec<EventRow> = sql
+        .exec(
+            &format!(
+                "SELECT event_id, route, created_ms, updated_ms, state, requests, total, \
+                 delivered, failed, unknown, pending FROM events {filter} \
+                 ORDER BY created_ms DESC, event_id DESC LIMIT ?"
+            ),
+            values,
+        )?
+        .to_array()?;
+    let more = rows.len() > limit;
+    let events: Vec<Listed> = rows
+        .into_iter()
+        .take(limit)
+        .map(|row| Listed {
+            state: serde_json::from_value(Value::String(row.state))
+                .unwrap_or(DeliveryState::Pending),
+            event_id: row.event_id,
+            route: row.route,
+            created_at_ms: row.created_ms as u64,
+            updated_at_ms: row.updated_ms as u64,
+            requests: row.requests as usize,
+            receivers: Receivers {
+                total: row.total as usize,
+                delivered: row.delivered as usize,
+                failed: row.failed as usize,
+                unknown: row.unknown as usize,
+                pending: row.pending as usize,
+            },
+        })
+        .collect();
+    let next_cursor = more
+        .then(|| events.last())
+        .flatten()
+        .map(|last| format!("{}.{}", last.created_at_ms, last.event_id));
+    Ok(Page {
+        events,
+        next_cursor,
+    })
+}
+
+/// `{created_ms}.{event_id}`.
+fn parse_cursor(cursor: &str) -> Option<(i64, String)> {
+    let (created, id) = cursor.split_once('.')?;
+    Some((created.parse().ok()?, id.to_owned()))
+}
+
+fn detail(sql: &SqlStorage, event_id: &str) -> Result<Option<Detail>> {
+    let Some(known) = known(sql, event_id)? else {
+        return Ok(None);
+    };
+    #[derive(Deserialize)]
+    struct Row {
+        row: String,
+    }
+    let rows: Vec<Row> = sql
+        .exec(
+            "SELECT row FROM attempts WHERE event_id = ? ORDER BY started_ms, call, attempt",
+            vec![event_id.into()],
+        )?
+        .to_array()?;
+    let attempts = rows
+        .iter()
+        .map(|r| serde_json::from_str(&r.row))
+        .collect::<serde_json::Result<_>>()?;
+    Ok(Some(Detail {
+        route: known.route,
+        attempts,
+    }))
+}
+
+fn stats(sql: &SqlStorage, rate_per_minute: u32, now: u64) -> Result<Value> {
+    const MINUTE_MS: u64 = 60_000;
+    let this_minute = now / MINUTE_MS;
+    let first = this_minute.saturating_sub(59);
+    #[derive(Deserialize)]
+    struct Minute {
+        minute: i64,
+        calls: i64,
+        rate_limited: i64,
+    }
+    let counted: Vec<Minute> = sql
+        .exec(
+            "SELECT started_ms / 60000 AS minute, COUNT(*) AS calls, \
+             SUM(outcome = 'rate_limited') AS rate_limited FROM attempts \
+             WHERE started_ms >= ? GROUP BY minute",
+            vec![((first * MINUTE_MS) as i64).into()],
+        )?
+        .to_array()?;
+    let minutes: Vec<Value> = (first..=this_minute)
+        .map(|minute| {
+            let found = counted.iter().find(|m| m.minute as u64 == minute);
+            serde_json::json!({
+                "start_ms": minute * MINUTE_MS,
+                "calls": found.map_or(0, |m| m.calls),
+                "rate_limited": found.map_or(0, |m| m.rate_limited),
+            })
+        })
+        .collect();
+
+    #[derive(Deserialize)]
+    struct Counter {
+        name: String,
+        labels: String,
+        value: i64,
+    }
+    let counters: Vec<Counter> = sql
+        .exec(
+            "SELECT name, labels, value FROM counters ORDER BY name, labels",
+            None,
+        )?
+        .to_array()?;
+    let mut plain = Vec::new();
+    let mut histograms: BTreeMap<(String, String), Value> = BTreeMap::new();
+    for counter in counters {
+        let mut labels: BTreeMap<String, String> =
+            serde_json::from_str(&counter.labels).unwrap_or_default();
+        let histogram = ["_bucket", "_sum_ms", "_count"]
+            .iter()
+            .find_map(|suffix| Some((counter.name.strip_suffix(suffix)?, *suffix)));
+        let Some((name, suffix)) = histogram else {
+            plain.push(serde_json::json!({
+                "name": counter.name, "labels": labels, "value": counter.value,
+            }));
+            continue;
+        };
+        let bucket = labels.remove("bucket");
+        let key = (name.to_owned(), serde_json::to_string(&labels)?);
+        let entry = histograms.entry(key).or_insert_with(|| {
+            serde_json::json!({
+                "name": name, "labels": labels, "le_ms": BUCKETS_MS,
+                "counts": vec![0; BUCKETS_MS.len() + 1], "count": 0, "sum_ms": 0,
+            })
+        });
+        match (suffix, bucket.and_then(|b| b.parse::<usize>().ok())) {
+            ("_sum_ms", _) => entry["sum_ms"] = counter.value.into(),
+            ("_count", _) => entry["count"] = counter.value.into(),
+            (_, Some(index)) if index <= BUCKETS_MS.len() => {
+                entry["counts"][index] = counter.value.into();
+            }
+            _ => {}
+        }
+    }
+    // Buckets are stored one each; Prometheus's are cumulative.
+    let histograms: Vec<Value> = histograms
+        .into_values()
+        .map(|mut h| {
+            let mut running = 0;
+            if let Some(counts) = h["counts"].as_array_mut() {
+                for count in counts.iter_mut() {
+                    running += count.as_i64().unwrap_or(0);
+                    *count = running.into();
+                }
+            }
+            h
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "rate_per_minute": rate_per_minute,
+        "minutes": minutes,
+        "counters": plain,
+        "histograms": histograms,
+    }))
+}

@@ -1,0 +1,80 @@
+//! Telling the event index (a Durable Object in the ops Worker, bound by
+//! script name as `INDEX`) of every change, and reading from it.
+//!
+//! The relay only speaks the `yunxin_edge_index` protocol: lists, attempts
+//! and stats come back as JSON text and are passed on as they are, so the
+//! index's code and types stay out of the relay's bundle.
+
+use serde::de::DeserializeOwned;
+use wasm_bindgen::JsValue;
+use worker::{Env, Method, Request, RequestInit, Response, Result, Stub, console_log};
+pub use yunxin_edge_index::{AttemptRow, Command, Entry, MAX_PAGE, Query, Wait};
+use yunxin_edge_index::{BINDING, NAME};
+
+/// Talks to the index.
+pub struct IndexClient {
+    stub: Stub,
+}
+
+impl IndexClient {
+    /// The index of this relay.
+    pub fn new(env: &Env) -> Result<Self> {
+        Ok(IndexClient {
+            stub: env.durable_object(BINDING)?.get_by_name(NAME)?,
+        })
+    }
+
+    /// Asks `command`; the answer's JSON text.
+    async fn ask(&self, command: &Command) -> Result<String> {
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_body(Some(JsValue::from_str(&serde_json::to_string(command)?)));
+        let req = Request::new_with_init("https://event-index/", &init)?;
+        let mut response: Response = self.stub.fetch_with_request(req).await?;
+        let text = response.text().await?;
+        match response.status_code() {
+            200 => Ok(text),
+            status => Err(worker::Error::RustError(format!(
+                "event index answered {status}: {text}"
+            ))),
+        }
+    }
+
+    async fn call<T: DeserializeOwned>(&self, command: &Command) -> Result<T> {
+        Ok(serde_json::from_str(&self.ask(command).await?)?)
+    }
+
+    /// Records changes. A failure is logged, never passed on: the index
+    /// serves the operator, and must not fail a delivery.
+    pub async fn log(&self, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        if let Err(e) = self.call::<bool>(&Command::Log(entries)).await {
+            console_log!("{}", serde_json::json!({ "index_error": e.to_string() }));
+        }
+    }
+
+    /// A page of events (a `Page`, as JSON text).
+    pub async fn list(&self, query: Query) -> Result<String> {
+        self.ask(&Command::List(query)).await
+    }
+
+    /// An event's route and attempts (an `Option<Detail>`, as JSON).
+    pub async fn detail(&self, event_id: &str) -> Result<serde_json::Value> {
+        self.call(&Command::Detail(event_id.to_owned())).await
+    }
+
+    /// The `GET /v1/stats` body, as JSON text.
+    pub async fn stats(&self, rate_per_minute: u32) -> Result<String> {
+        self.ask(&Command::Stats { rate_per_minute }).await
+    }
+}
+
+/// Logs `entries` without failing (see [`IndexClient::log`]).
+pub async fn log(env: &Env, entries: Vec<Entry>) {
+    match IndexClient::new(env) {
+        Ok(index) => index.log(entries).await,
+        Err(e) => console_log!("{}", serde_json::json!({ "index_error": e.to_string() })),
+    }
+}
