@@ -198,6 +198,10 @@ pub struct Counter {
 }
 
 /// One histogram series.
+///
+/// The relay's index counts durations in whole milliseconds (`le_ms`,
+/// `sum_ms`, names without a unit); [`Histogram::in_seconds`] gives them in
+/// seconds, Prometheus's base unit.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct Histogram {
@@ -205,14 +209,48 @@ pub struct Histogram {
     pub name: String,
     /// Label names to values, in the relay's order.
     pub labels: Map<String, Value>,
-    /// Upper bounds of the buckets, ascending (`+Inf` implied).
+    /// Upper bounds of the buckets, ascending (`+Inf` implied), in seconds.
     pub le: Vec<f64>,
-    /// Cumulative observations per bucket, one per `le`.
+    /// The same in milliseconds, as the index sends them.
+    pub le_ms: Vec<f64>,
+    /// Cumulative observations per bucket, one per bound (and perhaps one
+    /// more, for `+Inf`).
     pub counts: Vec<u64>,
     /// All observations.
     pub count: u64,
-    /// Their sum.
+    /// Their sum, in seconds.
     pub sum: f64,
+    /// Their sum in milliseconds, as the index sends it.
+    pub sum_ms: Option<f64>,
+}
+
+impl Histogram {
+    /// The histogram with its bounds and sum in seconds, named with a
+    /// `_seconds` unit suffix when they came in milliseconds.
+    pub fn in_seconds(&self) -> Histogram {
+        if self.le_ms.is_empty() && self.sum_ms.is_none() {
+            return self.clone();
+        }
+        let name = if self.name.ends_with("_seconds") {
+            self.name.clone()
+        } else {
+            format!("{}_seconds", self.name.trim_end_matches("_ms"))
+        };
+        Histogram {
+            name,
+            le: self.le_ms.iter().map(|ms| ms / 1000.0).collect(),
+            le_ms: Vec::new(),
+            sum: self.sum_ms.unwrap_or(0.0) / 1000.0,
+            sum_ms: None,
+            ..self.clone()
+        }
+    }
+
+    /// The mean observation in seconds, if there is any.
+    pub fn mean_seconds(&self) -> Option<f64> {
+        let seconds = self.in_seconds();
+        (seconds.count > 0).then(|| seconds.sum / seconds.count as f64)
+    }
 }
 
 /// One Yunxin endpoint's health.
@@ -335,6 +373,24 @@ mod tests {
         let stats: Stats = serde_json::from_str(&samples::stats()).unwrap();
         assert_eq!(stats.minutes.len(), 60);
         assert_eq!(label_text(&stats.counters[2].labels["status"]), "401");
+    }
+
+    #[test]
+    fn histograms_in_milliseconds_read_in_seconds() {
+        let h: Histogram = serde_json::from_str(
+            r#"{"name":"upstream_latency","labels":{"endpoint":"e"},"le_ms":[10,250,1000],
+                "counts":[1,3,4,5],"count":5,"sum_ms":1500}"#,
+        )
+        .unwrap();
+        let s = h.in_seconds();
+        assert_eq!(s.name, "upstream_latency_seconds");
+        assert_eq!(s.le, [0.01, 0.25, 1.0]);
+        assert_eq!(s.sum, 1.5);
+        assert_eq!(h.mean_seconds(), Some(0.3));
+        // Already in seconds: as it is.
+        let stats: Stats = serde_json::from_str(&samples::stats()).unwrap();
+        let s = stats.histograms[0].in_seconds();
+        assert_eq!((s.name.as_str(), s.sum), ("upstream_latency_seconds", 12.5));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 use serde_json::{Map, Value};
 
-use crate::api::{Stats, label_text};
+use crate::api::{Histogram, Stats, label_text};
 use crate::html::w;
 
 /// What the names mean, for `# HELP`.
@@ -30,6 +30,10 @@ const HELP: &[(&str, &str)] = &[
     (
         "calls_dead_lettered",
         "Calls moved to the dead-letter queue, by route.",
+    ),
+    (
+        "receivers_replayed",
+        "Receivers sent again by a retry of their event, by route.",
     ),
     (
         "upstream_calls",
@@ -168,10 +172,11 @@ pub fn render(stats: &Stats) -> String {
         }
     }
 
-    for name in names(stats.histograms.iter().map(|h| h.name.as_str())) {
+    let histograms: Vec<Histogram> = stats.histograms.iter().map(Histogram::in_seconds).collect();
+    for name in names(histograms.iter().map(|h| h.name.as_str())) {
         let metric = format!("{PREFIX}{}", sanitize(name, true));
         family(&mut out, &metric, "histogram", &help(name));
-        for histogram in stats.histograms.iter().filter(|h| h.name == name) {
+        for histogram in histograms.iter().filter(|h| h.name == name) {
             for (le, count) in histogram.le.iter().zip(&histogram.counts) {
                 w!(
                     out,
@@ -261,6 +266,31 @@ mod tests {
             .unwrap();
         assert!(lines[first + 1].starts_with("yunxin_edge_events_accepted_total{"));
         assert!(text.ends_with('\n'));
+    }
+
+    #[test]
+    fn the_index_histograms_in_milliseconds_are_exposed_in_seconds() {
+        let stats: Stats = serde_json::from_str(
+            r#"{"rate_per_minute":120,"histograms":[{"name":"queue_lag","labels":{},
+                "le_ms":[10,50,100],"counts":[2,3,3,4],"count":4,"sum_ms":1234}]}"#,
+        )
+        .unwrap();
+        let text = render(&stats);
+        for line in [
+            "# TYPE yunxin_edge_queue_lag_seconds histogram",
+            "yunxin_edge_queue_lag_seconds_bucket{le=\"0.01\"} 2",
+            "yunxin_edge_queue_lag_seconds_bucket{le=\"0.05\"} 3",
+            "yunxin_edge_queue_lag_seconds_bucket{le=\"0.1\"} 3",
+            "yunxin_edge_queue_lag_seconds_bucket{le=\"+Inf\"} 4",
+            "yunxin_edge_queue_lag_seconds_sum 1.234",
+            "yunxin_edge_queue_lag_seconds_count 4",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        assert!(text.contains("# HELP yunxin_edge_queue_lag_seconds Time from enqueueing"));
     }
 
     #[test]

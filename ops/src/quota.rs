@@ -200,6 +200,123 @@ fn percent(part: u64, whole: u64) -> String {
     }
 }
 
+/// One Yunxin endpoint's health, from the relay's counters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EndpointHealth {
+    /// The endpoint (the batch URL the relay called).
+    pub endpoint: String,
+    /// Calls made to it.
+    pub calls: u64,
+    /// Answered: delivered, or partly (some receivers refused).
+    pub answered: u64,
+    /// Answered 416.
+    pub rate_limited: u64,
+    /// Failed: an error answer, a transport error, a lost answer.
+    pub failed: u64,
+    /// Mean time to an answer, in seconds.
+    pub mean_latency_s: Option<f64>,
+    /// The last failure (UNIX ms), if the relay tracks it.
+    pub last_failure_ms: Option<u64>,
+}
+
+/// Each endpoint's health: `upstream_calls` by outcome, the mean of
+/// `upstream_latency`, and what `endpoints` adds.
+pub fn endpoint_health(stats: &Stats) -> Vec<EndpointHealth> {
+    let mut rows: Vec<EndpointHealth> = Vec::new();
+    let label = |labels: &serde_json::Map<String, serde_json::Value>, name: &str| {
+        labels
+            .get(name)
+            .map(crate::api::label_text)
+            .unwrap_or_default()
+    };
+    for counter in stats.counters.iter().filter(|c| c.name == "upstream_calls") {
+        let endpoint = label(&counter.labels, "endpoint");
+        let at = match rows.iter().position(|r| r.endpoint == endpoint) {
+            Some(at) => at,
+            None => {
+                rows.push(EndpointHealth {
+                    endpoint,
+                    ..EndpointHealth::default()
+                });
+                rows.len() - 1
+            }
+        };
+        let row = &mut rows[at];
+        let n = counter.value.max(0.0) as u64;
+        row.calls += n;
+        match label(&counter.labels, "outcome").as_str() {
+            "delivered" | "partial" => row.answered += n,
+            "rate_limited" => row.rate_limited += n,
+            _ => row.failed += n,
+        }
+    }
+    for histogram in stats
+        .histograms
+        .iter()
+        .filter(|h| h.name.starts_with("upstream_latency"))
+    {
+        let endpoint = label(&histogram.labels, "endpoint");
+        if let Some(row) = rows.iter_mut().find(|r| r.endpoint == endpoint) {
+            row.mean_latency_s = histogram.mean_seconds();
+        }
+    }
+    for endpoint in &stats.endpoints {
+        match rows
+            .iter_mut()
+            .find(|r| r.endpoint.starts_with(&endpoint.base_url))
+        {
+            Some(row) => row.last_failure_ms = endpoint.last_failure_ms,
+            None => rows.push(EndpointHealth {
+                endpoint: endpoint.base_url.clone(),
+                calls: endpoint.calls,
+                failed: endpoint.failures,
+                answered: endpoint.calls.saturating_sub(endpoint.failures),
+                last_failure_ms: endpoint.last_failure_ms,
+                ..EndpointHealth::default()
+            }),
+        }
+    }
+    rows
+}
+
+fn endpoints_table(main: &mut String, rows: &[EndpointHealth]) {
+    main.push_str("<h2 id=\"endpoints\">Yunxin endpoints</h2>");
+    if rows.is_empty() {
+        main.push_str("<p class=\"muted\">No call made yet.</p>");
+        return;
+    }
+    main.push_str(
+        "<div class=\"wrap\"><table aria-labelledby=\"endpoints\"><caption>Since the index began counting</caption>\
+         <thead><tr><th scope=\"col\">Endpoint</th><th scope=\"col\" class=\"num\">Calls</th>\
+         <th scope=\"col\" class=\"num\">Answered</th><th scope=\"col\" class=\"num\">Rate-limited</th>\
+         <th scope=\"col\" class=\"num\">Failed</th><th scope=\"col\" class=\"num\">Mean latency</th>\
+         <th scope=\"col\">Last failure</th></tr></thead><tbody>",
+    );
+    for row in rows {
+        let failed = if row.failed > 0 {
+            format!("<span class=\"badge bad\">{}</span>", thousands(row.failed))
+        } else {
+            "0".into()
+        };
+        w!(
+            main,
+            "<tr><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{failed}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            E(&row.endpoint),
+            thousands(row.calls),
+            thousands(row.answered),
+            thousands(row.rate_limited),
+            row.mean_latency_s.map_or_else(
+                || "—".into(),
+                |s| crate::web::duration((s * 1000.0).round() as u64)
+            ),
+            row.last_failure_ms
+                .map_or_else(|| "—".into(), |ms| format!("{} UTC", utc(ms).0))
+        );
+    }
+    main.push_str("</tbody></table></div>");
+}
+
 /// The quota page.
 pub fn page(chrome: Chrome<'_>, stats: &Stats) -> String {
     let chrome = Chrome {
@@ -261,29 +378,7 @@ pub fn page(chrome: Chrome<'_>, stats: &Stats) -> String {
     }
     main.push_str("</tbody></table></div></details>");
 
-    main.push_str("<h2 id=\"endpoints\">Yunxin endpoints</h2>");
-    if stats.endpoints.is_empty() {
-        main.push_str("<p class=\"muted\">No call made yet.</p>");
-    } else {
-        main.push_str(
-            "<div class=\"wrap\"><table aria-labelledby=\"endpoints\"><thead><tr><th scope=\"col\">Endpoint</th>\
-             <th scope=\"col\" class=\"num\">Calls</th><th scope=\"col\" class=\"num\">Failures</th>\
-             <th scope=\"col\">Last failure</th></tr></thead><tbody>",
-        );
-        for endpoint in &stats.endpoints {
-            w!(
-                main,
-                "<tr><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
-                E(&endpoint.base_url),
-                thousands(endpoint.calls),
-                thousands(endpoint.failures),
-                endpoint
-                    .last_failure_ms
-                    .map_or_else(|| "never".into(), |ms| format!("{} UTC", utc(ms).0))
-            );
-        }
-        main.push_str("</tbody></table></div>");
-    }
+    endpoints_table(&mut main, &endpoint_health(stats));
     layout("Quota", Some(chrome), &main)
 }
 
@@ -291,6 +386,38 @@ pub fn page(chrome: Chrome<'_>, stats: &Stats) -> String {
 mod tests {
     use super::*;
     use crate::api::samples;
+
+    #[test]
+    fn endpoint_health_comes_from_the_call_counters_and_latency() {
+        let stats: Stats = serde_json::from_str(
+            r#"{"rate_per_minute":120,"counters":[
+              {"name":"upstream_calls","labels":{"code":"200","endpoint":"http://a/batch","outcome":"delivered"},"value":5},
+              {"name":"upstream_calls","labels":{"code":"200","endpoint":"http://a/batch","outcome":"partial"},"value":2},
+              {"name":"upstream_calls","labels":{"code":"502","endpoint":"http://a/batch","outcome":"transport"},"value":1},
+              {"name":"upstream_calls","labels":{"code":"416","endpoint":"http://b/batch","outcome":"rate_limited"},"value":3},
+              {"name":"events_accepted","labels":{"route":"-"},"value":9}],
+             "histograms":[{"name":"upstream_latency","labels":{"endpoint":"http://a/batch"},
+              "le_ms":[10],"counts":[8,8],"count":8,"sum_ms":400}],
+             "endpoints":[{"base_url":"http://b","calls":3,"failures":0,"last_failure_ms":60000}]}"#,
+        )
+        .unwrap();
+        let rows = endpoint_health(&stats);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (
+                rows[0].calls,
+                rows[0].answered,
+                rows[0].failed,
+                rows[0].rate_limited
+            ),
+            (8, 7, 1, 0)
+        );
+        assert_eq!(rows[0].mean_latency_s, Some(0.05));
+        assert_eq!(
+            (rows[1].rate_limited, rows[1].last_failure_ms),
+            (3, Some(60000))
+        );
+    }
 
     #[test]
     fn steps_are_round() {
@@ -367,7 +494,7 @@ mod tests {
         assert!(html.contains("aria-current=\"page\">Quota"));
         assert!(html.contains("<summary>The same data as a table</summary>"));
         assert_eq!(html.matches("<th scope=\"row\">").count(), 60);
-        assert!(html.contains("<code>http://127.0.0.1:1</code>"));
+        assert!(html.contains("<td><code>http://127.0.0.1:1</code></td><td class=\"num\">7</td>"));
         assert!(html.contains("<dt>Busiest minute</dt><dd>130"));
         assert!(html.contains("<dd>108%</dd>"));
     }
