@@ -89,13 +89,17 @@ button.primary{background:var(--accent);border-color:var(--accent);color:#fff}
 button:disabled{opacity:.55;cursor:not-allowed}
 input,select{font:inherit;padding:.4rem .55rem;border:1px solid #8c959f;border-radius:6px;background:#fff;color:var(--fg)}
 label{font-weight:600;font-size:.88rem;display:block;margin-bottom:.2rem}
-.filters{display:flex;gap:1rem;align-items:flex-end;flex-wrap:wrap;background:var(--panel);border:1px solid var(--line);padding:.8rem 1rem;border-radius:8px;margin:0 0 1rem}
+.filters{display:flex;gap:1rem;align-items:flex-start;flex-wrap:wrap;background:var(--panel);border:1px solid var(--line);padding:.8rem 1rem;border-radius:8px;margin:0 0 1rem}
 .hint{color:var(--muted);font-size:.85rem;margin:.2rem 0 0}
+.filters .actions{padding-top:1.55rem;display:flex;gap:.5rem}
 .flash{padding:.7rem 1rem;border-radius:8px;margin:0 0 1rem;border:1px solid}
 .facts{display:grid;grid-template-columns:repeat(auto-fill,minmax(180px,1fr));gap:.75rem;margin:0 0 1rem}
 .facts div{background:var(--panel);border:1px solid var(--line);border-radius:8px;padding:.55rem .8rem}
 .facts dt{font-size:.78rem;color:var(--muted);text-transform:uppercase;letter-spacing:.03em}
 .facts dd{margin:0;font-size:1.05rem;font-weight:600;overflow-wrap:anywhere}
+.facts .badge{white-space:normal}
+.facts small{display:block;font-size:.8rem;font-weight:400;color:var(--muted)}
+.callout.note{border-left-color:var(--warn-line);background:var(--warn-bg)}
 .stack{display:flex;height:.55rem;width:9rem;border-radius:4px;overflow:hidden;background:#eaeef2;margin-top:.3rem}
 .stack span{display:block;height:100%}
 .s-ok{background:#2da44e}.s-bad{background:#cf222e}.s-warn{background:#d4a72c}.s-info{background:#54aeff}
@@ -442,9 +446,11 @@ pub fn event_list(
     for route in routes {
         w!(main, "<option value=\"{}\">", E(route));
     }
-    main.push_str("</datalist><div><button class=\"primary\" type=\"submit\">Filter</button>");
+    main.push_str(
+        "</datalist><div class=\"actions\"><button class=\"primary\" type=\"submit\">Filter</button>",
+    );
     if !filters.state.is_empty() || !filters.route.is_empty() {
-        main.push_str(" <a class=\"button\" href=\"/dashboard\">Clear</a>");
+        main.push_str("<a class=\"button\" href=\"/dashboard\">Clear</a>");
     }
     main.push_str("</div></form>");
 
@@ -533,10 +539,12 @@ pub fn event_page(
         route_cell(event.route.as_deref())
     );
     if let Some(created) = event.created_at_ms {
+        let (full, _) = utc(created);
         w!(
             main,
-            "<div><dt>Received</dt><dd>{} <span class=\"muted\">({})</span></dd></div>",
-            time_tag(created, &format!("{} UTC", utc(created).0)),
+            "<div><dt>Received</dt><dd>{} UTC<small>{} · {}</small></dd></div>",
+            time_tag(created, &full[11..]),
+            &full[..10],
             age(created, now_ms)
         );
     }
@@ -572,11 +580,18 @@ pub fn event_page(
             .iter()
             .map(u64::to_string)
             .collect();
+        let (noun, verb) = if calls.len() == 1 {
+            ("Call", "was")
+        } else {
+            ("Calls", "were")
+        };
         w!(
             main,
-            "<p class=\"callout\">Dead-lettered calls: {}. Their receivers show as failed or \
-             unknown below; a retry sends the failed ones again.</p>",
-            calls.join(", ")
+            "<p class=\"callout note\">{noun} {} {verb} moved to the dead-letter queue: the relay \
+             gave up on {}. Their receivers show as failed or unknown below; a retry sends the \
+             failed ones again.</p>",
+            calls.join(", "),
+            if calls.len() == 1 { "it" } else { "them" }
         );
     }
     attempts(&mut main, event);
@@ -936,7 +951,7 @@ mod tests {
         assert!(page.contains("name=\"csrf\" value=\"csrf-token\""));
         assert!(page.contains("Retry failed receivers (1)"));
         assert!(page.contains("Retry all failed (2)"));
-        assert!(page.contains("Dead-lettered calls: 1."));
+        assert!(page.contains("Call 1 was moved to the dead-letter queue"));
     }
 
     #[test]

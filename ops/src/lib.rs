@@ -103,6 +103,13 @@ fn status_token(env: &Env) -> Option<String> {
 async fn handle(mut req: Request, env: &Env, now_ms: u64) -> worker::Result<Page> {
     let path = req.path();
     let method = req.method();
+    // A POST's body is read whatever the answer: workerd closes a
+    // keep-alive connection whose request body was left unread, and the
+    // browser's next request on it would fail.
+    let posted = match method {
+        Method::Post => posted_form(&req.bytes().await?),
+        _ => Vec::new(),
+    };
     let token = status_token(env);
     if path == "/metrics" {
         return metrics(&req, env, token.as_deref()).await;
@@ -130,7 +137,7 @@ async fn handle(mut req: Request, env: &Env, now_ms: u64) -> worker::Result<Page
                 Some(_) => Page::redirect(302, after_login(field(&fields, "next"))),
                 None => Page::html(200, html::login(&after_login(field(&fields, "next")), None)),
             }),
-            Method::Post => sign_in(&mut req, &keys, &token, now_ms).await,
+            Method::Post => sign_in(&posted, &keys, &token, now_ms),
             _ => Ok(not_allowed("GET, POST")),
         };
     }
@@ -196,8 +203,7 @@ async fn handle(mut req: Request, env: &Env, now_ms: u64) -> worker::Result<Page
             },
         ),
         ("/dashboard/logout", Method::Post) => {
-            let body = read_form(&mut req).await?;
-            if !keys.check_csrf(&session, "logout", field(&body, "csrf").unwrap_or("")) {
+            if !keys.check_csrf(&session, "logout", field(&posted, "csrf").unwrap_or("")) {
                 return Ok(csrf_refused(chrome));
             }
             Ok(Page::redirect(303, "/dashboard/login")
@@ -208,7 +214,7 @@ async fn handle(mut req: Request, env: &Env, now_ms: u64) -> worker::Result<Page
             let rest = &path["/dashboard/events/".len()..];
             match (rest.strip_suffix("/retry"), method) {
                 (Some(segment), Method::Post) => {
-                    retry(&mut req, &relay, &keys, &session, chrome, segment).await
+                    retry(&posted, &relay, &keys, &session, chrome, segment).await
                 }
                 (Some(_), _) => Ok(not_allowed("POST")),
                 (None, Method::Get | Method::Head) => {
@@ -258,20 +264,24 @@ fn csrf_refused(chrome: Chrome<'_>) -> Page {
     )
 }
 
-/// The fields of a form body (at most [`MAX_FORM_BYTES`]).
-async fn read_form(req: &mut Request) -> worker::Result<Vec<(String, String)>> {
-    let body = req.bytes().await?;
+/// The fields of a form body; none from a body over [`MAX_FORM_BYTES`],
+/// which no form of the dashboard sends.
+fn posted_form(body: &[u8]) -> Vec<(String, String)> {
     if body.len() > MAX_FORM_BYTES {
-        return Ok(Vec::new());
+        return Vec::new();
     }
-    Ok(form(&body))
+    form(body)
 }
 
 /// `POST /dashboard/login`: the token, compared in constant time.
-async fn sign_in(req: &mut Request, keys: &Keys, token: &str, now_ms: u64) -> worker::Result<Page> {
-    let fields = read_form(req).await?;
-    let next = after_login(field(&fields, "next"));
-    if !token_matches(token, field(&fields, "token").unwrap_or("")) {
+fn sign_in(
+    fields: &[(String, String)],
+    keys: &Keys,
+    token: &str,
+    now_ms: u64,
+) -> worker::Result<Page> {
+    let next = after_login(field(fields, "next"));
+    if !token_matches(token, field(fields, "token").unwrap_or("")) {
         console_log!("{}", json!({ "ops": "sign-in refused" }));
         return Ok(Page::html(
             401,
@@ -323,7 +333,7 @@ async fn event(
 /// `POST /dashboard/events/{id}/retry`: checks the CSRF token, asks the
 /// relay to retry, and sends the browser back to the event with a flash.
 async fn retry(
-    req: &mut Request,
+    fields: &[(String, String)],
     relay: &Relay<'_>,
     keys: &Keys,
     session: &Session,
@@ -336,15 +346,14 @@ async fn retry(
             problem(Some(chrome), "Not found", "That is not an event id."),
         ));
     };
-    let fields = read_form(req).await?;
     if !keys.check_csrf(
         session,
         &format!("retry:{id}"),
-        field(&fields, "csrf").unwrap_or(""),
+        field(fields, "csrf").unwrap_or(""),
     ) {
         return Ok(csrf_refused(chrome));
     }
-    let body = if field(&fields, "scope") == Some("all") {
+    let body = if field(fields, "scope") == Some("all") {
         r#"{"all":true}"#
     } else {
         ""

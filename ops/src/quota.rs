@@ -36,10 +36,10 @@ fn nice_step(max: u64) -> u64 {
 }
 
 /// The y axis: its top value and step. The quota line is on the scale
-/// unless the calls are so few that bars drawn against it would be flat
-/// lines; then the chart says the quota is above it.
+/// unless the calls are so few (under a tenth of it) that bars drawn
+/// against it would be flat lines; then the chart says the quota is above.
 fn scale(peak: u64, rate: u64) -> (u64, u64, bool) {
-    let limit_shown = rate > 0 && (peak == 0 || peak.saturating_mul(4) >= rate);
+    let limit_shown = rate > 0 && (peak == 0 || peak.saturating_mul(10) >= rate);
     let reach = if limit_shown {
         peak.max(rate) + peak.max(rate) / 10
     } else {
@@ -439,6 +439,9 @@ mod tests {
         // 12 calls against 6,000 a minute: drawn against the calls.
         let (top, _, shown) = scale(12, 6000);
         assert!(!shown && (12..=20).contains(&top), "{top}");
+        // A tenth of the quota is still drawn against it.
+        let (top, _, shown) = scale(12, 120);
+        assert!(shown && top >= 120);
         let (top, _, shown) = scale(0, 0);
         assert!(!shown && top >= 1);
     }
