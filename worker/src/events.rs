@@ -443,6 +443,7 @@ fn attempt_row(id: AttemptId, outcome: &AttemptOutcome, sent: Sent) -> index::At
         code,
         outcome: name.to_owned(),
         error,
+        endpoint_failure: outcome.outcome.is_endpoint_failure(),
     }
 }
 
