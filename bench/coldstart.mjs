@@ -67,11 +67,16 @@ export default { fetch() { return new Response('stub'); }, queue() {} };
 `,
 };
 const hooksStub = { script: `export default { fetch() { return new Response('stub'); } };\n` };
+const opsStub = {
+  script: `export class EventIndex { constructor(state, env) {} fetch() { return new Response('true'); } }
+export default { fetch() { return new Response('stub'); } };
+`,
+};
 const baselineStub = { script: `export default { fetch() { return new Response('stub'); } };\n` };
 const file = (scriptPath) => ({ scriptPath });
 
-/** Miniflare options of the relay and its hooks Worker, as `startRelay` builds them, with the given scripts. */
-function relayOptions(bindings, relayScript, hooksScript) {
+/** Miniflare options of the relay, its hooks Worker and its ops Worker, as `startRelay` builds them, with the given scripts. */
+function relayOptions(bindings, relayScript, hooksScript, opsScript) {
   const all = { ...unstable_readConfig({ config: 'wrangler.toml' }).vars, ...bindings };
   const worker = (config, script) => ({
     ...unstable_getMiniflareWorkerOptions(config).workerOptions,
@@ -86,6 +91,7 @@ function relayOptions(bindings, relayScript, hooksScript) {
     workers: [
       { ...relay, serviceBindings: { ...relay.serviceBindings, HOOKS: 'yunxin-edge-hooks' } },
       worker('hooks/wrangler.toml', hooksScript),
+      worker('ops/wrangler.toml', opsScript),
     ],
   };
 }
@@ -219,11 +225,12 @@ async function main() {
     };
     const relay = file('worker/build/index.js');
     const hooks = file('hooks/build/index.js');
+    const ops = file('ops/build/index.js');
     // Each start, and the stub a Worker's start-up is compared with.
     const starts = {
-      relay: { options: relayOptions(bindings, relay, hooksStub), stub: 'relay_stub' },
-      relay_with_hooks: { options: relayOptions(bindings, relay, hooks), stub: 'relay_stub' },
-      relay_stub: { options: relayOptions(bindings, relayStub, hooksStub) },
+      relay: { options: relayOptions(bindings, relay, hooksStub, ops), stub: 'relay_stub' },
+      relay_with_hooks: { options: relayOptions(bindings, relay, hooks, ops), stub: 'relay_stub' },
+      relay_stub: { options: relayOptions(bindings, relayStub, hooksStub, opsStub) },
       baseline: { options: baselineOptions(bindings, file('bench/baseline-worker/index.js')), stub: 'baseline_stub' },
       baseline_stub: { options: baselineOptions(bindings, baselineStub) },
     };

@@ -129,6 +129,10 @@ pub struct AttemptRow {
     pub outcome: String,
     /// What went wrong, if anything.
     pub error: Option<String>,
+    /// Whether the outcome counts against the endpoint (the core's
+    /// `Outcome::is_endpoint_failure`: no connection, a lost answer, a 5xx).
+    #[serde(default)]
+    pub endpoint_failure: bool,
 }
 
 /// Which events to list.

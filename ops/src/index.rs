@@ -125,7 +125,8 @@ const SCHEMA: [&str; 5] = [
     "CREATE INDEX IF NOT EXISTS events_by_time ON events (created_ms DESC, event_id DESC)",
     "CREATE TABLE IF NOT EXISTS attempts (event_id TEXT NOT NULL, call INTEGER NOT NULL, \
      attempt INTEGER NOT NULL, row TEXT NOT NULL, started_ms INTEGER NOT NULL, \
-     outcome TEXT NOT NULL, PRIMARY KEY (event_id, call, attempt))",
+     outcome TEXT NOT NULL, endpoint TEXT NOT NULL, endpoint_failure INTEGER NOT NULL, \
+     PRIMARY KEY (event_id, call, attempt))",
     "CREATE INDEX IF NOT EXISTS attempts_by_time ON attempts (started_ms)",
     "CREATE TABLE IF NOT EXISTS counters (name TEXT NOT NULL, labels TEXT NOT NULL, \
      value INTEGER NOT NULL, PRIMARY KEY (name, labels))",
@@ -318,8 +319,8 @@ fn apply(sql: &SqlStorage, entry: Entry, now: u64) -> Result<()> {
                 add(sql, "attempts_retried", &[("route", &label)], 1)?;
             }
             sql.exec(
-                "INSERT OR REPLACE INTO attempts (event_id, call, attempt, row, started_ms, outcome) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO attempts (event_id, call, attempt, row, started_ms, \
+                 outcome, endpoint, endpoint_failure) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 vec![
                     event_id.into(),
                     (attempt.call as i64).into(),
@@ -327,6 +328,8 @@ fn apply(sql: &SqlStorage, entry: Entry, now: u64) -> Result<()> {
                     serde_json::to_string(&attempt)?.into(),
                     (attempt.started_at_ms as i64).into(),
                     attempt.outcome.clone().into(),
+                    attempt.endpoint.clone().into(),
+                    i64::from(attempt.endpoint_failure).into(),
                 ],
             )?;
         }
@@ -565,5 +568,39 @@ fn stats(sql: &SqlStorage, rate_per_minute: u32, now: u64) -> Result<Value> {
         "minutes": minutes,
         "counters": plain,
         "histograms": histograms,
+        "endpoints": endpoints(sql, first * MINUTE_MS)?,
     }))
+}
+
+/// Each endpoint's calls and failures since `since_ms` (the last hour), and
+/// whether its last call succeeded: what the relay's isolates saw of it.
+fn endpoints(sql: &SqlStorage, since_ms: u64) -> Result<Vec<Value>> {
+    #[derive(Deserialize)]
+    struct Seen {
+        endpoint: String,
+        calls: i64,
+        failures: i64,
+        last_failure_ms: Option<i64>,
+        last_success_ms: Option<i64>,
+    }
+    let seen: Vec<Seen> = sql
+        .exec(
+            "SELECT endpoint, COUNT(*) AS calls, SUM(endpoint_failure) AS failures, \
+             MAX(CASE WHEN endpoint_failure THEN started_ms END) AS last_failure_ms, \
+             MAX(CASE WHEN endpoint_failure THEN NULL ELSE started_ms END) AS last_success_ms \
+             FROM attempts WHERE started_ms >= ? GROUP BY endpoint ORDER BY endpoint",
+            vec![(since_ms as i64).into()],
+        )?
+        .to_array()?;
+    Ok(seen
+        .into_iter()
+        .map(|s| {
+            let healthy = s.last_failure_ms <= s.last_success_ms;
+            serde_json::json!({
+                "base_url": s.endpoint, "calls": s.calls, "failures": s.failures,
+                "last_failure_ms": s.last_failure_ms, "last_success_ms": s.last_success_ms,
+                "healthy": healthy,
+            })
+        })
+        .collect())
 }

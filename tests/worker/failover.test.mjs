@@ -7,7 +7,7 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { startEmulator } from '../../emulator/index.mjs';
-import { APP_KEY, APP_SECRET, eventStatus, eventually, notification, postEvent, startRelay } from './harness.mjs';
+import { APP_KEY, APP_SECRET, eventStatus, eventually, notification, postEvent, request, startRelay } from './harness.mjs';
 
 const TOKEN = 'failover-status-token';
 const FAST = {
@@ -53,6 +53,13 @@ async function relayFor(t, urls, bindings = {}) {
   const relay = await startRelay({ YUNXIN_BASE_URLS: urls.join(','), ...FAST, ...bindings });
   t.after(() => relay.close());
   return relay;
+}
+
+/** Each endpoint's line in GET /v1/stats (the index's view), by base URL. */
+async function endpointHealth(relay) {
+  const { status, json } = await request(`${relay.url}/v1/stats`, { method: 'GET', headers: { authorization: `Bearer ${TOKEN}` } });
+  assert.equal(status, 200);
+  return Object.fromEntries(json.endpoints.map((e) => [e.base_url, e]));
 }
 
 async function settled(relay, id) {
@@ -152,6 +159,14 @@ test('the first endpoint recovers: after its cooldown, traffic returns to it', a
   const avoidedAt = Date.now(); // after it
   assert.equal(failedOver.status, 200, failedOver.text);
   assert.deepEqual([first.requests().length, second.requests().length], [1, 1]);
+  const down = await eventually(async () => {
+    const health = await endpointHealth(relay);
+    return health[first.url] && health[second.url] ? health : null;
+  }, { ms: 5000, what: 'both endpoints in the stats' });
+  assert.deepEqual(
+    [down[first.url].healthy, down[first.url].failures, down[second.url].healthy],
+    [false, 1, true],
+  );
   // Within the cooldown the first is not tried, though it would answer now.
   const meanwhile = await postEvent(relay.url, notification(2, { prefix: 'b' }));
   assert.equal(meanwhile.status, 200, meanwhile.text);
@@ -174,6 +189,11 @@ test('the first endpoint recovers: after its cooldown, traffic returns to it', a
     healthLines(relay, first.url).map((l) => l.state),
     ['avoided', 'healthy'],
   );
+  const up = await eventually(async () => {
+    const health = await endpointHealth(relay);
+    return health[first.url]?.calls === 3 ? health : null;
+  }, { ms: 5000, what: 'the recovered endpoint in the stats' });
+  assert.deepEqual([up[first.url].healthy, up[first.url].failures, up[second.url].calls], [true, 1, 2]);
 });
 
 describe('configuration', () => {

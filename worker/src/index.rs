@@ -60,9 +60,9 @@ impl IndexClient {
         self.ask(&Command::List(query)).await
     }
 
-    /// An event's route and attempts (an `Option<Detail>`, as JSON).
-    pub async fn detail(&self, event_id: &str) -> Result<serde_json::Value> {
-        self.call(&Command::Detail(event_id.to_owned())).await
+    /// An event's route and attempts (an `Option<Detail>`, as JSON text).
+    pub async fn detail(&self, event_id: &str) -> Result<String> {
+        self.ask(&Command::Detail(event_id.to_owned())).await
     }
 
     /// The `GET /v1/stats` body, as JSON text.

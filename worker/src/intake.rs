@@ -70,14 +70,6 @@ pub enum Answer {
     },
 }
 
-/// The body of [`Answer::Waited`].
-#[derive(Serialize)]
-struct WaitedBody<'a> {
-    #[serde(flatten)]
-    status: &'a EventStatus,
-    status_url: String,
-}
-
 /// The body of [`Answer::Accepted`].
 #[derive(Serialize)]
 struct AcceptedBody<'a> {
@@ -94,7 +86,7 @@ impl Answer {
     /// The HTTP status.
     pub fn status(&self) -> u16 {
         match self {
-            Answer::Waited { status, .. } if status.status.state == DeliveryState::Pending => 202,
+            Answer::Waited { status, .. } if status.state == DeliveryState::Pending => 202,
             Answer::Accepted { .. } => 202,
             Answer::Waited { .. }
             | Answer::Known(_)
@@ -117,10 +109,7 @@ impl Answer {
                 "requests": requests,
                 "notification": notification,
             }))?,
-            Answer::Waited { event_id, status } => Response::from_json(&WaitedBody {
-                status,
-                status_url: status_url(event_id),
-            })?,
+            Answer::Waited { status, .. } => Response::from_json(status)?,
             Answer::Accepted { event_id, requests } => Response::from_json(&AcceptedBody {
                 event_id: event_id.as_str(),
                 requests: *requests,
@@ -130,11 +119,10 @@ impl Answer {
         }
         .with_status(self.status());
         if let Answer::Waited { status, .. } = self
-            && status.status.state == DeliveryState::Pending
+            && status.state == DeliveryState::Pending
         {
             // When the queue's next attempt is due: asking earlier shows nothing new.
             let next_ms = status
-                .status
                 .pending
                 .iter()
                 .filter_map(|p| p.next_attempt_at_ms)
@@ -168,10 +156,10 @@ impl Answer {
             Answer::Waited { status, .. } | Answer::Known(status) => json!({
                 "mode": if matches!(self, Answer::Waited { .. }) { "wait" } else { "known" },
                 "requests": status.requests,
-                "delivered": status.status.delivered.len(),
-                "failed": status.status.failed.len(),
-                "unknown": status.status.unknown.len(),
-                "pending": status.status.pending.len(),
+                "delivered": status.delivered.len(),
+                "failed": status.failed.len(),
+                "unknown": status.unknown.len(),
+                "pending": status.pending.len(),
             }),
             Answer::Accepted { requests, .. } => json!({ "mode": "queue", "requests": requests }),
             Answer::Skipped { .. } => json!({ "skipped": true }),
@@ -264,8 +252,11 @@ pub async fn intake(accepted: Accepted, env: &Env, wait: bool) -> Result<Answer,
     };
     match status {
         Some(status) => Ok(Answer::Waited {
+            status: Box::new(EventStatus {
+                status_url: Some(status_url(&event_id)),
+                ..status
+            }),
             event_id,
-            status: Box::new(status),
         }),
         None => Err(RelayError::Internal(
             "the event store lost the event".into(),

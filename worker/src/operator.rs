@@ -16,8 +16,8 @@
 
 use futures_util::future::join;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use worker::{Env, Request, Response};
+use yunxin_edge::DeliveryState;
 use yunxin_edge::Replay;
 
 use crate::body;
@@ -62,15 +62,16 @@ pub async fn status(req: &Request, env: &Env, segment: &str) -> Result<Response,
     let Some(status) = status? else {
         return Err(not_found(segment));
     };
-    let mut body = serde_json::to_value(&status).map_err(worker::Error::from)?;
-    // The index is for the operator: without it the status still answers.
-    let detail = detail.unwrap_or(Value::Null);
-    body["route"] = detail["route"].clone();
-    body["attempts"] = match &detail["attempts"] {
-        Value::Null => json!([]),
-        attempts => attempts.clone(),
-    };
-    Ok(Response::from_json(&body)?)
+    // The index's `{"route", "attempts"}` joins the status object as it is,
+    // text to text. The index is for the operator: without it the status
+    // still answers, with no route and no attempts.
+    let status = serde_json::to_string(&status).map_err(worker::Error::from)?;
+    let detail = detail
+        .ok()
+        .filter(|d| d.starts_with('{') && d.len() > 2)
+        .unwrap_or_else(|| r#"{"route":null,"attempts":[]}"#.to_owned());
+    let joined = format!("{},{}", &status[..status.len() - 1], &detail[1..]);
+    json_response(joined)
 }
 
 /// `GET /v1/events?state=&route=&limit=&cursor=`: the index's events,
@@ -85,12 +86,17 @@ pub async fn list(req: &Request, env: &Env) -> Result<Response, RelayError> {
     for (name, value) in req.url()?.query_pairs() {
         match name.as_ref() {
             "state" if !value.is_empty() => {
-                query.state = Some(serde_json::from_value(json!(value)).map_err(|_| {
-                    RelayError::BadQuery {
-                        parameter: "state",
-                        problem: "must be pending, delivered or completed_with_failures",
+                query.state = Some(match value.as_ref() {
+                    "pending" => DeliveryState::Pending,
+                    "delivered" => DeliveryState::Delivered,
+                    "completed_with_failures" => DeliveryState::CompletedWithFailures,
+                    _ => {
+                        return Err(RelayError::BadQuery {
+                            parameter: "state",
+                            problem: "must be pending, delivered or completed_with_failures",
+                        });
                     }
-                })?);
+                });
             }
             "route" if !value.is_empty() => query.route = Some(value.into_owned()),
             "limit" => {

@@ -234,10 +234,10 @@ pub async fn send_on_slot(
             .min(deadline.saturating_sub(now_ms()))
     });
     let started_at_ms = now_ms();
-    let outcome = upstream::send(&attempt, config, timeout_ms).await;
+    let (outcome, endpoint) = upstream::send(&attempt, config, timeout_ms).await;
     let sent = Sent {
         trace_id: attempt.trace_id.to_string(),
-        endpoint: config.endpoint.batch_url().to_owned(),
+        endpoint: endpoint.base_url().to_owned(),
         started_at_ms,
         latency_ms: now_ms().saturating_sub(started_at_ms),
     };

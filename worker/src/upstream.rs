@@ -49,9 +49,14 @@ fn with_health<R>(config: &Config, f: impl FnOnce(&mut Failover) -> R) -> R {
 }
 
 /// Sends one attempt to the endpoint the health picks, waiting at most
-/// `timeout_ms` for the whole answer, and says what became of it. Never
-/// fails: every failure is an outcome for the delivery to judge.
-pub async fn send(attempt: &Attempt, config: &Config, timeout_ms: u64) -> AttemptOutcome {
+/// `timeout_ms` for the whole answer, and says what became of it, and
+/// where it went. Never fails: every failure is an outcome for the delivery
+/// to judge.
+pub async fn send(
+    attempt: &Attempt,
+    config: &Config,
+    timeout_ms: u64,
+) -> (AttemptOutcome, Endpoint) {
     let (pick, endpoint) = with_health(config, |health| {
         let pick = health.pick(now_ms());
         (pick, health.endpoint(pick).clone())
@@ -75,7 +80,7 @@ pub async fn send(attempt: &Attempt, config: &Config, timeout_ms: u64) -> Attemp
             );
         }
     }
-    outcome
+    (outcome, endpoint)
 }
 
 /// An outcome in a few words, for the log: no receiver ids.
