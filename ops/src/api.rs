@@ -253,7 +253,7 @@ impl Histogram {
     }
 }
 
-/// One Yunxin endpoint's health.
+/// One Yunxin endpoint's health over the last hour.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct Endpoint {
@@ -261,10 +261,15 @@ pub struct Endpoint {
     pub base_url: String,
     /// Calls made to it.
     pub calls: u64,
-    /// Of those, transport errors and 5xx.
+    /// Of those, failures that count against the endpoint (no connection,
+    /// a lost answer, a 5xx).
     pub failures: u64,
     /// The last failure (UNIX ms).
     pub last_failure_ms: Option<u64>,
+    /// The last success (UNIX ms).
+    pub last_success_ms: Option<u64>,
+    /// Whether its last call succeeded.
+    pub healthy: Option<bool>,
 }
 
 /// `{"error":{"code","message","field"?}}`, the relay's error body.

@@ -145,6 +145,54 @@ fn names<'a>(all: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     seen
 }
 
+/// Each endpoint's health (the last hour): up or not, calls, failures and
+/// when it last failed.
+fn endpoint_gauges(out: &mut String, stats: &Stats) {
+    type Read = fn(&crate::api::Endpoint) -> Option<f64>;
+    let gauges: [(&str, &str, Read); 4] = [
+        (
+            "endpoint_healthy",
+            "Whether a Yunxin endpoint's last call succeeded (1) or failed (0).",
+            |e| e.healthy.map(|h| if h { 1.0 } else { 0.0 }),
+        ),
+        (
+            "endpoint_calls_last_hour",
+            "Calls to a Yunxin endpoint in the last hour.",
+            |e| Some(e.calls as f64),
+        ),
+        (
+            "endpoint_failures_last_hour",
+            "Failures of a Yunxin endpoint in the last hour (no connection, a lost answer, a 5xx).",
+            |e| Some(e.failures as f64),
+        ),
+        (
+            "endpoint_last_failure_timestamp_seconds",
+            "When a Yunxin endpoint last failed, UNIX seconds.",
+            |e| e.last_failure_ms.map(|ms| ms as f64 / 1000.0),
+        ),
+    ];
+    for (name, help, read) in gauges {
+        let samples: Vec<_> = stats
+            .endpoints
+            .iter()
+            .filter_map(|e| Some((e, read(e)?)))
+            .collect();
+        if samples.is_empty() {
+            continue;
+        }
+        let metric = format!("{PREFIX}{name}");
+        family(out, &metric, "gauge", help);
+        for (endpoint, value) in samples {
+            w!(
+                out,
+                "{metric}{{endpoint=\"{}\"}} {}\n",
+                escape_label(&endpoint.base_url),
+                number(value)
+            );
+        }
+    }
+}
+
 /// The exposition of `stats`.
 pub fn render(stats: &Stats) -> String {
     let mut out = String::with_capacity(4096);
@@ -196,28 +244,7 @@ pub fn render(stats: &Stats) -> String {
         }
     }
 
-    let failed_at = format!("{PREFIX}endpoint_last_failure_timestamp_seconds");
-    let failures: Vec<_> = stats
-        .endpoints
-        .iter()
-        .filter_map(|e| Some((e, e.last_failure_ms?)))
-        .collect();
-    if !failures.is_empty() {
-        family(
-            &mut out,
-            &failed_at,
-            "gauge",
-            "When a Yunxin endpoint last failed (transport error or 5xx), UNIX seconds.",
-        );
-        for (endpoint, ms) in failures {
-            w!(
-                out,
-                "{failed_at}{{endpoint=\"{}\"}} {}\n",
-                escape_label(&endpoint.base_url),
-                number(ms as f64 / 1000.0)
-            );
-        }
-    }
+    endpoint_gauges(&mut out, stats);
     out
 }
 
@@ -249,6 +276,8 @@ mod tests {
             "yunxin_edge_upstream_latency_seconds_sum{endpoint=\"http://127.0.0.1:1\"} 12.5",
             "yunxin_edge_upstream_latency_seconds_count{endpoint=\"http://127.0.0.1:1\"} 8",
             "yunxin_edge_endpoint_last_failure_timestamp_seconds{endpoint=\"http://127.0.0.1:1\"} 1795999990",
+            "yunxin_edge_endpoint_calls_last_hour{endpoint=\"http://127.0.0.1:1\"} 8",
+            "yunxin_edge_endpoint_failures_last_hour{endpoint=\"http://127.0.0.1:1\"} 1",
         ];
         let lines: Vec<&str> = text.lines().collect();
         for line in expected_lines {

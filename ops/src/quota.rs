@@ -3,9 +3,9 @@
 //! axes, labels and the limit line, the same numbers as a table, and each
 //! Yunxin endpoint's health.
 
-use crate::api::{Minute, Stats};
+use crate::api::{Minute, Stats, label_text};
 use crate::html::{Chrome, E, Section, layout, w};
-use crate::web::{clock, thousands, utc};
+use crate::web::{clock, duration, thousands, utc};
 use std::fmt::Write;
 
 // The chart's geometry, in SVG user units (it scales to the page width).
@@ -200,118 +200,47 @@ fn percent(part: u64, whole: u64) -> String {
     }
 }
 
-/// One Yunxin endpoint's health, from the relay's counters.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct EndpointHealth {
-    /// The endpoint (the batch URL the relay called).
-    pub endpoint: String,
-    /// Calls made to it.
-    pub calls: u64,
-    /// Answered: delivered, or partly (some receivers refused).
-    pub answered: u64,
-    /// Answered 416.
-    pub rate_limited: u64,
-    /// Failed: an error answer, a transport error, a lost answer.
-    pub failed: u64,
-    /// Mean time to an answer, in seconds.
-    pub mean_latency_s: Option<f64>,
-    /// The last failure (UNIX ms), if the relay tracks it.
-    pub last_failure_ms: Option<u64>,
-}
-
-/// Each endpoint's health: `upstream_calls` by outcome, the mean of
-/// `upstream_latency`, and what `endpoints` adds.
-pub fn endpoint_health(stats: &Stats) -> Vec<EndpointHealth> {
-    let mut rows: Vec<EndpointHealth> = Vec::new();
-    let label = |labels: &serde_json::Map<String, serde_json::Value>, name: &str| {
-        labels
-            .get(name)
-            .map(crate::api::label_text)
-            .unwrap_or_default()
-    };
-    for counter in stats.counters.iter().filter(|c| c.name == "upstream_calls") {
-        let endpoint = label(&counter.labels, "endpoint");
-        let at = match rows.iter().position(|r| r.endpoint == endpoint) {
-            Some(at) => at,
-            None => {
-                rows.push(EndpointHealth {
-                    endpoint,
-                    ..EndpointHealth::default()
-                });
-                rows.len() - 1
-            }
-        };
-        let row = &mut rows[at];
-        let n = counter.value.max(0.0) as u64;
-        row.calls += n;
-        match label(&counter.labels, "outcome").as_str() {
-            "delivered" | "partial" => row.answered += n,
-            "rate_limited" => row.rate_limited += n,
-            _ => row.failed += n,
-        }
-    }
-    for histogram in stats
-        .histograms
-        .iter()
-        .filter(|h| h.name.starts_with("upstream_latency"))
-    {
-        let endpoint = label(&histogram.labels, "endpoint");
-        if let Some(row) = rows.iter_mut().find(|r| r.endpoint == endpoint) {
-            row.mean_latency_s = histogram.mean_seconds();
-        }
-    }
-    for endpoint in &stats.endpoints {
-        match rows
-            .iter_mut()
-            .find(|r| r.endpoint.starts_with(&endpoint.base_url))
-        {
-            Some(row) => row.last_failure_ms = endpoint.last_failure_ms,
-            None => rows.push(EndpointHealth {
-                endpoint: endpoint.base_url.clone(),
-                calls: endpoint.calls,
-                failed: endpoint.failures,
-                answered: endpoint.calls.saturating_sub(endpoint.failures),
-                last_failure_ms: endpoint.last_failure_ms,
-                ..EndpointHealth::default()
-            }),
-        }
-    }
-    rows
-}
-
-fn endpoints_table(main: &mut String, rows: &[EndpointHealth]) {
+/// Each Yunxin endpoint over the last hour (`endpoints`), with its mean
+/// latency since the index began (`upstream_latency`).
+fn endpoints_table(main: &mut String, stats: &Stats) {
     main.push_str("<h2 id=\"endpoints\">Yunxin endpoints</h2>");
-    if rows.is_empty() {
-        main.push_str("<p class=\"muted\">No call made yet.</p>");
+    if stats.endpoints.is_empty() {
+        main.push_str("<p class=\"muted\">No call in the last hour.</p>");
         return;
     }
     main.push_str(
-        "<div class=\"wrap\"><table aria-labelledby=\"endpoints\"><caption>Since the index began counting</caption>\
-         <thead><tr><th scope=\"col\">Endpoint</th><th scope=\"col\" class=\"num\">Calls</th>\
-         <th scope=\"col\" class=\"num\">Answered</th><th scope=\"col\" class=\"num\">Rate-limited</th>\
-         <th scope=\"col\" class=\"num\">Failed</th><th scope=\"col\" class=\"num\">Mean latency</th>\
-         <th scope=\"col\">Last failure</th></tr></thead><tbody>",
+        "<div class=\"wrap\"><table aria-labelledby=\"endpoints\"><caption>Calls and failures in the \
+         last hour (a failure: no connection, a lost answer, a 5xx); mean latency since the index \
+         began</caption><thead><tr><th scope=\"col\">Endpoint</th><th scope=\"col\">Health</th>\
+         <th scope=\"col\" class=\"num\">Calls</th><th scope=\"col\" class=\"num\">Failures</th>\
+         <th scope=\"col\">Last failure</th><th scope=\"col\">Last success</th>\
+         <th scope=\"col\" class=\"num\">Mean latency</th></tr></thead><tbody>",
     );
-    for row in rows {
-        let failed = if row.failed > 0 {
-            format!("<span class=\"badge bad\">{}</span>", thousands(row.failed))
-        } else {
-            "0".into()
+    let when = |ms: Option<u64>| ms.map_or_else(|| "—".into(), |ms| format!("{} UTC", utc(ms).0));
+    for endpoint in &stats.endpoints {
+        let health = match endpoint.healthy {
+            Some(true) => "<span class=\"badge ok\">Healthy</span>",
+            Some(false) => "<span class=\"badge bad\">Failing</span>",
+            None => "<span class=\"badge plain\">Unknown</span>",
         };
+        let latency = stats
+            .histograms
+            .iter()
+            .filter(|h| h.name.starts_with("upstream_latency"))
+            .find(|h| {
+                h.labels.get("endpoint").map(label_text).as_deref() == Some(&endpoint.base_url)
+            })
+            .and_then(|h| h.mean_seconds())
+            .map_or_else(|| "—".into(), |s| duration((s * 1000.0).round() as u64));
         w!(
             main,
-            "<tr><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{failed}</td><td class=\"num\">{}</td><td>{}</td></tr>",
-            E(&row.endpoint),
-            thousands(row.calls),
-            thousands(row.answered),
-            thousands(row.rate_limited),
-            row.mean_latency_s.map_or_else(
-                || "—".into(),
-                |s| crate::web::duration((s * 1000.0).round() as u64)
-            ),
-            row.last_failure_ms
-                .map_or_else(|| "—".into(), |ms| format!("{} UTC", utc(ms).0))
+            "<tr><td><code>{}</code></td><td>{health}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td>{}</td><td>{}</td><td class=\"num\">{latency}</td></tr>",
+            E(&endpoint.base_url),
+            thousands(endpoint.calls),
+            thousands(endpoint.failures),
+            when(endpoint.last_failure_ms),
+            when(endpoint.last_success_ms),
         );
     }
     main.push_str("</tbody></table></div>");
@@ -378,7 +307,7 @@ pub fn page(chrome: Chrome<'_>, stats: &Stats) -> String {
     }
     main.push_str("</tbody></table></div></details>");
 
-    endpoints_table(&mut main, &endpoint_health(stats));
+    endpoints_table(&mut main, stats);
     layout("Quota", Some(chrome), &main)
 }
 
@@ -388,35 +317,30 @@ mod tests {
     use crate::api::samples;
 
     #[test]
-    fn endpoint_health_comes_from_the_call_counters_and_latency() {
+    fn endpoints_show_health_failures_and_mean_latency() {
         let stats: Stats = serde_json::from_str(
-            r#"{"rate_per_minute":120,"counters":[
-              {"name":"upstream_calls","labels":{"code":"200","endpoint":"http://a/batch","outcome":"delivered"},"value":5},
-              {"name":"upstream_calls","labels":{"code":"200","endpoint":"http://a/batch","outcome":"partial"},"value":2},
-              {"name":"upstream_calls","labels":{"code":"502","endpoint":"http://a/batch","outcome":"transport"},"value":1},
-              {"name":"upstream_calls","labels":{"code":"416","endpoint":"http://b/batch","outcome":"rate_limited"},"value":3},
-              {"name":"events_accepted","labels":{"route":"-"},"value":9}],
-             "histograms":[{"name":"upstream_latency","labels":{"endpoint":"http://a/batch"},
+            r#"{"rate_per_minute":120,
+             "histograms":[{"name":"upstream_latency","labels":{"endpoint":"http://a"},
               "le_ms":[10],"counts":[8,8],"count":8,"sum_ms":400}],
-             "endpoints":[{"base_url":"http://b","calls":3,"failures":0,"last_failure_ms":60000}]}"#,
+             "endpoints":[{"base_url":"http://a","calls":8,"failures":0,"last_failure_ms":null,
+                           "last_success_ms":60000,"healthy":true},
+                          {"base_url":"http://<b>","calls":3,"failures":3,"last_failure_ms":120000,
+                           "last_success_ms":null,"healthy":false}]}"#,
         )
         .unwrap();
-        let rows = endpoint_health(&stats);
-        assert_eq!(rows.len(), 2);
-        assert_eq!(
-            (
-                rows[0].calls,
-                rows[0].answered,
-                rows[0].failed,
-                rows[0].rate_limited
-            ),
-            (8, 7, 1, 0)
-        );
-        assert_eq!(rows[0].mean_latency_s, Some(0.05));
-        assert_eq!(
-            (rows[1].rate_limited, rows[1].last_failure_ms),
-            (3, Some(60000))
-        );
+        let mut html = String::new();
+        endpoints_table(&mut html, &stats);
+        assert!(html.contains(
+            "<tr><td><code>http://a</code></td><td><span class=\"badge ok\">Healthy</span></td>\
+             <td class=\"num\">8</td><td class=\"num\">0</td><td>—</td><td>1970-01-01 00:01:00 UTC</td>\
+             <td class=\"num\">50 ms</td></tr>"
+        ), "{html}");
+        assert!(html.contains(
+            "<code>http://&lt;b&gt;</code></td><td><span class=\"badge bad\">Failing</span>"
+        ));
+        let mut empty = String::new();
+        endpoints_table(&mut empty, &Stats::default());
+        assert!(empty.contains("No call in the last hour"));
     }
 
     #[test]
@@ -497,7 +421,7 @@ mod tests {
         assert!(html.contains("aria-current=\"page\">Quota"));
         assert!(html.contains("<summary>The same data as a table</summary>"));
         assert_eq!(html.matches("<th scope=\"row\">").count(), 60);
-        assert!(html.contains("<td><code>http://127.0.0.1:1</code></td><td class=\"num\">7</td>"));
+        assert!(html.contains("<td><code>http://127.0.0.1:1</code></td><td><span class=\"badge plain\">Unknown</span></td><td class=\"num\">8</td>"));
         assert!(html.contains("<dt>Busiest minute</dt><dd>130"));
         assert!(html.contains("<dd>108%</dd>"));
     }

@@ -426,7 +426,7 @@ describe('/metrics', () => {
     assert.equal(delta('yunxin_edge_attempts_retried_total', { route: '-' }), 1, 'the follow-up for flaky-m');
 
     // The latency histogram counted every call, in cumulative buckets up to +Inf.
-    const endpoint = `${emu.url}/im/v2/custom_notification/batch`;
+    const endpoint = emu.url;
     const count = (m) => total(m, 'yunxin_edge_upstream_latency_seconds_count', { endpoint });
     assert.equal(count(after) - count(before), sent.length);
     const buckets = after.series.yunxin_edge_upstream_latency_seconds_bucket.metrics.filter((m) => m.labels.endpoint === endpoint);
@@ -435,6 +435,9 @@ describe('/metrics', () => {
     assert.deepEqual(cumulative, [...cumulative].sort((a, b) => a - b));
     assert.equal(cumulative.at(-1), count(after));
     assert.ok(total(after, 'yunxin_edge_upstream_latency_seconds_sum', { endpoint }) >= 0);
+    // The endpoint's health: up, its calls in the last hour.
+    assert.equal(total(after, 'yunxin_edge_endpoint_healthy', { endpoint }), 1);
+    assert.ok(total(after, 'yunxin_edge_endpoint_calls_last_hour', { endpoint }) >= sent.length);
     // Queue lag and pacer waits: one observation per queued call at least.
     assert.ok(total(after, 'yunxin_edge_queue_lag_seconds_count') - total(before, 'yunxin_edge_queue_lag_seconds_count') >= 5);
   });
