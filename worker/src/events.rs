@@ -138,6 +138,18 @@ pub struct Sent {
     pub latency_ms: u64,
 }
 
+/// The answer to [`Command::Record`]: what the delivery made of the outcome,
+/// and the index's entry for it. The caller writes the entries of its whole
+/// batch to the index at once ([`index::Batch`]): at thousands of calls a
+/// minute, one index request per call would cost the quota's pace.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RecordedWith {
+    /// What the delivery made of it.
+    pub recorded: Recorded,
+    /// The index's entry, as JSON (none for a stale report).
+    pub index: Option<Box<serde_json::value::RawValue>>,
+}
+
 /// The answer to [`Command::Create`].
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -315,8 +327,10 @@ impl DurableObject for EventStore {
                         });
                     }
                 })?;
-                self.tell_index(entry);
-                Response::from_json(&recorded)
+                Response::from_json(&RecordedWith {
+                    recorded,
+                    index: entry.as_ref().and_then(index::raw),
+                })
             }
             Command::Retry { all } => Response::from_json(&self.replay(all, now).await?),
             Command::DeadLettered {
@@ -605,10 +619,10 @@ impl EventStore {
     /// Tells the index of a change, after this command's answer: the index
     /// is for the operator, and never holds up or fails a delivery.
     fn tell_index(&self, entry: Option<index::Entry>) {
-        if let Some(entry) = entry {
+        if let Some(entry) = entry.as_ref().and_then(index::raw) {
             let env = self.env.clone();
             self.state
-                .wait_until(async move { index::log(&env, vec![entry]).await });
+                .wait_until(async move { index::log(&env, &[entry]).await });
         }
     }
 
@@ -755,7 +769,7 @@ impl EventClient {
         attempt: AttemptId,
         outcome: AttemptOutcome,
         sent: Sent,
-    ) -> Result<Recorded> {
+    ) -> Result<RecordedWith> {
         self.call(&Command::Record {
             attempt,
             outcome,
