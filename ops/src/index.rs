@@ -20,12 +20,14 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 use worker::{
-    Date, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State,
-    durable_object,
+    AnalyticsEngineDataPointBuilder, AnalyticsEngineDataset, Date, DurableObject, Env, Request,
+    Response, Result, SqlStorage, SqlStorageValue, State, durable_object,
 };
 use yunxin_edge::{Counts, DeliveryState};
 use yunxin_edge_index::{Command, Detail, Entry, Listed, MAX_PAGE, Page, Query, Receivers, Wait};
 
+/// The optional Workers Analytics Engine dataset binding.
+pub const ANALYTICS: &str = "ANALYTICS";
 /// Days an event is listed after its last change (`EVENT_RETENTION_DAYS`).
 pub const DEFAULT_RETENTION_DAYS: u64 = 7;
 /// How often old events are pruned.
@@ -61,7 +63,7 @@ impl DurableObject for EventIndex {
         match command {
             Command::Log(entries) => {
                 let now = now_ms();
-                let tally = Tally::new(&sql);
+                let tally = Tally::new(&sql, self.env.analytics_engine(ANALYTICS).ok());
                 for entry in entries {
                     apply(&tally, entry, now)?;
                 }
@@ -152,19 +154,32 @@ fn state_name(state: DeliveryState) -> String {
 struct Tally<'a> {
     sql: &'a SqlStorage,
     counters: RefCell<BTreeMap<(String, String), i64>>,
+    /// The `ANALYTICS` dataset, when configured: each increment is also a
+    /// data point there (blobs: name, labels as JSON; double: the increment;
+    /// index: the name), for queries over time that `/metrics` cannot answer.
+    analytics: Option<AnalyticsEngineDataset>,
 }
 
 impl<'a> Tally<'a> {
-    fn new(sql: &'a SqlStorage) -> Self {
+    fn new(sql: &'a SqlStorage, analytics: Option<AnalyticsEngineDataset>) -> Self {
         Tally {
             sql,
             counters: RefCell::default(),
+            analytics,
         }
     }
 
     /// Writes the summed increments.
     fn flush(self) -> Result<()> {
         for ((name, labels), by) in self.counters.into_inner() {
+            if let Some(dataset) = &self.analytics {
+                AnalyticsEngineDataPointBuilder::new()
+                    .indexes([name.as_str()])
+                    .add_blob(name.as_str())
+                    .add_blob(labels.as_str())
+                    .add_double(by as f64)
+                    .write_to(dataset)?;
+            }
             self.sql.exec(
                 "INSERT INTO counters (name, labels, value) VALUES (?, ?, ?) \
                  ON CONFLICT (name, labels) DO UPDATE SET value = value + excluded.value",
