@@ -238,6 +238,21 @@ struct Record {
     delivery: Delivery,
 }
 
+impl Record {
+    /// A new version of the record, and the index's entry for a change that
+    /// is not an attempt: a call dead-lettered, or receivers replayed.
+    fn changed(&mut self, dead_lettered: bool, replayed: usize) -> index::Entry {
+        self.version += 1;
+        index::Entry::Changed {
+            event_id: self.event_id.clone(),
+            counts: self.delivery.counts(),
+            version: self.version,
+            dead_lettered,
+            replayed,
+        }
+    }
+}
+
 /// The Durable Object class.
 #[durable_object]
 pub struct EventStore {
@@ -347,14 +362,7 @@ impl DurableObject for EventStore {
                     // Only a call the queue itself gave up is still open here;
                     // one the delivery gave up keeps the reason it recorded.
                     r.delivery.abandon(call, &reason);
-                    r.version += 1;
-                    entry = Some(index::Entry::Changed {
-                        event_id: r.event_id.clone(),
-                        counts: r.delivery.counts(),
-                        version: r.version,
-                        dead_lettered: true,
-                        replayed: 0,
-                    });
+                    entry = Some(r.changed(true, 0));
                 })?;
                 self.tell_index(entry);
                 Response::from_json(&known)
@@ -650,14 +658,7 @@ impl EventStore {
                 r.enqueued = false;
                 r.replayed_ms = now;
                 r.replays += 1;
-                r.version += 1;
-                entry = Some(index::Entry::Changed {
-                    event_id: r.event_id.clone(),
-                    counts: r.delivery.counts(),
-                    version: r.version,
-                    dead_lettered: false,
-                    replayed: replay.receivers,
-                });
+                entry = Some(r.changed(false, replay.receivers));
             }
             (event_id, round) = (r.event_id.clone(), r.replays);
         })?;
