@@ -13,19 +13,21 @@
 //! after their last change. Counters are never pruned: Prometheus expects
 //! them to only go up. Every count is a whole number (durations in ms).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
 use worker::{
-    Date, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State,
-    durable_object,
+    AnalyticsEngineDataPointBuilder, AnalyticsEngineDataset, Date, DurableObject, Env, Request,
+    Response, Result, SqlStorage, SqlStorageValue, State, durable_object,
 };
 use yunxin_edge::{Counts, DeliveryState};
 use yunxin_edge_index::{Command, Detail, Entry, Listed, MAX_PAGE, Page, Query, Receivers, Wait};
 
+/// The optional Workers Analytics Engine dataset binding.
+pub const ANALYTICS: &str = "ANALYTICS";
 /// Days an event is listed after its last change (`EVENT_RETENTION_DAYS`).
 pub const DEFAULT_RETENTION_DAYS: u64 = 7;
 /// How often old events are pruned.
@@ -61,9 +63,11 @@ impl DurableObject for EventIndex {
         match command {
             Command::Log(entries) => {
                 let now = now_ms();
+                let tally = Tally::new(&sql, self.env.analytics_engine(ANALYTICS).ok());
                 for entry in entries {
-                    apply(&sql, entry, now)?;
+                    apply(&tally, entry, now)?;
                 }
+                tally.flush()?;
                 if self.state.storage().get_alarm().await?.is_none() {
                     let first = Duration::from_millis(PRUNE_EVERY_MS);
                     self.state.storage().set_alarm(first).await?;
@@ -144,24 +148,59 @@ fn state_name(state: DeliveryState) -> String {
         .unwrap_or_default()
 }
 
+/// One `Log` command's work: its statements, and its counter increments
+/// summed in memory and written once at its end (a queue batch's hundred
+/// attempts touch a handful of counters, a hundred times each).
+struct Tally<'a> {
+    sql: &'a SqlStorage,
+    counters: RefCell<BTreeMap<(String, String), i64>>,
+    /// The `ANALYTICS` dataset, when configured: each increment is also a
+    /// data point there (blobs: name, labels as JSON; double: the increment;
+    /// index: the name), for queries over time that `/metrics` cannot answer.
+    analytics: Option<AnalyticsEngineDataset>,
+}
+
+impl<'a> Tally<'a> {
+    fn new(sql: &'a SqlStorage, analytics: Option<AnalyticsEngineDataset>) -> Self {
+        Tally {
+            sql,
+            counters: RefCell::default(),
+            analytics,
+        }
+    }
+
+    /// Writes the summed increments.
+    fn flush(self) -> Result<()> {
+        for ((name, labels), by) in self.counters.into_inner() {
+            if let Some(dataset) = &self.analytics {
+                AnalyticsEngineDataPointBuilder::new()
+                    .indexes([name.as_str()])
+                    .add_blob(name.as_str())
+                    .add_blob(labels.as_str())
+                    .add_double(by as f64)
+                    .write_to(dataset)?;
+            }
+            self.sql.exec(
+                "INSERT INTO counters (name, labels, value) VALUES (?, ?, ?) \
+                 ON CONFLICT (name, labels) DO UPDATE SET value = value + excluded.value",
+                vec![name.into(), labels.into(), by.into()],
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Adds `by` to the counter `name` with `labels`.
-fn add(sql: &SqlStorage, name: &str, labels: &[(&str, &str)], by: i64) -> Result<()> {
+fn add(t: &Tally, name: &str, labels: &[(&str, &str)], by: i64) -> Result<()> {
     let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
-    sql.exec(
-        "INSERT INTO counters (name, labels, value) VALUES (?, ?, ?) \
-         ON CONFLICT (name, labels) DO UPDATE SET value = value + excluded.value",
-        vec![
-            name.into(),
-            serde_json::to_string(&labels)?.into(),
-            by.into(),
-        ],
-    )?;
+    let key = (name.to_owned(), serde_json::to_string(&labels)?);
+    *t.counters.borrow_mut().entry(key).or_default() += by;
     Ok(())
 }
 
 /// Counts one observation of `ms` in the histogram `name` (its bucket, by
 /// index: `BUCKETS_MS.len()` is +Inf).
-fn observe(sql: &SqlStorage, name: &str, labels: &[(&str, &str)], ms: u64) -> Result<()> {
+fn observe(t: &Tally, name: &str, labels: &[(&str, &str)], ms: u64) -> Result<()> {
     let ms = ms as i64;
     let bucket = BUCKETS_MS
         .iter()
@@ -170,9 +209,9 @@ fn observe(sql: &SqlStorage, name: &str, labels: &[(&str, &str)], ms: u64) -> Re
         .to_string();
     let mut with_bucket = labels.to_vec();
     with_bucket.push(("bucket", &bucket));
-    add(sql, &format!("{name}_bucket"), &with_bucket, 1)?;
-    add(sql, &format!("{name}_sum_ms"), labels, ms)?;
-    add(sql, &format!("{name}_count"), labels, 1)
+    add(t, &format!("{name}_bucket"), &with_bucket, 1)?;
+    add(t, &format!("{name}_sum_ms"), labels, ms)?;
+    add(t, &format!("{name}_count"), labels, 1)
 }
 
 #[derive(Deserialize)]
@@ -196,13 +235,13 @@ fn known(sql: &SqlStorage, event_id: &str) -> Result<Option<Known>> {
 /// Applies an event's new counts if they are newer than what is known, and
 /// counts the receivers that became delivered or failed since.
 fn update(
-    sql: &SqlStorage,
+    t: &Tally,
     event_id: &str,
     counts: &Counts,
     version: u64,
     now: u64,
 ) -> Result<Option<String>> {
-    let Some(known) = known(sql, event_id)? else {
+    let Some(known) = known(t.sql, event_id)? else {
         return Ok(None);
     };
     let route = known.route;
@@ -212,13 +251,13 @@ fn update(
     let label = route_label(route.as_deref()).to_owned();
     let delivered = counts.delivered as i64 - known.delivered;
     if delivered > 0 {
-        add(sql, "receivers_delivered", &[("route", &label)], delivered)?;
+        add(t, "receivers_delivered", &[("route", &label)], delivered)?;
     }
     let failed = counts.failed as i64 - known.failed;
     if failed > 0 {
-        add(sql, "receivers_failed", &[("route", &label)], failed)?;
+        add(t, "receivers_failed", &[("route", &label)], failed)?;
     }
-    sql.exec(
+    t.sql.exec(
         "UPDATE events SET updated_ms = ?, version = ?, state = ?, delivered = ?, failed = ?, \
          unknown = ?, pending = ? WHERE event_id = ?",
         vec![
@@ -235,7 +274,7 @@ fn update(
     Ok(route)
 }
 
-fn apply(sql: &SqlStorage, entry: Entry, now: u64) -> Result<()> {
+fn apply(t: &Tally, entry: Entry, now: u64) -> Result<()> {
     match entry {
         Entry::Accepted {
             event_id,
@@ -250,7 +289,8 @@ fn apply(sql: &SqlStorage, entry: Entry, now: u64) -> Result<()> {
                 + counts.pending
                 + counts.not_attempted;
             let label = route_label(route.as_deref()).to_owned();
-            let inserted: Vec<Value> = sql
+            let inserted: Vec<Value> = t
+                .sql
                 .exec(
                     "INSERT INTO events (event_id, route, created_ms, updated_ms, version, state, \
                      requests, total, delivered, failed, unknown, pending) \
@@ -273,7 +313,7 @@ fn apply(sql: &SqlStorage, entry: Entry, now: u64) -> Result<()> {
                 )?
                 .to_array()?;
             if !inserted.is_empty() {
-                add(sql, "events_accepted", &[("route", &label)], 1)?;
+                add(t, "events_accepted", &[("route", &label)], 1)?;
             }
         }
         Entry::Rejected { route, status } => {
@@ -282,7 +322,7 @@ fn apply(sql: &SqlStorage, entry: Entry, now: u64) -> Result<()> {
                 ("route", route_label(route.as_deref())),
                 ("status", &status),
             ];
-            add(sql, "events_rejected", &labels, 1)?;
+            add(t, "events_rejected", &labels, 1)?;
         }
         Entry::Attempt {
             event_id,
@@ -291,7 +331,7 @@ fn apply(sql: &SqlStorage, entry: Entry, now: u64) -> Result<()> {
             counts,
             version,
         } => {
-            let route = update(sql, &event_id, &counts, version, now)?;
+            let route = update(t, &event_id, &counts, version, now)?;
             let label = route_label(route.as_deref()).to_owned();
             let code = attempt
                 .code
@@ -300,7 +340,7 @@ fn apply(sql: &SqlStorage, entry: Entry, now: u64) -> Result<()> {
                 .unwrap_or_else(|| "none".to_owned());
             let endpoint = attempt.endpoint.clone();
             add(
-                sql,
+                t,
                 "upstream_calls",
                 &[
                     ("endpoint", &endpoint),
@@ -310,15 +350,15 @@ fn apply(sql: &SqlStorage, entry: Entry, now: u64) -> Result<()> {
                 1,
             )?;
             observe(
-                sql,
+                t,
                 "upstream_latency",
                 &[("endpoint", &endpoint)],
                 attempt.latency_ms,
             )?;
             if retried {
-                add(sql, "attempts_retried", &[("route", &label)], 1)?;
+                add(t, "attempts_retried", &[("route", &label)], 1)?;
             }
-            sql.exec(
+            t.sql.exec(
                 "INSERT OR REPLACE INTO attempts (event_id, call, attempt, row, started_ms, \
                  outcome, endpoint, endpoint_failure) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 vec![
@@ -340,14 +380,14 @@ fn apply(sql: &SqlStorage, entry: Entry, now: u64) -> Result<()> {
             dead_lettered,
             replayed,
         } => {
-            let route = update(sql, &event_id, &counts, version, now)?;
+            let route = update(t, &event_id, &counts, version, now)?;
             let label = route_label(route.as_deref()).to_owned();
             if dead_lettered {
-                add(sql, "calls_dead_lettered", &[("route", &label)], 1)?;
+                add(t, "calls_dead_lettered", &[("route", &label)], 1)?;
             }
             if replayed > 0 {
                 add(
-                    sql,
+                    t,
                     "receivers_replayed",
                     &[("route", &label)],
                     replayed as i64,
@@ -359,7 +399,7 @@ fn apply(sql: &SqlStorage, entry: Entry, now: u64) -> Result<()> {
                 Wait::QueueLag => "queue_lag",
                 Wait::PacerWait => "pacer_wait",
             };
-            observe(sql, name, &[], ms)?;
+            observe(t, name, &[], ms)?;
         }
     }
     Ok(())

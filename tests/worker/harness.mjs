@@ -17,9 +17,10 @@ export const WEBHOOK_SECRET = `whsec_${Buffer.from('relay-test-webhook-key').toS
  * wrangler.toml's [vars] and the test credentials (never .dev.vars); a
  * binding set to `undefined` is left out. With `persistTo`, Durable Object
  * and queue state survive a restart. Everything workerd prints is collected
- * in `logs` (and passed to `onLog`) so tests can inspect log lines.
+ * in `logs` (and passed to `onLog`) so tests can inspect log lines. `ops`
+ * adds Miniflare options to the ops Worker, `workers` adds Workers.
  */
-export async function startRelay(bindings = {}, { persistTo, onLog } = {}) {
+export async function startRelay(bindings = {}, { persistTo, onLog, ops = {}, workers = [] } = {}) {
   const all = {
     ...unstable_readConfig({ config: 'wrangler.toml' }).vars,
     YUNXIN_APP_KEY: APP_KEY,
@@ -49,14 +50,15 @@ export async function startRelay(bindings = {}, { persistTo, onLog } = {}) {
     bindings: Object.fromEntries(Object.entries(all).filter(([, v]) => v !== undefined)),
   });
   const relay = worker('wrangler.toml', 'worker/build/index.js');
-  const ops = worker('ops/wrangler.toml', 'ops/build/index.js');
+  const opsWorker = worker('ops/wrangler.toml', 'ops/build/index.js');
   const mf = new Miniflare({
     host: '127.0.0.1',
     port: 0,
     workers: [
       { ...relay, serviceBindings: { ...relay.serviceBindings, HOOKS: 'yunxin-edge-hooks', OPS: 'yunxin-edge-ops' } },
       worker('hooks/wrangler.toml', 'hooks/build/index.js'),
-      { ...ops, serviceBindings: { ...ops.serviceBindings, RELAY: 'yunxin-edge' } },
+      { ...opsWorker, serviceBindings: { ...opsWorker.serviceBindings, RELAY: 'yunxin-edge' }, ...ops },
+      ...workers,
     ],
     ...(persistTo ? { defaultPersistRoot: persistTo } : {}),
     handleRuntimeStdio: (stdout, stderr) => {

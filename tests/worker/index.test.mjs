@@ -12,15 +12,40 @@ const auth = { authorization: `Bearer ${TOKEN}` };
 let emu;
 let relay;
 const ids = { failed: [], delivered: [] };
+// The data points the index writes to its Analytics Engine dataset. Locally
+// Miniflare's dataset drops them, so ANALYTICS is bound to a stand-in (a
+// wrapped binding) that posts each one to this process.
+const dataPoints = [];
+const analytics = {
+  ops: { wrappedBindings: { ANALYTICS: { scriptName: 'analytics-recorder' } } },
+  workers: [
+    {
+      name: 'analytics-recorder',
+      modules: true,
+      script: `export default function (env) {
+        return { writeDataPoint(point) { env.RECORD.fetch('http://record/', { method: 'POST', body: JSON.stringify(point) }); } };
+      }`,
+      serviceBindings: {
+        RECORD: async (req) => {
+          dataPoints.push(await req.json());
+          return new Response('ok');
+        },
+      },
+    },
+  ],
+};
 before(async () => {
   emu = await startEmulator({ apps: { [APP_KEY]: APP_SECRET } });
-  relay = await startRelay({
-    YUNXIN_BASE_URL: emu.url,
-    STATUS_TOKEN: TOKEN,
-    RETRY_SCHEDULE_SECS: '1',
-    YUNXIN_RATE_PER_MINUTE: '6000',
-    ROUTES: '{}',
-  });
+  relay = await startRelay(
+    {
+      YUNXIN_BASE_URL: emu.url,
+      STATUS_TOKEN: TOKEN,
+      RETRY_SCHEDULE_SECS: '1',
+      YUNXIN_RATE_PER_MINUTE: '6000',
+      ROUTES: '{}',
+    },
+    analytics,
+  );
   // A burst: 4 events delivered, 3 with a receiver that keeps failing
   // (synchronous and queued), and requests refused before and after routing.
   emu.injectFaults({ kind: 'receiver-code', code: 102503, prefix: 'busy' });
@@ -135,5 +160,21 @@ describe('GET /v1/stats', () => {
     assert.equal(latency.count, emu.requests().length);
     assert.equal(latency.counts.at(-1), latency.count, 'buckets are cumulative, +Inf holds all');
     assert.ok(json.histograms.some((h) => h.name === 'queue_lag' && h.count >= 2));
+  });
+});
+
+describe('the Analytics Engine dataset', () => {
+  test('gets every counter increment as a data point: the same totals as /v1/stats', async () => {
+    const { json } = await request(`${relay.url}/v1/stats`, { method: 'GET', headers: auth });
+    const written = new Map();
+    for (const point of dataPoints) {
+      const [name, labels] = point.blobs;
+      assert.deepEqual(point.indexes, [name]);
+      written.set(`${name} ${labels}`, (written.get(`${name} ${labels}`) ?? 0) + point.doubles[0]);
+    }
+    for (const counter of json.counters) {
+      const labels = JSON.stringify(Object.fromEntries(Object.entries(counter.labels).sort()));
+      assert.equal(written.get(`${counter.name} ${labels}`), counter.value, `${counter.name} ${labels}`);
+    }
   });
 });

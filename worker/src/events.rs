@@ -138,6 +138,18 @@ pub struct Sent {
     pub latency_ms: u64,
 }
 
+/// The answer to [`Command::Record`]: what the delivery made of the outcome,
+/// and the index's entry for it. The caller writes the entries of its whole
+/// batch to the index at once ([`index::Batch`]): at thousands of calls a
+/// minute, one index request per call would cost the quota's pace.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RecordedWith {
+    /// What the delivery made of it.
+    pub recorded: Recorded,
+    /// The index's entry, as JSON (none for a stale report).
+    pub index: Option<Box<serde_json::value::RawValue>>,
+}
+
 /// The answer to [`Command::Create`].
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -224,6 +236,21 @@ struct Record {
     #[serde(default)]
     version: u64,
     delivery: Delivery,
+}
+
+impl Record {
+    /// A new version of the record, and the index's entry for a change that
+    /// is not an attempt: a call dead-lettered, or receivers replayed.
+    fn changed(&mut self, dead_lettered: bool, replayed: usize) -> index::Entry {
+        self.version += 1;
+        index::Entry::Changed {
+            event_id: self.event_id.clone(),
+            counts: self.delivery.counts(),
+            version: self.version,
+            dead_lettered,
+            replayed,
+        }
+    }
 }
 
 /// The Durable Object class.
@@ -315,8 +342,10 @@ impl DurableObject for EventStore {
                         });
                     }
                 })?;
-                self.tell_index(entry);
-                Response::from_json(&recorded)
+                Response::from_json(&RecordedWith {
+                    recorded,
+                    index: entry.as_ref().and_then(index::raw),
+                })
             }
             Command::Retry { all } => Response::from_json(&self.replay(all, now).await?),
             Command::DeadLettered {
@@ -333,14 +362,7 @@ impl DurableObject for EventStore {
                     // Only a call the queue itself gave up is still open here;
                     // one the delivery gave up keeps the reason it recorded.
                     r.delivery.abandon(call, &reason);
-                    r.version += 1;
-                    entry = Some(index::Entry::Changed {
-                        event_id: r.event_id.clone(),
-                        counts: r.delivery.counts(),
-                        version: r.version,
-                        dead_lettered: true,
-                        replayed: 0,
-                    });
+                    entry = Some(r.changed(true, 0));
                 })?;
                 self.tell_index(entry);
                 Response::from_json(&known)
@@ -605,10 +627,10 @@ impl EventStore {
     /// Tells the index of a change, after this command's answer: the index
     /// is for the operator, and never holds up or fails a delivery.
     fn tell_index(&self, entry: Option<index::Entry>) {
-        if let Some(entry) = entry {
+        if let Some(entry) = entry.as_ref().and_then(index::raw) {
             let env = self.env.clone();
             self.state
-                .wait_until(async move { index::log(&env, vec![entry]).await });
+                .wait_until(async move { index::log(&env, &[entry]).await });
         }
     }
 
@@ -636,14 +658,7 @@ impl EventStore {
                 r.enqueued = false;
                 r.replayed_ms = now;
                 r.replays += 1;
-                r.version += 1;
-                entry = Some(index::Entry::Changed {
-                    event_id: r.event_id.clone(),
-                    counts: r.delivery.counts(),
-                    version: r.version,
-                    dead_lettered: false,
-                    replayed: replay.receivers,
-                });
+                entry = Some(r.changed(false, replay.receivers));
             }
             (event_id, round) = (r.event_id.clone(), r.replays);
         })?;
@@ -755,7 +770,7 @@ impl EventClient {
         attempt: AttemptId,
         outcome: AttemptOutcome,
         sent: Sent,
-    ) -> Result<Recorded> {
+    ) -> Result<RecordedWith> {
         self.call(&Command::Record {
             attempt,
             outcome,

@@ -5,7 +5,9 @@
 //! and stats come back as JSON text and are passed on as they are, so the
 //! index's code and types stay out of the relay's bundle.
 
-use serde::de::DeserializeOwned;
+use std::cell::RefCell;
+
+use serde_json::value::RawValue;
 use wasm_bindgen::JsValue;
 use worker::{Env, Method, Request, RequestInit, Response, Result, Stub, console_log};
 pub use yunxin_edge_index::{AttemptRow, Command, Entry, MAX_PAGE, Query, Wait};
@@ -26,9 +28,13 @@ impl IndexClient {
 
     /// Asks `command`; the answer's JSON text.
     async fn ask(&self, command: &Command) -> Result<String> {
+        self.post(serde_json::to_string(command)?).await
+    }
+
+    async fn post(&self, command: String) -> Result<String> {
         let mut init = RequestInit::new();
         init.with_method(Method::Post)
-            .with_body(Some(JsValue::from_str(&serde_json::to_string(command)?)));
+            .with_body(Some(JsValue::from_str(&command)));
         let req = Request::new_with_init("https://event-index/", &init)?;
         let mut response: Response = self.stub.fetch_with_request(req).await?;
         let text = response.text().await?;
@@ -40,17 +46,18 @@ impl IndexClient {
         }
     }
 
-    async fn call<T: DeserializeOwned>(&self, command: &Command) -> Result<T> {
-        Ok(serde_json::from_str(&self.ask(command).await?)?)
-    }
-
-    /// Records changes. A failure is logged, never passed on: the index
-    /// serves the operator, and must not fail a delivery.
-    pub async fn log(&self, entries: Vec<Entry>) {
+    /// Records changes (each an [`Entry`] as JSON). A failure is logged,
+    /// never passed on: the index serves the operator, and must not fail a
+    /// delivery.
+    pub async fn log(&self, entries: &[Box<RawValue>]) {
         if entries.is_empty() {
             return;
         }
-        if let Err(e) = self.call::<bool>(&Command::Log(entries)).await {
+        // `Command::Log` as the index reads it, built around entries that
+        // were serialised where they were made (the event's record).
+        let joined: Vec<&str> = entries.iter().map(|e| e.get()).collect();
+        let command = format!(r#"{{"log":[{}]}}"#, joined.join(","));
+        if let Err(e) = self.post(command).await {
             console_log!("{}", serde_json::json!({ "index_error": e.to_string() }));
         }
     }
@@ -71,10 +78,41 @@ impl IndexClient {
     }
 }
 
+/// An entry as JSON, to log later (or with others).
+pub fn raw(entry: &Entry) -> Option<Box<RawValue>> {
+    serde_json::value::to_raw_value(entry).ok()
+}
+
 /// Logs `entries` without failing (see [`IndexClient::log`]).
-pub async fn log(env: &Env, entries: Vec<Entry>) {
+pub async fn log(env: &Env, entries: &[Box<RawValue>]) {
+    if entries.is_empty() {
+        return;
+    }
     match IndexClient::new(env) {
         Ok(index) => index.log(entries).await,
         Err(e) => console_log!("{}", serde_json::json!({ "index_error": e.to_string() })),
+    }
+}
+
+/// The entries one invocation collects (a queue batch, a synchronous
+/// request), written to the index in one request at its end: one subrequest
+/// per batch rather than one per upstream call.
+#[derive(Default)]
+pub struct Batch(RefCell<Vec<Box<RawValue>>>);
+
+impl Batch {
+    /// Adds an entry, already serialised.
+    pub fn push(&self, entry: Option<Box<RawValue>>) {
+        self.0.borrow_mut().extend(entry);
+    }
+
+    /// Adds an entry.
+    pub fn add(&self, entry: &Entry) {
+        self.push(raw(entry));
+    }
+
+    /// Writes the entries (see [`IndexClient::log`]).
+    pub async fn flush(&self, env: &Env) {
+        log(env, &self.0.take()).await;
     }
 }

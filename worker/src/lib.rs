@@ -174,11 +174,11 @@ async fn take_event(
                 Some(_) => Some("(unknown)".to_owned()),
             };
             let env = env.clone();
-            let rejected = index::Entry::Rejected {
+            let rejected = index::raw(&index::Entry::Rejected {
                 route,
                 status: e.status(),
-            };
-            ctx.wait_until(async move { index::log(&env, vec![rejected]).await });
+            });
+            ctx.wait_until(async move { index::log(&env, rejected.as_slice()).await });
         }
     }
     console_log!("{line}");

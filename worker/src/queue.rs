@@ -16,8 +16,8 @@ use worker::{
 use yunxin_edge::{Attempt, Recorded, pacing};
 
 use crate::config::{Config, MAX_INLINE_WAIT_MS};
-use crate::events::{EventClient, Sent, Step};
-use crate::index::{self, Entry, Wait};
+use crate::events::{EventClient, RecordedWith, Sent, Step};
+use crate::index::{Batch, Entry, Wait};
 use crate::pacer;
 use crate::task::{self, DeliveryTask};
 use crate::upstream;
@@ -97,11 +97,15 @@ pub async fn deliver(
         }),
         Turn::Release(_) => None,
     });
-    let measured = index::log(env, lags.chain(waits).collect());
+    let journal = Batch::default();
+    for entry in lags.chain(waits) {
+        journal.add(&entry);
+    }
 
     let runs = messages.iter().zip(steps).zip(turns);
-    let sends = join_all(runs.map(|((message, step), turn)| async move {
-        match run(message.body(), step, turn, env, config).await {
+    let journal = &journal;
+    join_all(runs.map(|((message, step), turn)| async move {
+        match run(message.body(), step, turn, env, config, journal).await {
             Ok(Disposition::Ack) => message.ack(),
             Ok(Disposition::RetryAt(at_ms)) => retry(message, delay_secs(at_ms)),
             Err(e) => {
@@ -113,8 +117,10 @@ pub async fn deliver(
                 retry(message, OWN_FAILURE_DELAY_SECS)
             }
         }
-    }));
-    join(sends, measured).await;
+    }))
+    .await;
+    // Every attempt's entry and the waits, in one request to the index.
+    journal.flush(env).await;
     Ok(())
 }
 
@@ -169,6 +175,7 @@ async fn run(
     turn: Turn,
     env: &Env,
     config: &Config,
+    journal: &Batch,
 ) -> worker::Result<Disposition> {
     let attempt = match step? {
         Step::Done => return Ok(Disposition::Ack),
@@ -187,7 +194,11 @@ async fn run(
             Ok(Disposition::RetryAt(now_ms()))
         }
         Turn::Send(start_ms) => Ok(
-            match send_on_slot(env, config, &events, task.round, attempt, start_ms, None).await? {
+            match send_on_slot(
+                env, config, &events, task.round, attempt, start_ms, None, journal,
+            )
+            .await?
+            {
                 Recorded::Retry { at_ms } => Disposition::RetryAt(at_ms),
                 // Done (dead-lettered if given up), or stale: another message took the call over.
                 _ => Disposition::Ack,
@@ -214,7 +225,9 @@ fn delay_secs(at_ms: u64) -> u32 {
 /// and reports the outcome to the event's record. The answer is awaited for
 /// the upstream timeout, and no later than `deadline_ms`; a call the
 /// delivery gave up on goes to the dead-letter queue (as a message of replay
-/// `round`). The queue consumer and the synchronous path both send this way.
+/// `round`); the index's entry for the attempt goes to `journal`. The queue
+/// consumer and the synchronous path both send this way.
+#[allow(clippy::too_many_arguments)]
 pub async fn send_on_slot(
     env: &Env,
     config: &Config,
@@ -223,6 +236,7 @@ pub async fn send_on_slot(
     attempt: Attempt,
     start_ms: u64,
     deadline_ms: Option<u64>,
+    journal: &Batch,
 ) -> worker::Result<Recorded> {
     Delay::from(Duration::from_millis(start_ms.saturating_sub(now_ms()))).await;
 
@@ -241,7 +255,8 @@ pub async fn send_on_slot(
         started_at_ms,
         latency_ms: now_ms().saturating_sub(started_at_ms),
     };
-    let recorded = events.record(attempt.id, outcome, sent).await?;
+    let RecordedWith { recorded, index } = events.record(attempt.id, outcome, sent).await?;
+    journal.push(index);
     if let Recorded::Done { gave_up: true } = recorded {
         let task = DeliveryTask {
             event_id: events.event_id().to_owned(),

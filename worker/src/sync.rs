@@ -15,6 +15,7 @@ use yunxin_edge::Recorded;
 
 use crate::config::{Config, MAX_IN_FLIGHT};
 use crate::events::{EventClient, Step};
+use crate::index::Batch;
 use crate::pacer;
 use crate::queue::send_on_slot;
 
@@ -66,19 +67,22 @@ pub async fn drive(
         deadline_ms: now_ms() + config.sync_deadline_ms,
         calls_left: Cell::new(config.sync_max_calls),
     };
+    let journal = Batch::default();
     let mut first = first.into_iter();
     let left: Vec<Option<usize>> = stream::iter((0..calls).map(|call| (call, first.next())))
         .map(|(call, step)| {
-            let budget = &budget;
+            let (budget, journal) = (&budget, &journal);
             async move {
                 // Our own storage failing is the queue's to retry, too.
-                let finished = drive_call(call, step, env, config, events, budget).await;
+                let finished = drive_call(call, step, env, config, events, budget, journal).await;
                 (!matches!(finished, Ok(true))).then_some(call)
             }
         })
         .buffered(MAX_IN_FLIGHT)
         .collect()
         .await;
+    // The attempts' entries, in one request to the index.
+    journal.flush(env).await;
     left.into_iter().flatten().collect()
 }
 
@@ -91,6 +95,7 @@ async fn drive_call(
     config: &Config,
     events: &EventClient,
     budget: &Budget,
+    journal: &Batch,
 ) -> worker::Result<bool> {
     loop {
         // The call is taken from the budget before any subrequest, so that
@@ -139,6 +144,7 @@ async fn drive_call(
             attempt,
             start_ms,
             Some(budget.deadline_ms),
+            journal,
         )
         .await?
         {
