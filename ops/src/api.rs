@@ -1,16 +1,68 @@
 //! The relay's JSON API, as the dashboard reads it: `GET /v1/events`,
 //! `GET /v1/events/{id}`, `POST /v1/events/{id}/retry`, `GET /v1/stats`.
 //!
-//! Read leniently: a field the relay leaves out takes its empty value and
-//! unknown fields are ignored, so a relay one version ahead or behind still
-//! renders.
+//! Read leniently: a field the relay leaves out (or sends as another type)
+//! takes its empty value and unknown fields are ignored, so a relay one
+//! version ahead or behind still renders. The answers are parsed into a
+//! `serde_json::Value` (code the Worker has anyway) and read from there by
+//! [`FromJson`]: derived deserializers, one per type, would double the
+//! Worker's JSON code.
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
+/// A type read from a JSON value, leniently.
+pub trait FromJson: Sized {
+    /// `value` read as `Self`.
+    fn from_json(value: &Value) -> Self;
+}
+
+/// `bytes` as JSON read as `T`; an error only when they are not JSON.
+pub fn parse<T: FromJson>(bytes: &[u8]) -> Result<T, serde_json::Error> {
+    serde_json::from_slice::<Value>(bytes).map(|value| T::from_json(&value))
+}
+
+fn text(v: &Value, key: &str) -> String {
+    v.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn opt_text(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn num(v: &Value, key: &str) -> u64 {
+    opt_num(v, key).unwrap_or(0)
+}
+
+fn opt_num(v: &Value, key: &str) -> Option<u64> {
+    v.get(key).and_then(Value::as_u64)
+}
+
+fn float(v: &Value, key: &str) -> Option<f64> {
+    v.get(key).and_then(Value::as_f64)
+}
+
+fn labels(v: &Value) -> Map<String, Value> {
+    v.get("labels")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn list<T>(v: &Value, key: &str, read: impl Fn(&Value) -> T) -> Vec<T> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map_or_else(Vec::new, |items| items.iter().map(read).collect())
+}
+
+fn of<T: FromJson>(v: &Value, key: &str) -> Vec<T> {
+    list(v, key, T::from_json)
+}
+
 /// `GET /v1/events`: a page of events, newest first.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default)]
 pub struct EventList {
     /// The events of this page.
     pub events: Vec<EventSummary>,
@@ -19,8 +71,7 @@ pub struct EventList {
 }
 
 /// One event in the list.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default)]
 pub struct EventSummary {
     /// The event id (a `webhook-id`).
     pub event_id: String,
@@ -39,8 +90,7 @@ pub struct EventSummary {
 }
 
 /// Receivers of one event, by outcome.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReceiverCounts {
     /// All receivers.
     pub total: u64,
@@ -56,8 +106,7 @@ pub struct ReceiverCounts {
 
 /// `GET /v1/events/{id}`: an event with each receiver's outcome and its
 /// attempts.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default)]
 pub struct EventDetail {
     /// The event id.
     pub event_id: String,
@@ -86,8 +135,7 @@ pub struct EventDetail {
 }
 
 /// A failed receiver.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default)]
 pub struct Failed {
     /// The receiver.
     pub account_id: String,
@@ -100,8 +148,7 @@ pub struct Failed {
 }
 
 /// A receiver with a reason (unknown, not attempted).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default)]
 pub struct Reasoned {
     /// The receiver.
     pub account_id: String,
@@ -110,8 +157,7 @@ pub struct Reasoned {
 }
 
 /// A receiver still waiting.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default)]
 pub struct Pending {
     /// The receiver.
     pub account_id: String,
@@ -124,8 +170,7 @@ pub struct Pending {
 }
 
 /// One attempt at one call.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default)]
 pub struct Attempt {
     /// The call's index in the plan.
     pub call: u64,
@@ -150,16 +195,14 @@ pub struct Attempt {
 }
 
 /// `POST /v1/events/{id}/retry`'s answer.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default)]
 pub struct RetryAnswer {
     /// Receivers sent again.
     pub retried_receivers: u64,
 }
 
 /// `GET /v1/stats`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default)]
 pub struct Stats {
     /// `YUNXIN_RATE_PER_MINUTE`.
     pub rate_per_minute: u64,
@@ -174,8 +217,7 @@ pub struct Stats {
 }
 
 /// Upstream calls in one minute.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Minute {
     /// The minute's start (UNIX ms).
     pub start_ms: u64,
@@ -186,8 +228,7 @@ pub struct Minute {
 }
 
 /// One counter series.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default)]
 pub struct Counter {
     /// The name, without prefix or `_total`.
     pub name: String,
@@ -202,8 +243,7 @@ pub struct Counter {
 /// The relay's index counts durations in whole milliseconds (`le_ms`,
 /// `sum_ms`, names without a unit); [`Histogram::in_seconds`] gives them in
 /// seconds, Prometheus's base unit.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default)]
 pub struct Histogram {
     /// The name, without prefix.
     pub name: String,
@@ -254,8 +294,7 @@ impl Histogram {
 }
 
 /// One Yunxin endpoint's health over the last hour.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default)]
 pub struct Endpoint {
     /// The base URL.
     pub base_url: String,
@@ -272,24 +311,189 @@ pub struct Endpoint {
     pub healthy: Option<bool>,
 }
 
-/// `{"error":{"code","message","field"?}}`, the relay's error body.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct ErrorBody {
-    /// The error.
-    pub error: ErrorDetail,
+impl FromJson for EventList {
+    fn from_json(v: &Value) -> Self {
+        EventList {
+            events: of(v, "events"),
+            next_cursor: opt_text(v, "next_cursor"),
+        }
+    }
 }
 
-/// What the relay said went wrong.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct ErrorDetail {
-    /// A machine-readable code.
-    pub code: String,
-    /// A sentence.
-    pub message: String,
-    /// The field at fault, if any.
-    pub field: Option<String>,
+impl FromJson for EventSummary {
+    fn from_json(v: &Value) -> Self {
+        EventSummary {
+            event_id: text(v, "event_id"),
+            route: opt_text(v, "route"),
+            created_at_ms: num(v, "created_at_ms"),
+            updated_at_ms: opt_num(v, "updated_at_ms"),
+            state: text(v, "state"),
+            requests: num(v, "requests"),
+            receivers: v
+                .get("receivers")
+                .map(ReceiverCounts::from_json)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl FromJson for ReceiverCounts {
+    fn from_json(v: &Value) -> Self {
+        ReceiverCounts {
+            total: num(v, "total"),
+            delivered: num(v, "delivered"),
+            failed: num(v, "failed"),
+            unknown: num(v, "unknown"),
+            pending: num(v, "pending"),
+        }
+    }
+}
+
+impl FromJson for EventDetail {
+    fn from_json(v: &Value) -> Self {
+        EventDetail {
+            event_id: text(v, "event_id"),
+            route: opt_text(v, "route"),
+            requests: num(v, "requests"),
+            created_at_ms: opt_num(v, "created_at_ms"),
+            state: text(v, "state"),
+            delivered: list(v, "delivered", |id| {
+                id.as_str().unwrap_or_default().to_owned()
+            }),
+            failed: of(v, "failed"),
+            unknown: of(v, "unknown"),
+            pending: of(v, "pending"),
+            not_attempted: of(v, "not_attempted"),
+            dead_lettered_requests: list(v, "dead_lettered_requests", |n| n.as_u64().unwrap_or(0)),
+            attempts: of(v, "attempts"),
+        }
+    }
+}
+
+impl FromJson for Failed {
+    fn from_json(v: &Value) -> Self {
+        Failed {
+            account_id: text(v, "account_id"),
+            error_code: v.get("error_code").and_then(Value::as_i64).unwrap_or(0),
+            error_msg: text(v, "error_msg"),
+            retryable: v.get("retryable").and_then(Value::as_bool).unwrap_or(false),
+        }
+    }
+}
+
+impl FromJson for Reasoned {
+    fn from_json(v: &Value) -> Self {
+        Reasoned {
+            account_id: text(v, "account_id"),
+            reason: text(v, "reason"),
+        }
+    }
+}
+
+impl FromJson for Pending {
+    fn from_json(v: &Value) -> Self {
+        Pending {
+            account_id: text(v, "account_id"),
+            attempts: num(v, "attempts") as u32,
+            next_attempt_at_ms: opt_num(v, "next_attempt_at_ms"),
+            last_error: opt_text(v, "last_error"),
+        }
+    }
+}
+
+impl FromJson for Attempt {
+    fn from_json(v: &Value) -> Self {
+        Attempt {
+            call: num(v, "call"),
+            attempt: num(v, "attempt"),
+            trace_id: text(v, "trace_id"),
+            endpoint: text(v, "endpoint"),
+            started_at_ms: num(v, "started_at_ms"),
+            latency_ms: opt_num(v, "latency_ms"),
+            http_status: opt_num(v, "http_status").and_then(|s| u16::try_from(s).ok()),
+            code: v.get("code").and_then(Value::as_i64),
+            outcome: text(v, "outcome"),
+            error: opt_text(v, "error"),
+        }
+    }
+}
+
+impl FromJson for RetryAnswer {
+    fn from_json(v: &Value) -> Self {
+        RetryAnswer {
+            retried_receivers: num(v, "retried_receivers"),
+        }
+    }
+}
+
+impl FromJson for Stats {
+    fn from_json(v: &Value) -> Self {
+        Stats {
+            rate_per_minute: num(v, "rate_per_minute"),
+            minutes: of(v, "minutes"),
+            counters: of(v, "counters"),
+            histograms: of(v, "histograms"),
+            endpoints: of(v, "endpoints"),
+        }
+    }
+}
+
+impl FromJson for Minute {
+    fn from_json(v: &Value) -> Self {
+        Minute {
+            start_ms: num(v, "start_ms"),
+            calls: num(v, "calls"),
+            rate_limited: num(v, "rate_limited"),
+        }
+    }
+}
+
+impl FromJson for Counter {
+    fn from_json(v: &Value) -> Self {
+        Counter {
+            name: text(v, "name"),
+            labels: labels(v),
+            value: float(v, "value").unwrap_or(0.0),
+        }
+    }
+}
+
+impl FromJson for Histogram {
+    fn from_json(v: &Value) -> Self {
+        let floats = |key| list(v, key, |x: &Value| x.as_f64().unwrap_or(0.0));
+        Histogram {
+            name: text(v, "name"),
+            labels: labels(v),
+            le: floats("le"),
+            le_ms: floats("le_ms"),
+            counts: list(v, "counts", |x| x.as_u64().unwrap_or(0)),
+            count: num(v, "count"),
+            sum: float(v, "sum").unwrap_or(0.0),
+            sum_ms: float(v, "sum_ms"),
+        }
+    }
+}
+
+impl FromJson for Endpoint {
+    fn from_json(v: &Value) -> Self {
+        Endpoint {
+            base_url: text(v, "base_url"),
+            calls: num(v, "calls"),
+            failures: num(v, "failures"),
+            last_failure_ms: opt_num(v, "last_failure_ms"),
+            last_success_ms: opt_num(v, "last_success_ms"),
+            healthy: v.get("healthy").and_then(Value::as_bool),
+        }
+    }
+}
+
+/// What the relay said went wrong, from its error body
+/// `{"error":{"code","message","field"?}}`: the message, if any.
+pub fn error_message(bytes: &[u8]) -> String {
+    serde_json::from_slice::<Value>(bytes)
+        .ok()
+        .and_then(|v| v.get("error").map(|e| text(e, "message")))
+        .unwrap_or_default()
 }
 
 /// A label value as text: strings as they are, anything else as JSON.
@@ -364,26 +568,26 @@ mod tests {
 
     #[test]
     fn the_contract_samples_parse() {
-        let list: EventList = serde_json::from_str(samples::LIST).unwrap();
+        let list: EventList = parse(samples::LIST.as_bytes()).unwrap();
         assert_eq!(list.events.len(), 2);
         assert_eq!(list.events[1].route, None);
         assert_eq!(list.events[0].receivers.failed, 2);
         assert_eq!(list.next_cursor.as_deref(), Some("c&2"));
 
-        let detail: EventDetail = serde_json::from_str(samples::DETAIL).unwrap();
+        let detail: EventDetail = parse(samples::DETAIL.as_bytes()).unwrap();
         assert_eq!(detail.failed.len(), 2);
         assert_eq!(detail.attempts[1].code, None);
         assert_eq!(detail.attempts[1].http_status, Some(502));
 
-        let stats: Stats = serde_json::from_str(&samples::stats()).unwrap();
+        let stats: Stats = parse(samples::stats().as_bytes()).unwrap();
         assert_eq!(stats.minutes.len(), 60);
         assert_eq!(label_text(&stats.counters[2].labels["status"]), "401");
     }
 
     #[test]
     fn histograms_in_milliseconds_read_in_seconds() {
-        let h: Histogram = serde_json::from_str(
-            r#"{"name":"upstream_latency","labels":{"endpoint":"e"},"le_ms":[10,250,1000],
+        let h: Histogram = parse(
+            br#"{"name":"upstream_latency","labels":{"endpoint":"e"},"le_ms":[10,250,1000],
                 "counts":[1,3,4,5],"count":5,"sum_ms":1500}"#,
         )
         .unwrap();
@@ -393,7 +597,7 @@ mod tests {
         assert_eq!(s.sum, 1.5);
         assert_eq!(h.mean_seconds(), Some(0.3));
         // Already in seconds: as it is.
-        let stats: Stats = serde_json::from_str(&samples::stats()).unwrap();
+        let stats: Stats = parse(samples::stats().as_bytes()).unwrap();
         let s = stats.histograms[0].in_seconds();
         assert_eq!((s.name.as_str(), s.sum), ("upstream_latency_seconds", 12.5));
     }
@@ -401,10 +605,14 @@ mod tests {
     #[test]
     fn missing_fields_take_their_empty_values() {
         let detail: EventDetail =
-            serde_json::from_str(r#"{"event_id":"e","state":"pending","extra":1}"#).unwrap();
+            parse(br#"{"event_id":"e","state":"pending","extra":1,"attempts":"nope"}"#).unwrap();
         assert!(detail.attempts.is_empty() && detail.route.is_none());
-        let error: ErrorBody =
-            serde_json::from_str(r#"{"error":{"code":"not_found","message":"no"}}"#).unwrap();
-        assert_eq!(error.error.message, "no");
+        assert_eq!(detail.state, "pending");
+        assert!(parse::<EventDetail>(b"not json").is_err());
+        assert_eq!(
+            error_message(br#"{"error":{"code":"not_found","message":"no"}}"#),
+            "no"
+        );
+        assert_eq!(error_message(b"<html>"), "");
     }
 }

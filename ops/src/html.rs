@@ -339,10 +339,10 @@ fn counts_cell(counts: &ReceiverCounts) -> String {
             (counts.pending, "s-info"),
         ] {
             if n > 0 {
-                let width = n as f64 * 100.0 / counts.total as f64;
+                let width = crate::web::Fixed(n as f64 * 100.0 / counts.total as f64, 2);
                 w!(
                     out,
-                    "<span class=\"{class}\" style=\"width:{width:.2}%\"></span>"
+                    "<span class=\"{class}\" style=\"width:{width}%\"></span>"
                 );
             }
         }
@@ -870,7 +870,7 @@ mod tests {
 
     #[test]
     fn the_list_shows_each_event_with_a_link_and_its_counts() {
-        let list: EventList = serde_json::from_str(samples::LIST).unwrap();
+        let list: EventList = crate::api::parse(samples::LIST.as_bytes()).unwrap();
         let filters = Filters {
             state: "completed_with_failures".into(),
             route: String::new(),
@@ -920,7 +920,7 @@ mod tests {
 
     #[test]
     fn the_event_page_shows_outcomes_attempts_last_error_and_the_retry_form() {
-        let event: EventDetail = serde_json::from_str(samples::DETAIL).unwrap();
+        let event: EventDetail = crate::api::parse(samples::DETAIL.as_bytes()).unwrap();
         let page = event_page(CHROME, &event, "csrf-token", NOW, Some(Flash::Retried(2)));
         assert_no_raw_markup(&page);
         assert!(page.contains("2 receivers sent again"));
@@ -956,7 +956,7 @@ mod tests {
 
     #[test]
     fn no_retry_form_without_failures_and_a_disabled_button_without_retryable_ones() {
-        let mut event: EventDetail = serde_json::from_str(samples::DETAIL).unwrap();
+        let mut event: EventDetail = crate::api::parse(samples::DETAIL.as_bytes()).unwrap();
         event.failed.retain(|f| !f.retryable);
         let page = event_page(CHROME, &event, "c", NOW, None);
         assert!(page.contains("value=\"retryable\" aria-describedby=\"retry-hint\" disabled>"));
@@ -967,7 +967,7 @@ mod tests {
 
     #[test]
     fn long_receiver_lists_are_cut_with_a_pointer_to_the_api() {
-        let mut event: EventDetail = serde_json::from_str(samples::DETAIL).unwrap();
+        let mut event: EventDetail = crate::api::parse(samples::DETAIL.as_bytes()).unwrap();
         event.delivered = (0..MAX_ROWS + 7).map(|i| format!("user{i}")).collect();
         let page = event_page(CHROME, &event, "c", NOW, None);
         assert!(page.contains("And 7 more"));

@@ -128,7 +128,7 @@ async fn handle(mut req: Request, env: &Env, now_ms: u64) -> worker::Result<Page
     let keys = Keys::derive(&token);
     let cookies = req.headers().get("cookie")?.unwrap_or_default();
     let session = cookie(&cookies, SESSION_COOKIE).and_then(|value| keys.verify(value, now_ms));
-    let query = req.url()?.query().unwrap_or("").to_owned();
+    let query = web::query(&req.inner().url()).to_owned();
     let fields = form(query.as_bytes());
 
     if path == "/dashboard/login" {
@@ -454,17 +454,15 @@ impl RelayProblem {
 
 impl Answer {
     /// The body as `T` when the relay said 2xx; otherwise what went wrong.
-    fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, RelayProblem> {
+    fn json<T: api::FromJson>(self) -> Result<T, RelayProblem> {
         if (200..300).contains(&self.status) {
-            return serde_json::from_slice(&self.body).map_err(|e| RelayProblem {
+            return api::parse(&self.body).map_err(|e| RelayProblem {
                 status: 502,
                 title: "Unexpected answer",
                 message: format!("The relay answered JSON the dashboard cannot read: {e}."),
             });
         }
-        let said = serde_json::from_slice::<api::ErrorBody>(&self.body)
-            .map(|b| b.error.message)
-            .unwrap_or_default();
+        let said = api::error_message(&self.body);
         Err(match self.status {
             401 | 403 => RelayProblem {
                 status: 502,

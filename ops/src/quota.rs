@@ -5,7 +5,12 @@
 
 use crate::api::{Minute, Stats, label_text};
 use crate::html::{Chrome, E, Section, layout, w};
-use crate::web::{clock, duration, thousands, utc};
+use crate::web::{Fixed, clock, duration, thousands, utc};
+
+/// SVG coordinates: one decimal.
+fn px(v: f64) -> Fixed {
+    Fixed(v, 1)
+}
 use std::fmt::Write;
 
 // The chart's geometry, in SVG user units (it scales to the page width).
@@ -76,7 +81,7 @@ pub fn chart(minutes: &[Minute], rate: u64) -> String {
     let mut svg = String::with_capacity(16 * 1024);
     w!(
         svg,
-        "<svg viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" aria-labelledby=\"chart-title chart-desc\" \
+        "<svg viewBox=\"0 0 860 330\" role=\"img\" aria-labelledby=\"chart-title chart-desc\" \
          xmlns=\"http://www.w3.org/2000/svg\" font-family=\"system-ui,sans-serif\" font-size=\"12\">\
          <title id=\"chart-title\">Upstream calls per minute, last hour</title>\
          <desc id=\"chart-desc\">Bar chart of Yunxin calls per minute {span}: {} calls, at most {} in a \
@@ -91,45 +96,47 @@ pub fn chart(minutes: &[Minute], rate: u64) -> String {
     // Grid lines and y labels.
     let mut tick = 0;
     while tick <= top {
-        let ty = y(tick);
+        let (ty, label_y) = (px(y(tick)), px(y(tick) + 4.0));
         w!(
             svg,
-            "<line x1=\"{LEFT}\" x2=\"{}\" y1=\"{ty:.1}\" y2=\"{ty:.1}\" stroke=\"{}\"/>\
-             <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#57606a\">{}</text>",
-            WIDTH - RIGHT,
+            "<line x1=\"{}\" x2=\"{}\" y1=\"{ty}\" y2=\"{ty}\" stroke=\"{}\"/>\
+             <text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"#57606a\">{}</text>",
+            px(LEFT),
+            px(WIDTH - RIGHT),
             if tick == 0 { "#57606a" } else { "#e4e8ec" },
-            LEFT - 8.0,
-            ty + 4.0,
+            px(LEFT - 8.0),
+            label_y,
             thousands(tick)
         );
         tick += step;
     }
     w!(
         svg,
-        "<text transform=\"translate(16 {:.1}) rotate(-90)\" text-anchor=\"middle\" fill=\"#1f2328\">calls per minute</text>",
-        TOP + plot_h / 2.0
+        "<text transform=\"translate(16 {}) rotate(-90)\" text-anchor=\"middle\" fill=\"#1f2328\">calls per minute</text>",
+        px(TOP + plot_h / 2.0)
     );
     // Bars: all calls, the rate-limited part on top in red.
     for (i, minute) in minutes.iter().enumerate() {
-        let x = LEFT + i as f64 * slot + slot * 0.15;
-        let bw = slot * 0.7;
+        let x = px(LEFT + i as f64 * slot + slot * 0.15);
+        let bw = px(slot * 0.7);
         if minute.calls > 0 {
             let (top_y, base) = (y(minute.calls), y(0));
+            let (height, top_y) = (px(base - top_y), px(top_y));
             w!(
                 svg,
-                "<rect x=\"{x:.1}\" y=\"{top_y:.1}\" width=\"{bw:.1}\" height=\"{:.1}\" fill=\"{BAR}\">\
+                "<rect x=\"{x}\" y=\"{top_y}\" width=\"{bw}\" height=\"{}\" fill=\"{BAR}\">\
                  <title>{} UTC: {} calls, {} rate-limited</title></rect>",
-                base - top_y,
+                height,
                 clock(minute.start_ms),
                 minute.calls,
                 minute.rate_limited
             );
             let limited = minute.rate_limited.min(minute.calls);
             if limited > 0 {
-                let h = limited as f64 / top as f64 * plot_h;
+                let h = px(limited as f64 / top as f64 * plot_h);
                 w!(
                     svg,
-                    "<rect x=\"{x:.1}\" y=\"{top_y:.1}\" width=\"{bw:.1}\" height=\"{h:.1}\" fill=\"{LIMITED}\"/>"
+                    "<rect x=\"{x}\" y=\"{top_y}\" width=\"{bw}\" height=\"{h}\" fill=\"{LIMITED}\"/>"
                 );
             }
         }
@@ -143,42 +150,45 @@ pub fn chart(minutes: &[Minute], rate: u64) -> String {
             } else {
                 (clock(minute.start_ms), LEFT + i as f64 * slot)
             };
+            let lx = px(lx);
             w!(
                 svg,
-                "<line x1=\"{lx:.1}\" x2=\"{lx:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#57606a\"/>\
-                 <text x=\"{lx:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#57606a\">{label}</text>",
-                TOP + plot_h,
-                TOP + plot_h + 5.0,
-                TOP + plot_h + 19.0
+                "<line x1=\"{lx}\" x2=\"{lx}\" y1=\"{}\" y2=\"{}\" stroke=\"#57606a\"/>\
+                 <text x=\"{lx}\" y=\"{}\" text-anchor=\"middle\" fill=\"#57606a\">{label}</text>",
+                px(TOP + plot_h),
+                px(TOP + plot_h + 5.0),
+                px(TOP + plot_h + 19.0)
             );
         }
     }
     w!(
         svg,
-        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#1f2328\">time (UTC), one bar per minute</text>",
-        LEFT + plot_w / 2.0,
-        HEIGHT - 8.0
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#1f2328\">time (UTC), one bar per minute</text>",
+        px(LEFT + plot_w / 2.0),
+        px(HEIGHT - 8.0)
     );
     // The quota.
     if limit_shown {
         let ly = y(rate);
+        let (ly, label_y) = (px(ly), px(ly - 7.0));
         w!(
             svg,
-            "<line x1=\"{LEFT}\" x2=\"{}\" y1=\"{ly:.1}\" y2=\"{ly:.1}\" stroke=\"{LIMIT_LINE}\" stroke-width=\"2.5\" \
-             stroke-dasharray=\"8 5\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"{LIMIT_LINE}\" \
+            "<line x1=\"{}\" x2=\"{}\" y1=\"{ly}\" y2=\"{ly}\" stroke=\"{LIMIT_LINE}\" stroke-width=\"2.5\" \
+             stroke-dasharray=\"8 5\"/><text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"{LIMIT_LINE}\" \
              font-weight=\"700\">quota {} / min</text>",
-            WIDTH - RIGHT,
-            WIDTH - RIGHT - 4.0,
-            ly - 7.0,
+            px(LEFT),
+            px(WIDTH - RIGHT),
+            px(WIDTH - RIGHT - 4.0),
+            label_y,
             thousands(rate)
         );
     } else if rate > 0 {
         w!(
             svg,
-            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"{LIMIT_LINE}\" font-weight=\"700\">\
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"{LIMIT_LINE}\" font-weight=\"700\">\
              ▲ quota {} / min is above this scale (peak {}% of it)</text>",
-            WIDTH - RIGHT - 4.0,
-            TOP - 10.0,
+            px(WIDTH - RIGHT - 4.0),
+            px(TOP - 10.0),
             thousands(rate),
             percent(peak, rate)
         );
@@ -193,11 +203,7 @@ fn percent(part: u64, whole: u64) -> String {
         return "–".into();
     }
     let p = part as f64 * 100.0 / whole as f64;
-    if p < 10.0 {
-        format!("{p:.1}")
-    } else {
-        format!("{p:.0}")
-    }
+    Fixed(p, if p < 10.0 { 1 } else { 0 }).to_string()
 }
 
 /// Each Yunxin endpoint over the last hour (`endpoints`), with its mean
@@ -318,8 +324,8 @@ mod tests {
 
     #[test]
     fn endpoints_show_health_failures_and_mean_latency() {
-        let stats: Stats = serde_json::from_str(
-            r#"{"rate_per_minute":120,
+        let stats: Stats = crate::api::parse(
+            br#"{"rate_per_minute":120,
              "histograms":[{"name":"upstream_latency","labels":{"endpoint":"http://a"},
               "le_ms":[10],"counts":[8,8],"count":8,"sum_ms":400}],
              "endpoints":[{"base_url":"http://a","calls":8,"failures":0,"last_failure_ms":null,
@@ -372,7 +378,7 @@ mod tests {
 
     #[test]
     fn the_chart_has_axes_labels_bars_and_the_limit() {
-        let stats: Stats = serde_json::from_str(&samples::stats()).unwrap();
+        let stats: Stats = crate::api::parse(samples::stats().as_bytes()).unwrap();
         let svg = chart(&stats.minutes, stats.rate_per_minute);
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert!(svg.contains("role=\"img\""));
@@ -412,7 +418,7 @@ mod tests {
 
     #[test]
     fn the_page_has_the_chart_a_table_alternative_and_endpoints() {
-        let stats: Stats = serde_json::from_str(&samples::stats()).unwrap();
+        let stats: Stats = crate::api::parse(samples::stats().as_bytes()).unwrap();
         let chrome = Chrome {
             section: Section::Events,
             logout_csrf: "x",

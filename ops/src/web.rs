@@ -64,6 +64,13 @@ impl Page {
     }
 }
 
+/// The query of a request URL, without `?` (empty if none): read by hand,
+/// as the `url` crate's parser would add a fifth to the Worker's code.
+pub fn query(url: &str) -> &str {
+    let url = url.split_once('#').map_or(url, |(before, _)| before);
+    url.split_once('?').map_or("", |(_, query)| query)
+}
+
 /// The value of cookie `name` in a `Cookie` header.
 pub fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
     header.split(';').find_map(|pair| {
@@ -212,10 +219,36 @@ pub fn duration(ms: u64) -> String {
     match ms {
         0..=999 => format!("{ms} ms"),
         1000..=59_999 => {
-            let text = format!("{:.2}", ms as f64 / 1000.0);
+            let centis = (ms + 5) / 10;
+            let text = format!("{}.{:02}", centis / 100, centis % 100);
             format!("{} s", text.trim_end_matches('0').trim_end_matches('.'))
         }
         _ => format!("{} min {} s", ms / 60_000, ms % 60_000 / 1000),
+    }
+}
+
+/// `value` with `decimals` (at most 3) digits after the point, rounded:
+/// SVG coordinates, bar widths, percentages.
+pub struct Fixed(pub f64, pub u32);
+
+impl std::fmt::Display for Fixed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scale = 10i64.pow(self.1.min(3));
+        let scaled = (self.0 * scale as f64).round() as i64;
+        if scaled < 0 {
+            f.write_str("-")?;
+        }
+        let scaled = scaled.unsigned_abs();
+        write!(f, "{}", scaled / scale as u64)?;
+        if self.1 > 0 {
+            write!(
+                f,
+                ".{:0width$}",
+                scaled % scale as u64,
+                width = self.1.min(3) as usize
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -235,6 +268,17 @@ pub fn thousands(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn queries_are_what_follows_the_question_mark() {
+        assert_eq!(
+            query("https://h/dashboard?state=x&route=-"),
+            "state=x&route=-"
+        );
+        assert_eq!(query("https://h/dashboard?a=1#frag?b"), "a=1");
+        assert_eq!(query("https://h/dashboard#x?y"), "");
+        assert_eq!(query("https://h/dashboard"), "");
+    }
 
     #[test]
     fn cookies_are_found_by_exact_name() {
@@ -324,6 +368,12 @@ mod tests {
         assert_eq!(duration(1250), "1.25 s");
         assert_eq!(duration(2000), "2 s");
         assert_eq!(duration(185_000), "3 min 5 s");
+        assert_eq!(duration(1999), "2 s");
+        assert_eq!(Fixed(12.345, 1).to_string(), "12.3");
+        assert_eq!(Fixed(0.05, 2).to_string(), "0.05");
+        assert_eq!(Fixed(-1.25, 1).to_string(), "-1.3");
+        assert_eq!(Fixed(99.96, 1).to_string(), "100.0");
+        assert_eq!(Fixed(7.0, 0).to_string(), "7");
         assert_eq!(thousands(0), "0");
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
