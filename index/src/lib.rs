@@ -121,7 +121,7 @@ pub struct AttemptRow {
     pub started_at_ms: u64,
     /// How long until its answer (or until it was given up).
     pub latency_ms: u64,
-    /// The HTTP status of a failure without a Yunxin answer.
+    /// The HTTP status of the answer, if one came.
     pub http_status: Option<u16>,
     /// Yunxin's code, when it answered.
     pub code: Option<i64>,

@@ -130,6 +130,7 @@ describe('GET /v1/events/{id}: the attempts timeline', () => {
       assert.ok(seen.has(attempt.trace_id), `${attempt.trace_id} reached the emulator`);
       assert.equal(attempt.outcome, 'partial');
       assert.equal(attempt.code, 200);
+      assert.equal(attempt.http_status, 200);
       assert.match(attempt.error, /1 receivers failed \(102503\)/);
       assert.ok(attempt.latency_ms >= 0 && attempt.started_at_ms > 0);
       assert.ok(attempt.endpoint.startsWith(emu.url));

@@ -136,6 +136,9 @@ pub struct Sent {
     pub started_at_ms: u64,
     /// How long until its outcome.
     pub latency_ms: u64,
+    /// The HTTP status of the answer, if one came.
+    #[serde(default)]
+    pub http_status: Option<u16>,
 }
 
 /// The answer to [`Command::Record`]: what the delivery made of the outcome,
@@ -457,11 +460,11 @@ fn attempt_row(id: AttemptId, outcome: &AttemptOutcome, sent: Sent) -> index::At
     index::AttemptRow {
         call: id.call,
         attempt: id.attempt,
+        http_status: sent.http_status.or(http_status),
         trace_id: sent.trace_id,
         endpoint: sent.endpoint,
         started_at_ms: sent.started_at_ms,
         latency_ms: sent.latency_ms,
-        http_status,
         code,
         outcome: name.to_owned(),
         error,

@@ -248,14 +248,16 @@ pub async fn send_on_slot(
             .min(deadline.saturating_sub(now_ms()))
     });
     let started_at_ms = now_ms();
-    let (outcome, endpoint) = upstream::send(&attempt, config, timeout_ms).await;
+    let exchanged = upstream::send(&attempt, config, timeout_ms).await;
     let sent = Sent {
         trace_id: attempt.trace_id.to_string(),
-        endpoint: endpoint.base_url().to_owned(),
+        endpoint: exchanged.endpoint.base_url().to_owned(),
+        http_status: exchanged.http_status,
         started_at_ms,
         latency_ms: now_ms().saturating_sub(started_at_ms),
     };
-    let RecordedWith { recorded, index } = events.record(attempt.id, outcome, sent).await?;
+    let RecordedWith { recorded, index } =
+        events.record(attempt.id, exchanged.outcome, sent).await?;
     journal.push(index);
     if let Recorded::Done { gave_up: true } = recorded {
         let task = DeliveryTask {

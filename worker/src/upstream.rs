@@ -48,20 +48,25 @@ fn with_health<R>(config: &Config, f: impl FnOnce(&mut Failover) -> R) -> R {
     })
 }
 
+/// What became of one attempt, and where it went.
+pub struct Exchanged {
+    /// The outcome, for the delivery to judge.
+    pub outcome: AttemptOutcome,
+    /// The endpoint it was sent to.
+    pub endpoint: Endpoint,
+    /// The HTTP status of the answer, if one came.
+    pub http_status: Option<u16>,
+}
+
 /// Sends one attempt to the endpoint the health picks, waiting at most
-/// `timeout_ms` for the whole answer, and says what became of it, and
-/// where it went. Never fails: every failure is an outcome for the delivery
-/// to judge.
-pub async fn send(
-    attempt: &Attempt,
-    config: &Config,
-    timeout_ms: u64,
-) -> (AttemptOutcome, Endpoint) {
+/// `timeout_ms` for the whole answer, and says what became of it. Never
+/// fails: every failure is an outcome for the delivery to judge.
+pub async fn send(attempt: &Attempt, config: &Config, timeout_ms: u64) -> Exchanged {
     let (pick, endpoint) = with_health(config, |health| {
         let pick = health.pick(now_ms());
         (pick, health.endpoint(pick).clone())
     });
-    let (outcome, judged) = exchange(attempt, config, &endpoint, timeout_ms).await;
+    let (outcome, judged, http_status) = exchange(attempt, config, &endpoint, timeout_ms).await;
     if judged {
         let changed = with_health(config, |health| {
             health.record(pick, &outcome.outcome, now_ms())
@@ -80,7 +85,11 @@ pub async fn send(
             );
         }
     }
-    (outcome, endpoint)
+    Exchanged {
+        outcome,
+        endpoint,
+        http_status,
+    }
 }
 
 /// An outcome in a few words, for the log: no receiver ids.
@@ -92,16 +101,16 @@ fn summary(outcome: &Outcome) -> &str {
 }
 
 /// The request itself; also says whether its outcome is the endpoint's
-/// doing: not when the request could not even be made, nor when the
+/// doing (not when the request could not even be made, nor when the
 /// caller's wait, cut below the upstream timeout (a synchronous request's
-/// deadline), ran out.
+/// deadline), ran out), and the answer's HTTP status.
 async fn exchange(
     attempt: &Attempt,
     config: &Config,
     endpoint: &Endpoint,
     timeout_ms: u64,
-) -> (AttemptOutcome, bool) {
-    let local = |reason: String| (Outcome::transport(reason).into(), false);
+) -> (AttemptOutcome, bool, Option<u16>) {
+    let local = |reason: String| (Outcome::transport(reason).into(), false, None);
     let signed = match attempt.sign(&config.credentials, endpoint) {
         Ok(signed) => signed,
         Err(e) => return local(format!("could not sign: {e}")),
@@ -131,19 +140,22 @@ async fn exchange(
     };
     let deadline = Delay::from(Duration::from_millis(timeout_ms));
     pin_mut!(exchange, deadline);
-    let outcome = match select(exchange, deadline).await {
-        Either::Left((Ok((status, retry_after, body)), _)) => AttemptOutcome {
-            outcome: Outcome::from_http(status, &body),
-            retry_after_secs: retry_after.and_then(|v| v.trim().parse().ok()),
-        },
-        Either::Left((Err(e), _)) => classify_fetch_error(&e.to_string()).into(),
+    match select(exchange, deadline).await {
+        Either::Left((Ok((status, retry_after, body)), _)) => {
+            let outcome = AttemptOutcome {
+                outcome: Outcome::from_http(status, &body),
+                retry_after_secs: retry_after.and_then(|v| v.trim().parse().ok()),
+            };
+            (outcome, true, Some(status))
+        }
+        Either::Left((Err(e), _)) => (classify_fetch_error(&e.to_string()).into(), true, None),
         Either::Right(_) => {
             controller.abort();
             let outcome = Outcome::answer_lost(format!("no answer within {timeout_ms} ms"));
-            return (outcome.into(), timeout_ms >= config.upstream_timeout_ms);
+            let judged = timeout_ms >= config.upstream_timeout_ms;
+            (outcome.into(), judged, None)
         }
-    };
-    (outcome, true)
+    }
 }
 
 fn now_ms() -> u64 {
