@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use worker::{
     AnalyticsEngineDataPointBuilder, AnalyticsEngineDataset, Date, DurableObject, Env, Request,
-    Response, Result, SqlStorage, SqlStorageValue, State, durable_object,
+    Response, Result, SqlStorage, SqlStorageValue, State, console_log, durable_object,
 };
 use yunxin_edge::{Counts, DeliveryState};
 use yunxin_edge_index::{Command, Detail, Entry, Listed, MAX_PAGE, Page, Query, Receivers, Wait};
@@ -42,6 +42,8 @@ pub struct EventIndex {
     env: Env,
     /// Whether this life of the object has made its tables.
     ready: Cell<bool>,
+    /// When this life of the object last pruned old events (UNIX ms).
+    pruned_ms: Cell<u64>,
 }
 
 fn now_ms() -> u64 {
@@ -54,6 +56,7 @@ impl DurableObject for EventIndex {
             state,
             env,
             ready: Cell::new(false),
+            pruned_ms: Cell::new(0),
         }
     }
 
@@ -68,6 +71,12 @@ impl DurableObject for EventIndex {
                     apply(&tally, entry, now)?;
                 }
                 tally.flush()?;
+                // Pruned as events come in (and by the alarm when none do),
+                // several times per retention period.
+                let retention_ms = self.retention_ms();
+                if now.saturating_sub(self.pruned_ms.get()) >= prune_every_ms(retention_ms) {
+                    self.prune(&sql, now, retention_ms)?;
+                }
                 if self.state.storage().get_alarm().await?.is_none() {
                     let first = Duration::from_millis(PRUNE_EVERY_MS);
                     self.state.storage().set_alarm(first).await?;
@@ -83,31 +92,61 @@ impl DurableObject for EventIndex {
     }
 
     async fn alarm(&self) -> Result<Response> {
-        let days = self
-            .env
-            .var("EVENT_RETENTION_DAYS")
-            .ok()
-            .and_then(|v| v.to_string().parse().ok())
-            .unwrap_or(DEFAULT_RETENTION_DAYS);
-        let cutoff = now_ms().saturating_sub(days * 24 * 60 * 60 * 1000);
-        let sql = self.sql()?;
-        sql.exec(
-            "DELETE FROM events WHERE updated_ms < ?",
-            vec![(cutoff as i64).into()],
-        )?;
-        sql.exec(
-            "DELETE FROM attempts WHERE started_ms < ?",
-            vec![(cutoff as i64).into()],
-        )?;
+        let retention_ms = self.retention_ms();
+        self.prune(&self.sql()?, now_ms(), retention_ms)?;
         self.state
             .storage()
-            .set_alarm(Duration::from_millis(PRUNE_EVERY_MS))
+            .set_alarm(Duration::from_millis(prune_every_ms(retention_ms)))
             .await?;
         Response::ok("pruned")
     }
 }
 
+/// How often to prune: hourly, or ten times per retention period if that
+/// is shorter.
+fn prune_every_ms(retention_ms: u64) -> u64 {
+    PRUNE_EVERY_MS.min(retention_ms / 10).max(1)
+}
+
 impl EventIndex {
+    /// `EVENT_RETENTION_DAYS` in ms (days may be fractional). A value that
+    /// is not a positive number is logged, naming the binding, and the
+    /// default kept: the index must not stop for it.
+    fn retention_ms(&self) -> u64 {
+        const DAY_MS: f64 = 24.0 * 60.0 * 60.0 * 1000.0;
+        let Ok(value) = self.env.var("EVENT_RETENTION_DAYS") else {
+            return DEFAULT_RETENTION_DAYS * DAY_MS as u64;
+        };
+        match value.to_string().trim().parse::<f64>() {
+            Ok(days) if days > 0.0 && days.is_finite() => (days * DAY_MS) as u64,
+            _ => {
+                console_log!(
+                    "{}",
+                    serde_json::json!({
+                        "error": "EVENT_RETENTION_DAYS is not a positive number of days; keeping events the default 7 days",
+                        "field": "EVENT_RETENTION_DAYS",
+                    })
+                );
+                DEFAULT_RETENTION_DAYS * DAY_MS as u64
+            }
+        }
+    }
+
+    /// Forgets events not changed for `retention_ms`, and their attempts.
+    fn prune(&self, sql: &SqlStorage, now: u64, retention_ms: u64) -> Result<()> {
+        let cutoff = now.saturating_sub(retention_ms) as i64;
+        sql.exec(
+            "DELETE FROM events WHERE updated_ms < ?",
+            vec![cutoff.into()],
+        )?;
+        sql.exec(
+            "DELETE FROM attempts WHERE started_ms < ? AND event_id NOT IN (SELECT event_id FROM events)",
+            vec![cutoff.into()],
+        )?;
+        self.pruned_ms.set(now);
+        Ok(())
+    }
+
     fn sql(&self) -> Result<SqlStorage> {
         let sql = self.state.storage().sql();
         if !self.ready.get() {

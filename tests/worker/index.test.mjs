@@ -179,3 +179,35 @@ describe('the Analytics Engine dataset', () => {
     }
   });
 });
+
+describe('retention (EVENT_RETENTION_DAYS)', () => {
+  test('an event unchanged for longer is no longer listed; a bad value is logged and the default kept', async (t) => {
+    const retentionMs = 4000;
+    const short = await startRelay({
+      YUNXIN_BASE_URL: emu.url,
+      STATUS_TOKEN: TOKEN,
+      EVENT_RETENTION_DAYS: String(retentionMs / 86_400_000),
+    });
+    t.after(() => short.close());
+    const old = await postEvent(short.url, notification(1, { prefix: 'old' }));
+    await new Promise((resolve) => setTimeout(resolve, retentionMs + 1000));
+    const fresh = await postEvent(short.url, notification(1, { prefix: 'fresh' }));
+    const { json } = await request(`${short.url}/v1/events`, { method: 'GET', headers: auth });
+    assert.deepEqual(json.events.map((e) => e.event_id), [fresh.id]);
+    // The event's own record outlives its listing: its status still answers.
+    const status = await request(`${short.url}/v1/events/${old.id}`, { method: 'GET', headers: auth });
+    assert.equal(status.json.state, 'delivered');
+    assert.deepEqual(status.json.attempts, []);
+
+    const logs = [];
+    const bad = await startRelay({ YUNXIN_BASE_URL: emu.url, STATUS_TOKEN: TOKEN, EVENT_RETENTION_DAYS: 'soon' }, { onLog: (line) => logs.push(line) });
+    t.after(() => bad.close());
+    const kept = await postEvent(bad.url, notification(1, { prefix: 'kept' }));
+    const listed = await eventually(async () => {
+      const { json: page } = await request(`${bad.url}/v1/events`, { method: 'GET', headers: auth });
+      return page.events.length ? page : null;
+    }, { ms: 5000, what: 'the event listed' });
+    assert.deepEqual(listed.events.map((e) => e.event_id), [kept.id]);
+    assert.ok(logs.some((line) => line.includes('EVENT_RETENTION_DAYS is not a positive number')), 'the bad value is named in the log');
+  });
+});
