@@ -37,6 +37,7 @@ pub mod quota;
 pub mod session;
 pub mod web;
 
+use futures_util::StreamExt;
 use serde_json::json;
 use worker::{
     Context, Date, Env, Headers, Method, Request, RequestInit, Response, console_log, event,
@@ -107,7 +108,19 @@ async fn handle(mut req: Request, env: &Env, now_ms: u64) -> worker::Result<Page
     // keep-alive connection whose request body was left unread, and the
     // browser's next request on it would fail.
     let posted = match method {
-        Method::Post => posted_form(&req.bytes().await?),
+        Method::Post => match read_form(&mut req).await? {
+            Some(body) => form(&body),
+            None => {
+                return Ok(Page::html(
+                    413,
+                    problem(
+                        None,
+                        "Too large",
+                        &format!("A dashboard form is at most {MAX_FORM_BYTES} bytes."),
+                    ),
+                ));
+            }
+        },
         _ => Vec::new(),
     };
     let token = status_token(env);
@@ -264,13 +277,31 @@ fn csrf_refused(chrome: Chrome<'_>) -> Page {
     )
 }
 
-/// The fields of a form body; none from a body over [`MAX_FORM_BYTES`],
-/// which no form of the dashboard sends.
-fn posted_form(body: &[u8]) -> Vec<(String, String)> {
-    if body.len() > MAX_FORM_BYTES {
-        return Vec::new();
+/// A form body of at most [`MAX_FORM_BYTES`], which no form of the
+/// dashboard exceeds; `None` for a larger one, refused once its
+/// Content-Length says so, or as soon as that much was read: nobody signed
+/// in yet makes this Worker buffer more.
+async fn read_form(req: &mut Request) -> worker::Result<Option<Vec<u8>>> {
+    let announced = req.headers().get("content-length")?;
+    if announced.is_some_and(|n| {
+        n.trim()
+            .parse::<u64>()
+            .map_or(true, |n| n > MAX_FORM_BYTES as u64)
+    }) {
+        return Ok(None);
     }
-    form(body)
+    let mut body = Vec::new();
+    let Ok(mut chunks) = req.stream() else {
+        return Ok(Some(body));
+    };
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        if body.len() + chunk.len() > MAX_FORM_BYTES {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 /// `POST /dashboard/login`: the token, compared in constant time.

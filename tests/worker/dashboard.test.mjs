@@ -12,7 +12,7 @@ import { mkdirSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { startEmulator } from '../../emulator/index.mjs';
-import { APP_KEY, APP_SECRET, eventually, notification, postEvent, request, startRelay } from './harness.mjs';
+import { APP_KEY, APP_SECRET, eventually, notification, postEvent, rawRequest, request, startRelay } from './harness.mjs';
 
 const TOKEN = 'dashboard-status-token';
 const DEPLOY_SECRET = 'dashboard-deploy-hook-secret';
@@ -201,6 +201,25 @@ describe('dashboard access', () => {
       body: `token=${encodeURIComponent(TOKEN)}&next=${encodeURIComponent('//evil.example/dashboard')}`,
     });
     assert.equal(offsite.headers.get('location'), '/dashboard');
+  });
+
+  test('a sign-in body over 4 KiB is refused (413) unread, announced or streamed', async () => {
+    const big = `token=${'x'.repeat(1024 * 1024)}`;
+    const headers = { 'content-type': 'application/x-www-form-urlencoded' };
+    const announced = await rawRequest(`${relay.url}/dashboard/login`, { headers, body: big });
+    assert.equal(announced.status, 413);
+    const streamed = await fetch(`${relay.url}/dashboard/login`, {
+      method: 'POST',
+      headers,
+      body: new ReadableStream({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode(big.slice(0, 8192)));
+          controller.close();
+        },
+      }),
+      duplex: 'half',
+    });
+    assert.equal(streamed.status, 413);
   });
 });
 
