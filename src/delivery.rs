@@ -286,7 +286,7 @@ pub enum Recorded {
 }
 
 /// Receivers per outcome, and the state they make ([`Delivery::counts`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Counts {
     /// Where the delivery stands.
@@ -295,6 +295,10 @@ pub struct Counts {
     pub delivered: usize,
     /// Receivers that did not.
     pub failed: usize,
+    /// The failed receivers by their error code (Yunxin's, or the HTTP
+    /// status of a transport failure; 0 for none), in the order first met.
+    #[serde(default)]
+    pub failed_by_code: Vec<(i64, usize)>,
     /// Receivers whose last attempt lost its answer.
     pub unknown: usize,
     /// Receivers still waiting.
@@ -309,6 +313,7 @@ impl Default for Counts {
             state: DeliveryState::Pending,
             delivered: 0,
             failed: 0,
+            failed_by_code: Vec::new(),
             unknown: 0,
             pending: 0,
             not_attempted: 0,
@@ -847,6 +852,17 @@ impl Delivery {
         for call in &self.calls {
             counts.delivered += call.delivered.len();
             counts.failed += call.failed.len();
+            for failure in &call.failed {
+                // A few codes at most: a scan beats a map (and its code size).
+                let by_code = &mut counts.failed_by_code;
+                match by_code
+                    .iter_mut()
+                    .find(|(code, _)| *code == failure.error_code)
+                {
+                    Some((_, n)) => *n += 1,
+                    None => by_code.push((failure.error_code, 1)),
+                }
+            }
             counts.unknown += call.unknown.len();
             if call.phase != Phase::Done {
                 counts.pending += call.open.len();

@@ -87,6 +87,13 @@ fn assert_counts_agree(delivery: &Delivery) {
         counts.not_attempted,
     );
     assert_eq!(counted, listed);
+    let mut by_code = std::collections::BTreeMap::new();
+    for failure in &status.failed {
+        *by_code.entry(failure.error_code).or_insert(0) += 1;
+    }
+    let mut failed_by_code = counts.failed_by_code.clone();
+    failed_by_code.sort_unstable();
+    assert_eq!(failed_by_code, by_code.into_iter().collect::<Vec<_>>());
 }
 
 /// The body of an attempt names exactly its receivers, and the template.

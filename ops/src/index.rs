@@ -164,7 +164,7 @@ const SCHEMA: [&str; 5] = [
      created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, version INTEGER NOT NULL, \
      state TEXT NOT NULL, requests INTEGER NOT NULL, total INTEGER NOT NULL, \
      delivered INTEGER NOT NULL, failed INTEGER NOT NULL, unknown INTEGER NOT NULL, \
-     pending INTEGER NOT NULL)",
+     pending INTEGER NOT NULL, failed_by_code TEXT NOT NULL DEFAULT '[]')",
     "CREATE INDEX IF NOT EXISTS events_by_time ON events (created_ms DESC, event_id DESC)",
     "CREATE TABLE IF NOT EXISTS attempts (event_id TEXT NOT NULL, call INTEGER NOT NULL, \
      attempt INTEGER NOT NULL, row TEXT NOT NULL, started_ms INTEGER NOT NULL, \
@@ -258,13 +258,13 @@ struct Known {
     route: Option<String>,
     version: i64,
     delivered: i64,
-    failed: i64,
+    failed_by_code: String,
 }
 
 fn known(sql: &SqlStorage, event_id: &str) -> Result<Option<Known>> {
     let rows: Vec<Known> = sql
         .exec(
-            "SELECT route, version, delivered, failed FROM events WHERE event_id = ?",
+            "SELECT route, version, delivered, failed_by_code FROM events WHERE event_id = ?",
             vec![event_id.into()],
         )?
         .to_array()?;
@@ -292,13 +292,23 @@ fn update(
     if delivered > 0 {
         add(t, "receivers_delivered", &[("route", &label)], delivered)?;
     }
-    let failed = counts.failed as i64 - known.failed;
-    if failed > 0 {
-        add(t, "receivers_failed", &[("route", &label)], failed)?;
+    // Failed receivers by code: a replay can take some back, so only a
+    // code's growth counts.
+    let before: Vec<(i64, usize)> = serde_json::from_str(&known.failed_by_code).unwrap_or_default();
+    for (code, now_failed) in &counts.failed_by_code {
+        let was = before
+            .iter()
+            .find(|(c, _)| c == code)
+            .map_or(0, |(_, n)| *n);
+        if *now_failed > was {
+            let code = code.to_string();
+            let labels = [("route", label.as_str()), ("code", code.as_str())];
+            add(t, "receivers_failed", &labels, (*now_failed - was) as i64)?;
+        }
     }
     t.sql.exec(
         "UPDATE events SET updated_ms = ?, version = ?, state = ?, delivered = ?, failed = ?, \
-         unknown = ?, pending = ? WHERE event_id = ?",
+         unknown = ?, pending = ?, failed_by_code = ? WHERE event_id = ?",
         vec![
             (now as i64).into(),
             (version as i64).into(),
@@ -307,6 +317,7 @@ fn update(
             (counts.failed as i64).into(),
             (counts.unknown as i64).into(),
             (counts.pending as i64).into(),
+            serde_json::to_string(&counts.failed_by_code)?.into(),
             event_id.into(),
         ],
     )?;

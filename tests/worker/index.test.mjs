@@ -154,6 +154,7 @@ describe('GET /v1/stats', () => {
     assert.equal(counter('upstream_calls'), emu.requests().length);
     assert.equal(counter('receivers_delivered'), emu.deliveries().length);
     assert.equal(counter('receivers_failed'), 3);
+    assert.equal(counter('receivers_failed', { route: '-', code: '102503' }), 3, 'by the code they ended with');
     assert.equal(json.rate_per_minute, 6000);
     assert.equal(json.minutes.length, 60);
     assert.equal(json.minutes.reduce((sum, m) => sum + m.calls, 0), emu.requests().length);
