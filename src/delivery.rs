@@ -344,6 +344,20 @@ pub enum DeliveryState {
     CompletedWithFailures,
 }
 
+impl DeliveryState {
+    /// The state of receivers this many pending, failed and unknown: the
+    /// one rule [`Delivery::status`] and [`Delivery::counts`] share.
+    fn of(pending: usize, failed: usize, unknown: usize) -> Self {
+        if pending > 0 {
+            DeliveryState::Pending
+        } else if failed == 0 && unknown == 0 {
+            DeliveryState::Delivered
+        } else {
+            DeliveryState::CompletedWithFailures
+        }
+    }
+}
+
 /// A receiver still waiting for its final result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pending {
@@ -868,13 +882,7 @@ impl Delivery {
                 counts.pending += call.open.len();
             }
         }
-        counts.state = if counts.pending > 0 {
-            DeliveryState::Pending
-        } else if counts.failed == 0 && counts.unknown == 0 {
-            DeliveryState::Delivered
-        } else {
-            DeliveryState::CompletedWithFailures
-        };
+        counts.state = DeliveryState::of(counts.pending, counts.failed, counts.unknown);
         counts
     }
 
@@ -906,13 +914,11 @@ impl Delivery {
                 last_error: call.last_failure.as_ref().map(|l| l.message.clone()),
             }));
         }
-        status.state = if !status.pending.is_empty() {
-            DeliveryState::Pending
-        } else if status.failed.is_empty() && status.unknown.is_empty() {
-            DeliveryState::Delivered
-        } else {
-            DeliveryState::CompletedWithFailures
-        };
+        status.state = DeliveryState::of(
+            status.pending.len(),
+            status.failed.len(),
+            status.unknown.len(),
+        );
         status
     }
 }
