@@ -242,6 +242,25 @@ struct Record {
 }
 
 impl Record {
+    /// When the event was accepted, or its failures last replayed: what the
+    /// intake grace and the idempotency window count from.
+    fn since_ms(&self) -> u64 {
+        self.created_ms.max(self.replayed_ms)
+    }
+
+    /// A new version of the record, and the index's entry for an attempt's
+    /// outcome (`retried`: the call goes again).
+    fn attempted(&mut self, attempt: index::AttemptRow, retried: bool) -> index::Entry {
+        self.version += 1;
+        index::Entry::Attempt {
+            event_id: self.event_id.clone(),
+            attempt,
+            retried,
+            counts: self.delivery.counts(),
+            version: self.version,
+        }
+    }
+
     /// A new version of the record, and the index's entry for a change that
     /// is not an attempt: a call dead-lettered, or receivers replayed.
     fn changed(&mut self, dead_lettered: bool, replayed: usize) -> index::Entry {
@@ -335,14 +354,8 @@ impl DurableObject for EventStore {
                 self.update(|r| {
                     recorded = r.delivery.record(attempt, outcome, now);
                     if let (Some(row), false) = (row, recorded == Recorded::Stale) {
-                        r.version += 1;
-                        entry = Some(index::Entry::Attempt {
-                            event_id: r.event_id.clone(),
-                            attempt: row,
-                            retried: matches!(recorded, Recorded::Retry { .. }),
-                            counts: r.delivery.counts(),
-                            version: r.version,
-                        });
+                        let retried = matches!(recorded, Recorded::Retry { .. });
+                        entry = Some(r.attempted(row, retried));
                     }
                 })?;
                 Response::from_json(&RecordedWith {
@@ -381,7 +394,7 @@ impl DurableObject for EventStore {
             self.read(|record| {
                 let overdue: Vec<usize> = if record.enqueued {
                     record.delivery.overdue(now, watchdog_ms)
-                } else if now >= record.created_ms.max(record.replayed_ms) + intake_grace_ms {
+                } else if now >= record.since_ms() + intake_grace_ms {
                     // The intake died between recording and enqueueing.
                     (0..record.delivery.calls()).collect()
                 } else {
@@ -391,7 +404,7 @@ impl DurableObject for EventStore {
                 (
                     record.event_id.clone(),
                     record.replays,
-                    record.created_ms.max(record.replayed_ms),
+                    record.since_ms(),
                     record.enqueued,
                     done,
                     overdue,

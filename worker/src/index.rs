@@ -49,10 +49,7 @@ impl IndexClient {
     /// Records changes (each an [`Entry`] as JSON). A failure is logged,
     /// never passed on: the index serves the operator, and must not fail a
     /// delivery.
-    pub async fn log(&self, entries: &[Box<RawValue>]) {
-        if entries.is_empty() {
-            return;
-        }
+    async fn log(&self, entries: &[Box<RawValue>]) {
         // `Command::Log` as the index reads it, built around entries that
         // were serialised where they were made (the event's record).
         let joined: Vec<&str> = entries.iter().map(|e| e.get()).collect();
@@ -83,7 +80,8 @@ pub fn raw(entry: &Entry) -> Option<Box<RawValue>> {
     serde_json::value::to_raw_value(entry).ok()
 }
 
-/// Logs `entries` without failing (see [`IndexClient::log`]).
+/// Logs `entries`, if any, without failing: a failure is logged, never
+/// passed on, as the index serves the operator and must not fail a delivery.
 pub async fn log(env: &Env, entries: &[Box<RawValue>]) {
     if entries.is_empty() {
         return;

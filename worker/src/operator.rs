@@ -53,8 +53,7 @@ struct RetryAnswer<'a> {
 /// `GET /v1/events/{id}`: the record's status, with the index's route and
 /// attempts timeline.
 pub async fn status(req: &Request, env: &Env, segment: &str) -> Result<Response, RelayError> {
-    let config = Config::from_env(env)?;
-    authorize(req, &config, b"")?;
+    authorized_get(req, env)?;
     let id = event_id(segment)?;
     let events = EventClient::new(env, id.as_str())?;
     let index = IndexClient::new(env)?;
@@ -77,8 +76,7 @@ pub async fn status(req: &Request, env: &Env, segment: &str) -> Result<Response,
 /// `GET /v1/events?state=&route=&limit=&cursor=`: the index's events,
 /// newest first.
 pub async fn list(req: &Request, env: &Env) -> Result<Response, RelayError> {
-    let config = Config::from_env(env)?;
-    authorize(req, &config, b"")?;
+    authorized_get(req, env)?;
     let mut query = Query {
         limit: 50,
         ..Query::default()
@@ -119,8 +117,7 @@ pub async fn list(req: &Request, env: &Env) -> Result<Response, RelayError> {
 /// `GET /v1/stats`: counters, histograms and upstream calls per minute over
 /// the last hour, for the dashboard and `/metrics`.
 pub async fn stats(req: &Request, env: &Env) -> Result<Response, RelayError> {
-    let config = Config::from_env(env)?;
-    authorize(req, &config, b"")?;
+    let config = authorized_get(req, env)?;
     json_response(IndexClient::new(env)?.stats(config.rate_per_minute).await?)
 }
 
@@ -157,6 +154,13 @@ pub async fn retry(mut req: Request, env: &Env, segment: &str) -> Result<Respons
     };
     let status = if replay.receivers > 0 { 202 } else { 200 };
     Ok(Response::from_json(&answer)?.with_status(status))
+}
+
+/// The configuration, once a `GET` is authorised (see [`authorize`]).
+fn authorized_get(req: &Request, env: &Env) -> Result<Config, RelayError> {
+    let config = Config::from_env(env)?;
+    authorize(req, &config, b"")?;
+    Ok(config)
 }
 
 /// A bearer of `STATUS_TOKEN`, or a Standard Webhooks signature over `body`.
