@@ -73,13 +73,14 @@ impl DurableObject for EventIndex {
                 tally.flush()?;
                 // Pruned as events come in (and by the alarm when none do),
                 // several times per retention period.
+                // The alarm is looked at with it, not at every write.
                 let retention_ms = self.retention_ms();
                 if now.saturating_sub(self.pruned_ms.get()) >= prune_every_ms(retention_ms) {
                     self.prune(&sql, now, retention_ms)?;
-                }
-                if self.state.storage().get_alarm().await?.is_none() {
-                    let first = Duration::from_millis(PRUNE_EVERY_MS);
-                    self.state.storage().set_alarm(first).await?;
+                    if self.state.storage().get_alarm().await?.is_none() {
+                        let first = Duration::from_millis(prune_every_ms(retention_ms));
+                        self.state.storage().set_alarm(first).await?;
+                    }
                 }
                 Response::from_json(&true)
             }
