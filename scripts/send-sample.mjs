@@ -2,7 +2,7 @@
 // Sends one signed sample event to the relay, then follows it on the status
 // API until every receiver has its result, and prints the report:
 //   node scripts/send-sample.mjs [relay-url]     (default http://127.0.0.1:8787)
-// The secrets are read from .dev.vars and hooks/.dev.vars (see the .example files).
+// The secrets are read from .dev.vars (see .dev.vars.example).
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { webhookHeaders } from './lib/webhook.mjs';
@@ -16,7 +16,6 @@ const devVars = (path) =>
       .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1).trim()]),
   );
 const vars = devVars('../.dev.vars');
-const hookVars = devVars('../hooks/.dev.vars');
 // With several secrets (rotation), senders sign with the first.
 const secret = vars.WEBHOOK_SECRET.split(/\s+/)[0];
 
@@ -77,7 +76,7 @@ const hook = await fetch(`${relayUrl}/v1/hooks/github-push`, {
     prefer: 'wait',
     'x-github-event': 'push',
     'x-github-delivery': randomUUID(),
-    'x-hub-signature-256': await sign(hookVars.GITHUB_WEBHOOK_SECRET, push),
+    'x-hub-signature-256': await sign(vars.GITHUB_WEBHOOK_SECRET, push),
   },
   body: push,
 });

@@ -1,16 +1,25 @@
-//! The event index's protocol: what the relay tells the index of every
-//! change to an event ([`Entry`]), and what it asks ([`Command`]).
+//! The operator's view of events, written once: what the Worker tells its
+//! event index of every change ([`Entry`]), what it asks it ([`Command`]),
+//! and the answers, which are also the bodies of the JSON API
+//! (`GET /v1/events`, `GET /v1/events/{id}`, `GET /v1/stats`) and what the
+//! dashboard and `/metrics` render ([`Page`], [`EventDetail`], [`Stats`]).
 //!
-//! The index itself is a SQLite Durable Object in the ops Worker (`ops/`);
-//! the relay, which every notification goes through, only serialises these.
-//! Both sides build on these types, so the wire format is written once.
+//! The index itself is a SQLite Durable Object in the Worker
+//! (`worker/src/index`); this crate holds no I/O, so the dashboard's
+//! rendering (`dashboard/`) is tested natively on the same types.
 
 #![warn(missing_docs)]
+
+mod stats;
+mod view;
+
+pub use stats::{Counter, EndpointHealth, Histogram, Minute, Stats};
+pub use view::{EventDetail, EventStatus};
 
 use serde::{Deserialize, Serialize};
 use yunxin_edge::{Counts, DeliveryState};
 
-/// The binding of the index's namespace, in the relay and the ops Worker.
+/// The binding of the index's namespace.
 pub const BINDING: &str = "INDEX";
 /// The one object's name.
 pub const NAME: &str = "index";
@@ -27,8 +36,7 @@ pub enum Command {
     List(Query),
     /// An event's route and attempts. Answer: `Option<Detail>`.
     Detail(String),
-    /// Counters, histograms and upstream calls per minute. Answer: the
-    /// `GET /v1/stats` body (JSON).
+    /// Counters, histograms and upstream calls per minute. Answer: [`Stats`].
     Stats {
         /// `YUNXIN_RATE_PER_MINUTE`, drawn against the calls.
         rate_per_minute: u32,
@@ -149,7 +157,7 @@ pub struct Query {
 }
 
 /// A page of events, newest first.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Page {
     /// The events.
     pub events: Vec<Listed>,
@@ -192,7 +200,7 @@ pub struct Receivers {
 }
 
 /// What the index knows of one event beyond its record.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Detail {
     /// The webhook route it came by.
     pub route: Option<String>,

@@ -14,14 +14,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod answer;
 pub mod config;
 pub mod error;
 pub mod render;
 pub mod template;
 pub mod verify;
 
-pub use answer::HookAnswer;
 pub use config::{Route, Routes, Verify};
 pub use error::RouteError;
 pub use render::{Event, Groups, Rendered, render};

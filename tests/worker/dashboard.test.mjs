@@ -1,5 +1,5 @@
-// The operations dashboard and /metrics (the ops Worker, reached through the
-// relay), in a real browser: headless Chromium driven by playwright-core.
+// The operations dashboard and /metrics, served by the Worker from its
+// Durable Objects, in a real browser: headless Chromium driven by playwright-core.
 // Sign in, the events of a burst with failures, one event, its retry, the
 // quota chart; everything refused without a session (or with a cookie from
 // another secret, or a retry without its CSRF token); /metrics parsed by a
@@ -98,7 +98,7 @@ function total({ series }, name, labels = {}) {
     .reduce((sum, m) => sum + Number(m.value ?? m.count), 0);
 }
 
-/** A session cookie as the ops Worker makes one (ops/src/session.rs), under `secret`. */
+/** A session cookie as the Worker makes one (dashboard/src/session.rs), under `secret`. */
 function forgeSession(secret, { expiresMs = Date.now() + 3_600_000 } = {}) {
   const key = createHmac('sha256', secret).update('yunxin-edge-ops session key v1').digest();
   const signed = `v1.${expiresMs}.${randomBytes(16).toString('hex')}`;

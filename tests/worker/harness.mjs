@@ -1,5 +1,5 @@
-// Test harness for the relay: the built Workers (worker/build,
-// hooks/build and ops/build, made by scripts/build-worker) in real workerd through Miniflare, configured from
+// Test harness for the relay: the built Worker (worker/build, made by
+// scripts/build-worker) in real workerd through Miniflare, configured from
 // wrangler.toml (Durable Objects, queues, vars) the way `wrangler dev` is,
 // plus Standard Webhooks signing with node:crypto, independent of the Rust
 // implementation.
@@ -17,10 +17,11 @@ export const WEBHOOK_SECRET = `whsec_${Buffer.from('relay-test-webhook-key').toS
  * wrangler.toml's [vars] and the test credentials (never .dev.vars); a
  * binding set to `undefined` is left out. With `persistTo`, Durable Object
  * and queue state survive a restart. Everything workerd prints is collected
- * in `logs` (and passed to `onLog`) so tests can inspect log lines. `ops`
- * adds Miniflare options to the ops Worker, `workers` adds Workers.
+ * in `logs` (and passed to `onLog`) so tests can inspect log lines. `options`
+ * adds Miniflare options to the Worker, `workers` adds Workers beside it
+ * (test stand-ins only: the Worker itself binds no other Worker).
  */
-export async function startRelay(bindings = {}, { persistTo, onLog, ops = {}, workers = [] } = {}) {
+export async function startRelay(bindings = {}, { persistTo, onLog, options = {}, workers = [] } = {}) {
   const all = {
     ...unstable_readConfig({ config: 'wrangler.toml' }).vars,
     YUNXIN_APP_KEY: APP_KEY,
@@ -38,28 +39,19 @@ export async function startRelay(bindings = {}, { persistTo, onLog, ops = {}, wo
       if (onLog) lines.forEach(onLog);
     });
   };
-  // The relay, its hooks Worker (webhook routes) and its ops Worker (the
-  // event index, the dashboard, /metrics), each from its own wrangler.toml,
-  // in one workerd; all get the test's bindings.
-  const worker = (config, scriptPath) => ({
-    ...unstable_getMiniflareWorkerOptions(config).workerOptions,
-    name: unstable_readConfig({ config }).name,
+  const relay = {
+    ...unstable_getMiniflareWorkerOptions('wrangler.toml').workerOptions,
+    name: unstable_readConfig({ config: 'wrangler.toml' }).name,
     modules: true,
-    scriptPath,
+    scriptPath: 'worker/build/index.js',
     modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
     bindings: Object.fromEntries(Object.entries(all).filter(([, v]) => v !== undefined)),
-  });
-  const relay = worker('wrangler.toml', 'worker/build/index.js');
-  const opsWorker = worker('ops/wrangler.toml', 'ops/build/index.js');
+    ...options,
+  };
   const mf = new Miniflare({
     host: '127.0.0.1',
     port: 0,
-    workers: [
-      { ...relay, serviceBindings: { ...relay.serviceBindings, HOOKS: 'yunxin-edge-hooks', OPS: 'yunxin-edge-ops' } },
-      worker('hooks/wrangler.toml', 'hooks/build/index.js'),
-      { ...opsWorker, serviceBindings: { ...opsWorker.serviceBindings, RELAY: 'yunxin-edge' }, ...ops },
-      ...workers,
-    ],
+    workers: [relay, ...workers],
     ...(persistTo ? { defaultPersistRoot: persistTo } : {}),
     handleRuntimeStdio: (stdout, stderr) => {
       collect(stdout);

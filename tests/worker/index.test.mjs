@@ -17,7 +17,7 @@ const ids = { failed: [], delivered: [] };
 // wrapped binding) that posts each one to this process.
 const dataPoints = [];
 const analytics = {
-  ops: { wrappedBindings: { ANALYTICS: { scriptName: 'analytics-recorder' } } },
+  options: { wrappedBindings: { ANALYTICS: { scriptName: 'analytics-recorder' } } },
   workers: [
     {
       name: 'analytics-recorder',

@@ -77,18 +77,10 @@ pub enum RelayError {
     /// A bearer token was given and is not `STATUS_TOKEN` (or none is set).
     #[error("bearer token rejected")]
     BadBearer,
-    /// A webhook route's notification crosses a limit once rendered.
+    /// A webhook route refused the event (unknown route, bad signature or
+    /// payload, a limit crossed once rendered) or is misconfigured.
     #[error(transparent)]
     Route(#[from] RouteError),
-    /// The hooks Worker refused the event or found its route broken; its
-    /// answer is passed on as it is (it mapped its own error, once).
-    #[error("{}", error["message"].as_str().unwrap_or("refused by the webhook route"))]
-    Hook {
-        /// The HTTP status.
-        status: u16,
-        /// The answer's `error` object.
-        error: Value,
-    },
     /// The core refused the body (not JSON, the wrong shape, a documented
     /// limit crossed) or could not work (no random source).
     #[error(transparent)]
@@ -120,20 +112,18 @@ impl RelayError {
             RelayError::Conflict { .. } => 409,
             RelayError::Unauthorized(_) | RelayError::BadBearer => 401,
             RelayError::Route(e) => e.status(),
-            RelayError::Hook { status, .. } => *status,
             RelayError::Invalid(yunxin_edge::Error::Syntax { .. }) => 400,
             RelayError::Invalid(yunxin_edge::Error::Random { .. }) => 500,
             RelayError::Invalid(_) => 422,
         }
     }
 
-    /// Whether a webhook route was found before this error: the hooks
-    /// Worker answered for it (anything but 404), or its notification was
-    /// refused after rendering.
+    /// Whether a webhook route was found before this error: its route
+    /// answered (anything but 404), or its event was refused after that.
     pub fn route_exists(&self) -> bool {
         match self {
-            RelayError::Hook { status, .. } => *status != 404,
-            RelayError::Route(_) | RelayError::Conflict { .. } | RelayError::Invalid(_) => true,
+            RelayError::Route(e) => e.status() != 404,
+            RelayError::Conflict { .. } | RelayError::Invalid(_) => true,
             _ => false,
         }
     }
@@ -153,7 +143,6 @@ impl RelayError {
             RelayError::Conflict { .. } => "conflict",
             RelayError::Unauthorized(_) | RelayError::BadBearer => "unauthorized",
             RelayError::Route(e) => e.code(),
-            RelayError::Hook { error, .. } => error["code"].as_str().unwrap_or("route"),
             RelayError::Invalid(e) => e.code(),
             RelayError::Internal(_) => "internal",
         }
@@ -163,7 +152,6 @@ impl RelayError {
     pub fn body(&self) -> Value {
         let error = match self {
             RelayError::Route(e) => e.to_json(),
-            RelayError::Hook { error, .. } => error.clone(),
             _ => {
                 let mut error = json!({ "code": self.code(), "message": self.to_string() });
                 match self {

@@ -28,10 +28,8 @@ use worker::{
     Date, DurableObject, Env, Method, Request, RequestInit, Response, Result, SqlStorage, State,
     Stub, console_log, durable_object,
 };
-use yunxin_edge::delivery::{Pending, Status};
 use yunxin_edge::{
-    AccountId, Attempt, AttemptId, AttemptOutcome, CallAction, Delivery, DeliveryState, Failure,
-    NotAttempted, Outcome, Recorded, Replay, Unknown,
+    Attempt, AttemptId, AttemptOutcome, CallAction, Delivery, Outcome, Recorded, Replay,
 };
 
 use crate::{index, task};
@@ -188,36 +186,8 @@ pub enum Step {
     Done,
 }
 
-/// The per-receiver status of an event, as `GET /v1/events/{id}` shows it:
-/// the core's [`Status`], field for field, between the event's own fields.
-// Spelled out rather than `#[serde(flatten)]`: flattening buffers the
-// object through serde's generic content, ~10 KB of the bundle.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct EventStatus {
-    /// The `webhook-id`.
-    pub event_id: String,
-    /// Number of Yunxin calls planned.
-    pub requests: usize,
-    /// When the event was accepted (UNIX ms).
-    pub created_at_ms: u64,
-    /// Where the delivery stands.
-    pub state: DeliveryState,
-    /// Receivers that got the notification.
-    pub delivered: Vec<AccountId>,
-    /// Receivers that did not, with the reason.
-    pub failed: Vec<Failure>,
-    /// Receivers whose last attempt lost its answer.
-    pub unknown: Vec<Unknown>,
-    /// Receivers still waiting.
-    pub pending: Vec<Pending>,
-    /// Receivers never to be sent: repeats of earlier ones.
-    pub not_attempted: Vec<NotAttempted>,
-    /// Calls that went to the dead-letter queue.
-    pub dead_lettered_requests: Vec<usize>,
-    /// Where to ask again, in an intake's answer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status_url: Option<String>,
-}
+/// The per-receiver status of an event, as `GET /v1/events/{id}` shows it.
+pub use yunxin_edge_index::EventStatus;
 
 /// What the object stores: one row, one JSON document.
 #[derive(Debug, Serialize, Deserialize)]
@@ -497,25 +467,11 @@ fn begin(delivery: &mut Delivery, call: usize, now: u64) -> Step {
 }
 
 fn status(record: &Record) -> EventStatus {
-    let Status {
-        state,
-        delivered,
-        failed,
-        unknown,
-        pending,
-        not_attempted,
-        ..
-    } = record.delivery.status();
     EventStatus {
         event_id: record.event_id.clone(),
         requests: record.delivery.calls(),
         created_at_ms: record.created_ms,
-        state,
-        delivered,
-        failed,
-        unknown,
-        pending,
-        not_attempted,
+        status: record.delivery.status(),
         dead_lettered_requests: record.dead_lettered.clone(),
         status_url: None,
     }

@@ -4,18 +4,23 @@
 //! templates, then delivered like any other (`intake`). `?dry_run=1`
 //! answers the rendered notification instead, sending nothing.
 //!
-//! The route runs in the hooks Worker (`hooks/`, the `HOOKS` service
-//! binding), which holds `ROUTES`, `GROUPS` and the routes' secrets: this
-//! module reads the body within the relay's bounds, forwards it there as
-//! received, and takes back a [`HookAnswer`]. The template engine stays out
-//! of the relay's bundle.
+//! The routes crate verifies, filters and renders; this module reads the
+//! body within the Worker's bounds and the route's configuration and
+//! secrets from the bindings: `ROUTES` (a `[vars.ROUTES]` table, or JSON
+//! text in a var or a secret), `GROUPS` (the same, name → account ids), and
+//! the secrets the routes name.
 
-use worker::{Env, Headers, Method, Request, RequestInit};
-use yunxin_edge::{BatchNotification, Plan, PlanOptions};
-use yunxin_edge_routes::{HookAnswer, RouteError};
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use worker::{Date, Env, Request, console_log};
+use yunxin_edge::{Plan, PlanOptions};
+use yunxin_edge_routes::{
+    Event, Groups, Rendered, Route, RouteError, Routes, Scheme, Secret, Signed, VerifyError,
+};
 
 use crate::body;
-use crate::config::{Config, MAX_BODY_BYTES};
+use crate::config::{Config, MAX_BODY_BYTES, optional};
 use crate::error::RelayError;
 use crate::intake::{Accepted, Answer};
 use crate::webhook::EventId;
@@ -28,33 +33,27 @@ pub enum Hook {
     Answered(Answer),
 }
 
-/// Has the hooks Worker verify, filter and render an event for `route_name`.
+/// Verifies, filters and renders an event for `route_name`.
 pub async fn accept(mut req: Request, env: &Env, route_name: &str) -> Result<Hook, RelayError> {
     let config = Config::from_env(env)?;
     let dry_run = is_dry_run(&req)?;
     let body = body::read(&mut req, MAX_BODY_BYTES, config.body_deadline_ms).await?;
-    let (event_id, json) = match render(env, &req, &body).await? {
-        HookAnswer::Notification {
-            event_id,
+    let headers: BTreeMap<String, String> = req.headers().entries().collect();
+    let (notification, json, event_id) = match hook(env, route_name, &headers, &body)? {
+        Rendered::Notification {
             notification,
-        } => (event_id, notification),
-        HookAnswer::Skipped { reason } => return Ok(Hook::Answered(Answer::Skipped { reason })),
-        HookAnswer::Refused { status, error } => return Err(RelayError::Hook { status, error }),
-        _ => return Err(RelayError::Internal("unknown answer from HOOKS".into())),
+            json,
+            event_id,
+        } => (notification, json, event_id),
+        Rendered::Skipped { reason } => return Ok(Hook::Answered(Answer::Skipped { reason })),
     };
     let event_id = EventId::parse(&event_id)
-        .map_err(|e| RelayError::Internal(format!("HOOKS answered event id {e}")))?;
-    let refused = |error| RouteError::Notification {
+        .map_err(|e| RelayError::Internal(format!("the route rendered event id {e}")))?;
+    let options = PlanOptions::for_event(event_id.as_str()).max_receivers(config.max_receivers);
+    let plan = Plan::new(&notification, &options).map_err(|error| RouteError::Notification {
         route: route_name.to_owned(),
         error,
-    };
-    let notification =
-        BatchNotification::from_json(&serde_json::to_vec(&json).map_err(|e| {
-            RelayError::Internal(format!("HOOKS answered a notification that {e}"))
-        })?)
-        .map_err(refused)?;
-    let options = PlanOptions::for_event(event_id.as_str()).max_receivers(config.max_receivers);
-    let plan = Plan::new(&notification, &options).map_err(refused)?;
+    })?;
 
     if dry_run {
         return Ok(Hook::Answered(Answer::DryRun {
@@ -68,39 +67,133 @@ pub async fn accept(mut req: Request, env: &Env, route_name: &str) -> Result<Hoo
     Ok(Hook::Event(Box::new(accepted)))
 }
 
-/// Forwards the request (headers as received, the body already read) to
-/// the hooks Worker and reads its answer.
-async fn render(env: &Env, req: &Request, body: &[u8]) -> Result<HookAnswer, RelayError> {
-    let hooks = env.service("HOOKS").map_err(|_| RelayError::Config {
-        binding: "HOOKS",
-        problem: "is not set: webhook routes run in the hooks Worker (hooks/wrangler.toml)".into(),
-    })?;
-    let headers = Headers::new();
-    for (name, value) in req.headers().entries() {
-        headers.append(&name, &value)?;
-    }
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(worker::js_sys::Uint8Array::from(body).into()));
-    // The host is not used: a service binding reaches its Worker whatever it says.
-    let url = format!("https://hooks.internal{}", req.path());
-    let mut response = hooks.fetch(url, Some(init)).await?;
-    if response.status_code() != 200 {
-        return Err(RelayError::Internal(format!(
-            "HOOKS answered HTTP {}",
-            response.status_code()
-        )));
-    }
-    let text = response.bytes().await?;
-    serde_json::from_slice(&text)
-        .map_err(|e| RelayError::Internal(format!("HOOKS answered JSON that {e}")))
-}
-
 /// `?dry_run=1` (or `true`).
 fn is_dry_run(req: &Request) -> Result<bool, RelayError> {
     let url = req.url()?;
     Ok(url
         .query_pairs()
         .any(|(k, v)| k == "dry_run" && matches!(v.as_ref(), "" | "1" | "true")))
+}
+
+/// Verifies, filters and renders one request for `route_name`.
+fn hook(
+    env: &Env,
+    route_name: &str,
+    headers: &BTreeMap<String, String>,
+    body: &[u8],
+) -> Result<Rendered, RouteError> {
+    let routes = routes(env)?;
+    let route = routes.get(route_name).inspect_err(|_| {
+        // A broken route: every problem of the config goes to the log.
+        for problem in routes.problems() {
+            console_log!("{}", json!({ "routes": problem.to_string() }));
+        }
+    })?;
+    let now_secs = (Date::now().as_millis() / 1000) as i64;
+    let misconfigured = |field: &str, problem: String| RouteError::Config {
+        route: route_name.to_owned(),
+        field: field.to_owned(),
+        problem,
+    };
+
+    let secrets = secrets(env, route_name, route)?;
+    yunxin_edge_routes::check_secrets(&route.verify.scheme, &secrets).map_err(|e| match e {
+        VerifyError::BadSecret(n) => misconfigured(
+            "verify.secrets",
+            format!(
+                "names binding `{}`, which is not a `whsec_…` or `whpk_…` key",
+                route.verify.secrets.get(n - 1).map_or("?", String::as_str)
+            ),
+        ),
+        other => misconfigured("verify.secrets", other.to_string()),
+    })?;
+    let app_key = match &route.verify.scheme {
+        Scheme::YunxinCallback { app_key } => Some(optional(env, app_key).ok_or_else(|| {
+            misconfigured(
+                "verify.app_key",
+                format!("names binding `{app_key}`, which is not set"),
+            )
+        })?),
+        _ => None,
+    };
+    let signed = Signed {
+        headers,
+        body,
+        now_secs,
+    };
+    yunxin_edge_routes::verify(&route.verify.scheme, &secrets, app_key.as_deref(), &signed)
+        .map_err(|error| RouteError::Unauthorized {
+            route: route_name.to_owned(),
+            error,
+        })?;
+
+    let event = Event {
+        route: route_name,
+        headers,
+        body,
+        now_secs,
+    };
+    yunxin_edge_routes::render(route, &event, &groups(env)?)
+}
+
+/// The `ROUTES` binding: a table (an object var) or JSON text.
+fn routes(env: &Env) -> Result<Routes, RouteError> {
+    let config = json_binding(env, "ROUTES").ok_or_else(|| RouteError::Config {
+        route: "ROUTES".into(),
+        field: "ROUTES".into(),
+        problem: "is not set: no webhook routes are configured".into(),
+    })?;
+    Routes::parse(&config)
+}
+
+/// The `GROUPS` binding, if any: a table or JSON text of name → ids.
+fn groups(env: &Env) -> Result<Groups, RouteError> {
+    let bad = || RouteError::Config {
+        route: "GROUPS".into(),
+        field: "GROUPS".into(),
+        problem: "is not a JSON object of group name to a list of account ids".into(),
+    };
+    let value = match json_binding(env, "GROUPS") {
+        None => return Ok(Groups::new()),
+        Some(Value::String(text)) => serde_json::from_str(&text).map_err(|_| bad())?,
+        Some(value) => value,
+    };
+    serde_json::from_value(value).map_err(|_| bad())
+}
+
+/// A binding holding JSON: text (a var, a secret, `.dev.vars`), or a table
+/// (`[vars.NAME]` in `wrangler.toml`, an object var).
+fn json_binding(env: &Env, binding: &str) -> Option<Value> {
+    // Read raw: `var` takes only text and `object_var` only plain objects,
+    // and a binding of the wrong type must be reported, not read as unset.
+    let value = worker::js_sys::Reflect::get(env, &binding.into())
+        .ok()
+        .filter(|v| !v.is_undefined() && !v.is_null())?;
+    match value.as_string() {
+        Some(text) => Some(Value::String(text)),
+        None => worker::js_sys::JSON::stringify(&value)
+            .ok()
+            .and_then(|text| text.as_string())
+            .and_then(|text| serde_json::from_str(&text).ok()),
+    }
+}
+
+/// The secrets a route names, read from their bindings.
+fn secrets(env: &Env, route_name: &str, route: &Route) -> Result<Vec<Secret>, RouteError> {
+    let mut bindings: Vec<&str> = route.verify.secrets.iter().map(String::as_str).collect();
+    if bindings.is_empty() && matches!(route.verify.scheme, Scheme::YunxinCallback { .. }) {
+        bindings.push("YUNXIN_APP_SECRET");
+    }
+    bindings
+        .into_iter()
+        .map(|binding| {
+            optional(env, binding)
+                .map(Secret::new)
+                .ok_or_else(|| RouteError::Config {
+                    route: route_name.to_owned(),
+                    field: "verify.secrets".to_owned(),
+                    problem: format!("names binding `{binding}`, which is not set"),
+                })
+        })
+        .collect()
 }

@@ -86,7 +86,7 @@ impl Answer {
     /// The HTTP status.
     pub fn status(&self) -> u16 {
         match self {
-            Answer::Waited { status, .. } if status.state == DeliveryState::Pending => 202,
+            Answer::Waited { status, .. } if status.status.state == DeliveryState::Pending => 202,
             Answer::Accepted { .. } => 202,
             Answer::Waited { .. }
             | Answer::Known(_)
@@ -119,10 +119,11 @@ impl Answer {
         }
         .with_status(self.status());
         if let Answer::Waited { status, .. } = self
-            && status.state == DeliveryState::Pending
+            && status.status.state == DeliveryState::Pending
         {
             // When the queue's next attempt is due: asking earlier shows nothing new.
             let next_ms = status
+                .status
                 .pending
                 .iter()
                 .filter_map(|p| p.next_attempt_at_ms)
@@ -156,10 +157,10 @@ impl Answer {
             Answer::Waited { status, .. } | Answer::Known(status) => json!({
                 "mode": if matches!(self, Answer::Waited { .. }) { "wait" } else { "known" },
                 "requests": status.requests,
-                "delivered": status.delivered.len(),
-                "failed": status.failed.len(),
-                "unknown": status.unknown.len(),
-                "pending": status.pending.len(),
+                "delivered": status.status.delivered.len(),
+                "failed": status.status.failed.len(),
+                "unknown": status.status.unknown.len(),
+                "pending": status.status.pending.len(),
             }),
             Answer::Accepted { requests, .. } => json!({ "mode": "queue", "requests": requests }),
             Answer::Skipped { .. } => json!({ "skipped": true }),

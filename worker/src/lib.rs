@@ -1,10 +1,14 @@
-//! yunxin-edge relay: a Cloudflare Worker that takes events and delivers
-//! them to Yunxin as signed batch notifications.
+//! yunxin-edge relay: one Cloudflare Worker that takes events and delivers
+//! them to Yunxin as signed batch notifications, and shows the operator
+//! what became of them.
 //!
 //! A thin adapter: the `yunxin_edge` core parses, validates, plans, signs
 //! and decides every retry (its `Delivery`); the routes crate verifies and
-//! renders webhooks; this crate reads bindings, stores, queues, `fetch`es,
-//! and maps its one error enum to HTTP once.
+//! renders webhooks; the dashboard crate renders pages; this crate reads
+//! bindings, stores, queues, `fetch`es, and maps its one error enum to HTTP
+//! once. It exports every Durable Object class it binds ([`events`]'
+//! `EventStore`, [`pacer`]'s `Pacer`, [`index`]'s `EventIndex`) and binds no
+//! other Worker, so a first `wrangler deploy` creates all of it.
 //!
 //! - `POST /v1/notifications` ([`notifications`]): Yunxin's batch JSON,
 //!   signed with Standard Webhooks ([`webhook`]).
@@ -16,13 +20,14 @@
 //!   with `Prefer: wait` the request drives it first ([`sync`]).
 //! - `GET /v1/events/{id}` and `POST /v1/events/{id}/retry` ([`operator`]):
 //!   an event's per-receiver status, and a replay of its failures.
-//! - `/dashboard`, `/dashboard/*` and `/metrics`: forwarded as received to
-//!   the ops Worker (`ops/`, the `OPS` service binding), which renders the
-//!   dashboard and the metrics from the JSON API above.
+//! - `/dashboard`, `/dashboard/*` and `/metrics` ([`dashboard`]): the
+//!   operations dashboard and the Prometheus metrics, from the same values
+//!   the JSON API above serialises.
 //! - `GET /healthz`.
 
 pub mod body;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod hooks;
@@ -74,8 +79,8 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
                 (None, method) => Err(not_allowed(method, "GET")),
             }
         }
-        ("/metrics" | "/dashboard", _) => to_ops(req, &env).await,
-        (path, _) if path.starts_with("/dashboard/") => to_ops(req, &env).await,
+        ("/metrics" | "/dashboard", _) => return dashboard::serve(req, &env).await,
+        (path, _) if path.starts_with("/dashboard/") => return dashboard::serve(req, &env).await,
         (path, _) => Err(RelayError::NotFound(path.to_owned())),
     };
     result.or_else(|e| {
@@ -104,17 +109,6 @@ async fn queue(batch: MessageBatch<DeliveryTask>, env: Env, _ctx: Context) -> wo
             Ok(())
         }
     }
-}
-
-/// The dashboard and `/metrics` live in the ops Worker, which keeps their
-/// HTML and formats out of this bundle; the request goes there unchanged.
-async fn to_ops(req: Request, env: &Env) -> Result<Response, RelayError> {
-    let ops = env.service("OPS").map_err(|_| RelayError::Config {
-        binding: "OPS",
-        problem: "is not set: the dashboard and /metrics run in the ops Worker (ops/wrangler.toml)"
-            .into(),
-    })?;
-    Ok(ops.fetch_request(req).await?)
 }
 
 fn not_allowed(method: Method, allowed: &'static str) -> RelayError {

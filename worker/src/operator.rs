@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use worker::{Env, Request, Response};
 use yunxin_edge::DeliveryState;
 use yunxin_edge::Replay;
+use yunxin_edge_index::{EventDetail, Page, Stats};
 
 use crate::body;
 use crate::config::Config;
@@ -54,34 +55,54 @@ struct RetryAnswer<'a> {
 /// attempts timeline.
 pub async fn status(req: &Request, env: &Env, segment: &str) -> Result<Response, RelayError> {
     authorized_get(req, env)?;
-    let id = event_id(segment)?;
+    let detail = event_detail(env, &event_id(segment)?)
+        .await?
+        .ok_or_else(|| not_found(segment))?;
+    Ok(Response::from_json(&detail)?)
+}
+
+/// An event's status from its record, with its route and attempts from the
+/// index, both asked at once; `None` for an event its record does not know.
+/// The index is for the operator: without it the status still answers,
+/// with no route and no attempts.
+pub async fn event_detail(env: &Env, id: &EventId) -> Result<Option<EventDetail>, RelayError> {
     let events = EventClient::new(env, id.as_str())?;
     let index = IndexClient::new(env)?;
     let (status, detail) = join(events.status(), index.detail(id.as_str())).await;
-    let Some(status) = status? else {
-        return Err(not_found(segment));
+    let Some(event) = status? else {
+        return Ok(None);
     };
-    // The index's `{"route", "attempts"}` joins the status object as it is,
-    // text to text. The index is for the operator: without it the status
-    // still answers, with no route and no attempts.
-    let status = serde_json::to_string(&status).map_err(worker::Error::from)?;
-    let detail = detail
-        .ok()
-        .filter(|d| d.starts_with('{') && d.len() > 2)
-        .unwrap_or_else(|| r#"{"route":null,"attempts":[]}"#.to_owned());
-    let joined = format!("{},{}", &status[..status.len() - 1], &detail[1..]);
-    json_response(joined)
+    let detail = detail.ok().flatten().unwrap_or_default();
+    Ok(Some(EventDetail {
+        event,
+        route: detail.route,
+        attempts: detail.attempts,
+    }))
 }
 
 /// `GET /v1/events?state=&route=&limit=&cursor=`: the index's events,
 /// newest first.
 pub async fn list(req: &Request, env: &Env) -> Result<Response, RelayError> {
     authorized_get(req, env)?;
+    let query = list_query(req.url()?.query_pairs())?;
+    Ok(Response::from_json(&events(env, query).await?)?)
+}
+
+/// A page of events from the index.
+pub async fn events(env: &Env, query: Query) -> Result<Page, RelayError> {
+    Ok(IndexClient::new(env)?.list(query).await?)
+}
+
+/// The list's query from `GET /v1/events`' parameters (the dashboard's
+/// filters are the same).
+pub fn list_query<'a>(
+    pairs: impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>,
+) -> Result<Query, RelayError> {
     let mut query = Query {
         limit: 50,
         ..Query::default()
     };
-    for (name, value) in req.url()?.query_pairs() {
+    for (name, value) in pairs {
         match name.as_ref() {
             "state" if !value.is_empty() => {
                 query.state = Some(match value.as_ref() {
@@ -111,23 +132,19 @@ pub async fn list(req: &Request, env: &Env) -> Result<Response, RelayError> {
             _ => {}
         }
     }
-    json_response(IndexClient::new(env)?.list(query).await?)
+    Ok(query)
 }
 
 /// `GET /v1/stats`: counters, histograms and upstream calls per minute over
 /// the last hour, for the dashboard and `/metrics`.
 pub async fn stats(req: &Request, env: &Env) -> Result<Response, RelayError> {
     let config = authorized_get(req, env)?;
-    json_response(IndexClient::new(env)?.stats(config.rate_per_minute).await?)
+    Ok(Response::from_json(&stats_of(env, &config).await?)?)
 }
 
-/// The index's JSON answer, passed on as it is.
-fn json_response(json: String) -> Result<Response, RelayError> {
-    let mut response = Response::ok(json)?;
-    response
-        .headers_mut()
-        .set("content-type", "application/json")?;
-    Ok(response)
+/// The index's stats, drawn against the configured quota.
+pub async fn stats_of(env: &Env, config: &Config) -> Result<Stats, RelayError> {
+    Ok(IndexClient::new(env)?.stats(config.rate_per_minute).await?)
 }
 
 /// `POST /v1/events/{id}/retry`: 202 when receivers go again, 200 when there

@@ -1,14 +1,14 @@
-//! `/metrics`: the relay's `GET /v1/stats` in the Prometheus text format,
+//! `/metrics`: the Worker's [`Stats`] in the Prometheus text format,
 //! version 0.0.4. Every name gets the `yunxin_edge_` prefix, counters end in
 //! `_total`, histograms have cumulative `_bucket{le}` series ending at
 //! `+Inf`, `_sum` and `_count`; each family is written together under one
 //! `# HELP` and `# TYPE`, and label values are escaped.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use serde_json::{Map, Value};
+use yunxin_edge_index::{EndpointHealth, Stats};
 
-use crate::api::{Histogram, Stats, label_text};
 use crate::html::w;
 
 /// What the names mean, for `# HELP`.
@@ -55,7 +55,7 @@ pub const PREFIX: &str = "yunxin_edge_";
 
 fn help(name: &str) -> String {
     HELP.iter().find(|(known, _)| *known == name).map_or_else(
-        || format!("{name}, from the relay's stats."),
+        || format!("{name}, from the Worker's stats."),
         |(_, h)| (*h).to_owned(),
     )
 }
@@ -106,16 +106,10 @@ fn number(value: f64) -> String {
 }
 
 /// `{name="value",…}` with `extra` appended, or nothing without labels.
-fn labels(map: &Map<String, Value>, extra: Option<(&str, &str)>) -> String {
+fn labels(map: &BTreeMap<String, String>, extra: Option<(&str, &str)>) -> String {
     let mut parts: Vec<String> = map
         .iter()
-        .map(|(name, value)| {
-            format!(
-                "{}=\"{}\"",
-                sanitize(name, false),
-                escape_label(&label_text(value))
-            )
-        })
+        .map(|(name, value)| format!("{}=\"{}\"", sanitize(name, false), escape_label(value)))
         .collect();
     if let Some((name, value)) = extra {
         parts.push(format!("{name}=\"{}\"", escape_label(value)));
@@ -149,12 +143,12 @@ fn names<'a>(all: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
 /// Each endpoint's health (the last hour): up or not, calls, failures and
 /// when it last failed.
 fn endpoint_gauges(out: &mut String, stats: &Stats) {
-    type Read = fn(&crate::api::Endpoint) -> Option<f64>;
+    type Read = fn(&EndpointHealth) -> Option<f64>;
     let gauges: [(&str, &str, Read); 4] = [
         (
             "endpoint_healthy",
             "Whether a Yunxin endpoint's last call succeeded (1) or failed (0).",
-            |e| e.healthy.map(|h| if h { 1.0 } else { 0.0 }),
+            |e| Some(if e.healthy { 1.0 } else { 0.0 }),
         ),
         (
             "endpoint_calls_last_hour",
@@ -216,21 +210,24 @@ pub fn render(stats: &Stats) -> String {
                 out,
                 "{metric}{} {}\n",
                 labels(&counter.labels, None),
-                number(counter.value)
+                number(counter.value as f64)
             );
         }
     }
 
-    let histograms: Vec<Histogram> = stats.histograms.iter().map(Histogram::in_seconds).collect();
-    for name in names(histograms.iter().map(|h| h.name.as_str())) {
-        let metric = format!("{PREFIX}{}", sanitize(name, true));
-        family(&mut out, &metric, "histogram", &help(name));
-        for histogram in histograms.iter().filter(|h| h.name == name) {
-            for (le, count) in histogram.le.iter().zip(&histogram.counts) {
+    // The index counts whole milliseconds; Prometheus's base unit is the
+    // second, named in the metric.
+    for name in names(stats.histograms.iter().map(|h| h.name.as_str())) {
+        let seconds = format!("{}_seconds", name.trim_end_matches("_seconds"));
+        let metric = format!("{PREFIX}{}", sanitize(&seconds, true));
+        family(&mut out, &metric, "histogram", &help(&seconds));
+        for histogram in stats.histograms.iter().filter(|h| h.name == name) {
+            for (le_ms, count) in histogram.le_ms.iter().zip(&histogram.counts) {
+                let le = number(*le_ms as f64 / 1000.0);
                 w!(
                     out,
                     "{metric}_bucket{} {count}\n",
-                    labels(&histogram.labels, Some(("le", &number(*le))))
+                    labels(&histogram.labels, Some(("le", &le)))
                 );
             }
             let plain = labels(&histogram.labels, None);
@@ -239,7 +236,7 @@ pub fn render(stats: &Stats) -> String {
                 "{metric}_bucket{} {}\n{metric}_sum{plain} {}\n{metric}_count{plain} {}\n",
                 labels(&histogram.labels, Some(("le", "+Inf"))),
                 histogram.count,
-                number(histogram.sum),
+                number(histogram.sum_ms as f64 / 1000.0),
                 histogram.count
             );
         }
@@ -252,11 +249,11 @@ pub fn render(stats: &Stats) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::samples;
+    use crate::samples;
 
     #[test]
     fn counters_histograms_and_gauges_in_the_text_format() {
-        let stats: Stats = crate::api::parse(samples::stats().as_bytes()).unwrap();
+        let stats: Stats = serde_json::from_str(&samples::stats()).unwrap();
         let text = render(&stats);
         let expected_lines = [
             "# TYPE yunxin_edge_rate_per_minute gauge",
@@ -266,7 +263,6 @@ mod tests {
             "yunxin_edge_events_accepted_total{route=\"-\"} 12",
             // Quote, backslash and newline escaped.
             "yunxin_edge_events_accepted_total{route=\"git\\\"hub\\\\push\\n\"} 3",
-            // A number label as text.
             "yunxin_edge_events_rejected_total{route=\"-\",status=\"401\"} 2",
             "yunxin_edge_upstream_calls_total{endpoint=\"http://127.0.0.1:1\",outcome=\"delivered\"} 7",
             "# TYPE yunxin_edge_upstream_latency_seconds histogram",
@@ -300,8 +296,8 @@ mod tests {
 
     #[test]
     fn the_index_histograms_in_milliseconds_are_exposed_in_seconds() {
-        let stats: Stats = crate::api::parse(
-            br#"{"rate_per_minute":120,"histograms":[{"name":"queue_lag","labels":{},
+        let stats: Stats = serde_json::from_str(
+            r#"{"rate_per_minute":120,"histograms":[{"name":"queue_lag","labels":{},
                 "le_ms":[10,50,100],"counts":[2,3,3,4],"count":4,"sum_ms":1234}]}"#,
         )
         .unwrap();
@@ -338,12 +334,14 @@ mod tests {
 
     #[test]
     fn a_counter_already_named_total_is_not_doubled_and_unknown_names_get_help() {
-        let stats: Stats = crate::api::parse(
-            br#"{"rate_per_minute":5,"counters":[{"name":"odd_total","labels":{},"value":1}]}"#,
+        let stats: Stats = serde_json::from_str(
+            r#"{"rate_per_minute":5,"counters":[{"name":"odd_total","labels":{},"value":1}]}"#,
         )
         .unwrap();
         let text = render(&stats);
-        assert!(text.contains("# HELP yunxin_edge_odd_total odd_total, from the relay's stats.\n"));
+        assert!(
+            text.contains("# HELP yunxin_edge_odd_total odd_total, from the Worker's stats.\n")
+        );
         assert!(text.contains("\nyunxin_edge_odd_total 1\n"));
     }
 }

@@ -1,13 +1,14 @@
 //! The dashboard's pages, server-rendered: they work without JavaScript
 //! (there is none: the Content-Security-Policy forbids it), with real
 //! links, buttons and labels, visible focus, and nothing loaded from
-//! another origin. Every value from the relay or the request goes through
+//! another origin. Every value from an event or the request goes through
 //! [`E`] on its way into the HTML.
 
 use std::fmt::{self, Display, Write};
 
-use crate::api::{Attempt, EventDetail, EventList, EventSummary, ReceiverCounts};
 use crate::web::{age, clock_ms, duration, encode, thousands, utc};
+use yunxin_edge::DeliveryState;
+use yunxin_edge_index::{AttemptRow, EventDetail, EventStatus, Listed, Page, Receivers};
 
 /// Writes into a `String` (which cannot fail).
 macro_rules! w {
@@ -38,8 +39,8 @@ impl Display for E<'_> {
     }
 }
 
-/// Rows of a receiver list shown on the event page; the relay's JSON has
-/// them all.
+/// Rows of a receiver list shown on the event page; the JSON API has them
+/// all.
 pub const MAX_ROWS: usize = 500;
 
 /// The pages' one style sheet, inline.
@@ -279,14 +280,14 @@ fn receivers(n: u64) -> String {
 }
 
 /// A state's badge: text always, colour as a second cue.
-fn state_badge(state: &str) -> String {
+fn state_badge(state: DeliveryState) -> String {
     let (class, text) = match state {
-        "delivered" => ("ok", "Delivered"),
-        "completed_with_failures" => ("bad", "Completed with failures"),
-        "pending" => ("info", "Pending"),
-        other => ("plain", other),
+        DeliveryState::Delivered => ("ok", "Delivered"),
+        DeliveryState::CompletedWithFailures => ("bad", "Completed with failures"),
+        DeliveryState::Pending => ("info", "Pending"),
+        _ => ("plain", "Other"),
     };
-    format!("<span class=\"badge {class}\">{}</span>", E(text))
+    format!("<span class=\"badge {class}\">{text}</span>")
 }
 
 fn route_cell(route: Option<&str>) -> String {
@@ -311,11 +312,11 @@ fn time_tag(ms: u64, shown: &str) -> String {
 }
 
 /// Receiver counts: a bar (decoration) and the numbers in words.
-fn counts_cell(counts: &ReceiverCounts) -> String {
+fn counts_cell(counts: &Receivers) -> String {
     let mut out = format!(
         "<span>{} of {} delivered</span>",
-        thousands(counts.delivered),
-        thousands(counts.total)
+        thousands(counts.delivered as u64),
+        thousands(counts.total as u64)
     );
     for (n, class, word) in [
         (counts.failed, "bad", "failed"),
@@ -326,7 +327,7 @@ fn counts_cell(counts: &ReceiverCounts) -> String {
             w!(
                 out,
                 " <span class=\"badge {class}\">{} {word}</span>",
-                thousands(n)
+                thousands(n as u64)
             );
         }
     }
@@ -408,7 +409,7 @@ const STATES: [(&str, &str); 3] = [
 pub fn event_list(
     chrome: Chrome<'_>,
     filters: &Filters,
-    list: &EventList,
+    list: &Page,
     now_ms: u64,
     flash: Option<Flash>,
 ) -> String {
@@ -492,7 +493,7 @@ pub fn event_list(
     layout("Events", Some(chrome), &main)
 }
 
-fn event_row(out: &mut String, event: &EventSummary, now_ms: u64) {
+fn event_row(out: &mut String, event: &Listed, now_ms: u64) {
     w!(
         out,
         "<tr><td><a href=\"{}\"><code>{}</code></a></td><td>{}</td><td>{}</td>\
@@ -500,9 +501,9 @@ fn event_row(out: &mut String, event: &EventSummary, now_ms: u64) {
         E(&event_path(&event.event_id)),
         E(&event.event_id),
         route_cell(event.route.as_deref()),
-        state_badge(&event.state),
+        state_badge(event.state),
         counts_cell(&event.receivers),
-        thousands(event.requests),
+        thousands(event.requests as u64),
         time_tag(event.created_at_ms, &age(event.created_at_ms, now_ms)),
     );
 }
@@ -511,11 +512,13 @@ fn event_row(out: &mut String, event: &EventSummary, now_ms: u64) {
 /// last error, and the retry form (with `retry_csrf`, its CSRF token).
 pub fn event_page(
     chrome: Chrome<'_>,
-    event: &EventDetail,
+    detail: &EventDetail,
     retry_csrf: &str,
     now_ms: u64,
     flash: Option<Flash>,
 ) -> String {
+    let event = &detail.event;
+    let status = &event.status;
     let id = &event.event_id;
     let mut main = format!(
         "<p class=\"crumbs\"><a href=\"/dashboard\">Events</a> <span aria-hidden=\"true\">›</span> \
@@ -526,45 +529,44 @@ pub fn event_page(
     if let Some(flash) = flash {
         flash.render(&mut main);
     }
-    let total = event.delivered.len()
-        + event.failed.len()
-        + event.unknown.len()
-        + event.pending.len()
-        + event.not_attempted.len();
+    let total = status.delivered.len()
+        + status.failed.len()
+        + status.unknown.len()
+        + status.pending.len()
+        + status.not_attempted.len();
     w!(
         main,
         "<dl class=\"facts\"><div><dt>State</dt><dd>{}</dd></div>\
          <div><dt>Route</dt><dd>{}</dd></div>",
-        state_badge(&event.state),
-        route_cell(event.route.as_deref())
+        state_badge(status.state),
+        route_cell(detail.route.as_deref())
     );
-    if let Some(created) = event.created_at_ms {
-        let (full, _) = utc(created);
-        w!(
-            main,
-            "<div><dt>Received</dt><dd>{} UTC<small>{} · {}</small></dd></div>",
-            time_tag(created, &full[11..]),
-            &full[..10],
-            age(created, now_ms)
-        );
-    }
+    let created = event.created_at_ms;
+    let (full, _) = utc(created);
+    w!(
+        main,
+        "<div><dt>Received</dt><dd>{} UTC<small>{} · {}</small></dd></div>",
+        time_tag(created, &full[11..]),
+        &full[..10],
+        age(created, now_ms)
+    );
     w!(
         main,
         "<div><dt>Receivers</dt><dd>{}</dd></div><div><dt>Calls</dt><dd>{}</dd></div>\
          <div><dt>Attempts</dt><dd>{}</dd></div></dl>",
         thousands(total as u64),
-        thousands(event.requests),
-        thousands(event.attempts.len() as u64)
+        thousands(event.requests as u64),
+        thousands(detail.attempts.len() as u64)
     );
-    let counts = ReceiverCounts {
-        total: total as u64,
-        delivered: event.delivered.len() as u64,
-        failed: event.failed.len() as u64,
-        unknown: event.unknown.len() as u64,
-        pending: event.pending.len() as u64,
+    let counts = Receivers {
+        total,
+        delivered: status.delivered.len(),
+        failed: status.failed.len(),
+        unknown: status.unknown.len(),
+        pending: status.pending.len(),
     };
     w!(main, "<div class=\"counts\">{}</div>", counts_cell(&counts));
-    if event.state == "pending" {
+    if status.state == DeliveryState::Pending {
         w!(
             main,
             "<p><a class=\"button\" href=\"{}\">Reload</a> <span class=\"muted\">The event is \
@@ -572,13 +574,13 @@ pub fn event_page(
             E(&event_path(id))
         );
     }
-    last_error(&mut main, event);
+    last_error(&mut main, detail);
     retry_panel(&mut main, event, retry_csrf);
     if !event.dead_lettered_requests.is_empty() {
         let calls: Vec<String> = event
             .dead_lettered_requests
             .iter()
-            .map(u64::to_string)
+            .map(usize::to_string)
             .collect();
         let (noun, verb) = if calls.len() == 1 {
             ("Call", "was")
@@ -594,15 +596,15 @@ pub fn event_page(
             if calls.len() == 1 { "it" } else { "them" }
         );
     }
-    attempts(&mut main, event);
+    attempts(&mut main, detail);
     receivers_section(&mut main, event);
     layout(&format!("Event {id}"), Some(chrome), &main)
 }
 
 /// The most recent error: the last attempt that had one, or a pending
 /// receiver's.
-fn last_error(out: &mut String, event: &EventDetail) {
-    if let Some(attempt) = event.attempts.iter().rev().find(|a| a.error.is_some()) {
+fn last_error(out: &mut String, detail: &EventDetail) {
+    if let Some(attempt) = detail.attempts.iter().rev().find(|a| a.error.is_some()) {
         w!(
             out,
             "<div class=\"callout\" role=\"note\" aria-label=\"Last error\"><p><strong>Last error</strong> \
@@ -613,7 +615,9 @@ fn last_error(out: &mut String, event: &EventDetail) {
             E(&attempt.trace_id),
             E(attempt.error.as_deref().unwrap_or_default())
         );
-    } else if let Some((who, error)) = event
+    } else if let Some((who, error)) = detail
+        .event
+        .status
         .pending
         .iter()
         .find_map(|p| Some((&p.account_id, p.last_error.as_deref()?)))
@@ -622,18 +626,19 @@ fn last_error(out: &mut String, event: &EventDetail) {
             out,
             "<div class=\"callout\" role=\"note\" aria-label=\"Last error\"><p><strong>Last error</strong> \
              (receiver <code>{}</code>)</p><p><code>{}</code></p></div>",
-            E(who),
+            E(who.as_str()),
             E(error)
         );
     }
 }
 
-fn retry_panel(out: &mut String, event: &EventDetail, csrf: &str) {
-    if event.failed.is_empty() {
+fn retry_panel(out: &mut String, event: &EventStatus, csrf: &str) {
+    let failures = &event.status.failed;
+    if failures.is_empty() {
         return;
     }
-    let retryable = event.failed.iter().filter(|f| f.retryable).count() as u64;
-    let failed = event.failed.len() as u64;
+    let retryable = failures.iter().filter(|f| f.retryable).count() as u64;
+    let failed = failures.len() as u64;
     w!(
         out,
         "<section class=\"panel\" aria-labelledby=\"retry-title\"><h2 id=\"retry-title\" style=\"margin-top:0\">Retry</h2>\
@@ -670,20 +675,17 @@ fn outcome_badge(outcome: &str) -> String {
     )
 }
 
-fn attempts(out: &mut String, event: &EventDetail) {
+fn attempts(out: &mut String, detail: &EventDetail) {
     w!(
         out,
         "<h2 id=\"attempts\">Attempts ({})</h2>",
-        event.attempts.len()
+        detail.attempts.len()
     );
-    if event.attempts.is_empty() {
+    if detail.attempts.is_empty() {
         out.push_str("<p class=\"muted\">No attempt yet.</p>");
         return;
     }
-    let start = event
-        .created_at_ms
-        .or_else(|| event.attempts.iter().map(|a| a.started_at_ms).min())
-        .unwrap_or(0);
+    let start = detail.event.created_at_ms;
     out.push_str(
         "<div class=\"wrap\"><table aria-labelledby=\"attempts\"><caption>In the order made; times in UTC, \
          offsets from the event's arrival</caption><thead><tr>\
@@ -692,13 +694,13 @@ fn attempts(out: &mut String, event: &EventDetail) {
          <th scope=\"col\" class=\"num\">Yunxin code</th><th scope=\"col\" class=\"num\">Latency</th>\
          <th scope=\"col\">Outcome</th><th scope=\"col\">Error</th></tr></thead><tbody>",
     );
-    for attempt in &event.attempts {
+    for attempt in &detail.attempts {
         attempt_row(out, attempt, start);
     }
     out.push_str("</tbody></table></div>");
 }
 
-fn attempt_row(out: &mut String, attempt: &Attempt, start: u64) {
+fn attempt_row(out: &mut String, attempt: &AttemptRow, start: u64) {
     let offset = attempt.started_at_ms.saturating_sub(start);
     let or_dash = |value: Option<String>| value.unwrap_or_else(|| "—".into());
     w!(
@@ -714,7 +716,7 @@ fn attempt_row(out: &mut String, attempt: &Attempt, start: u64) {
         E(&attempt.endpoint),
         or_dash(attempt.http_status.map(|s| s.to_string())),
         or_dash(attempt.code.map(|c| c.to_string())),
-        or_dash(attempt.latency_ms.map(duration)),
+        duration(attempt.latency_ms),
         outcome_badge(&attempt.outcome),
         attempt
             .error
@@ -735,9 +737,10 @@ fn more(out: &mut String, shown: usize, total: usize, event_id: &str) {
     }
 }
 
-fn receivers_section(out: &mut String, event: &EventDetail) {
+fn receivers_section(out: &mut String, event: &EventStatus) {
     out.push_str("<h2>Receivers</h2>");
     let id = &event.event_id;
+    let event = &event.status;
     let head = |out: &mut String, anchor: &str, title: &str, n: usize| {
         w!(
             out,
@@ -757,7 +760,7 @@ fn receivers_section(out: &mut String, event: &EventDetail) {
             w!(
                 out,
                 "<tr><td><code>{}</code></td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
-                E(&f.account_id),
+                E(f.account_id.as_str()),
                 f.error_code,
                 E(&f.error_msg),
                 if f.retryable {
@@ -773,7 +776,11 @@ fn receivers_section(out: &mut String, event: &EventDetail) {
 
     if !event.unknown.is_empty() {
         head(out, "unknown", "Unknown", event.unknown.len());
-        reasoned_table(out, "unknown", &event.unknown, id);
+        let rows = event
+            .unknown
+            .iter()
+            .map(|u| (u.account_id.as_str(), u.reason.as_str()));
+        reasoned_table(out, "unknown", rows, id);
     }
 
     if !event.pending.is_empty() {
@@ -787,7 +794,7 @@ fn receivers_section(out: &mut String, event: &EventDetail) {
             w!(
                 out,
                 "<tr><td><code>{}</code></td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
-                E(&p.account_id),
+                E(p.account_id.as_str()),
                 p.attempts,
                 p.next_attempt_at_ms.map_or_else(
                     || "in flight".into(),
@@ -806,7 +813,7 @@ fn receivers_section(out: &mut String, event: &EventDetail) {
     if !event.delivered.is_empty() {
         out.push_str("<ul class=\"ids\" aria-labelledby=\"delivered\">");
         for account in event.delivered.iter().take(MAX_ROWS) {
-            w!(out, "<li>{}</li>", E(account));
+            w!(out, "<li>{}</li>", E(account.as_str()));
         }
         out.push_str("</ul>");
         more(out, MAX_ROWS, event.delivered.len(), id);
@@ -819,32 +826,43 @@ fn receivers_section(out: &mut String, event: &EventDetail) {
             "Not attempted",
             event.not_attempted.len(),
         );
-        reasoned_table(out, "not-attempted", &event.not_attempted, id);
+        let rows = event
+            .not_attempted
+            .iter()
+            .map(|n| (n.account_id.as_str(), n.reason.as_str()));
+        reasoned_table(out, "not-attempted", rows, id);
     }
 }
 
-fn reasoned_table(out: &mut String, label: &str, rows: &[crate::api::Reasoned], id: &str) {
+/// A table of receivers, each with the reason it is where it is.
+fn reasoned_table<'a>(
+    out: &mut String,
+    label: &str,
+    rows: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
+    id: &str,
+) {
+    let total = rows.len();
     w!(
         out,
         "<div class=\"wrap\"><table aria-labelledby=\"{label}\"><thead><tr><th scope=\"col\">Receiver</th>\
          <th scope=\"col\">Reason</th></tr></thead><tbody>"
     );
-    for row in rows.iter().take(MAX_ROWS) {
+    for (account_id, reason) in rows.take(MAX_ROWS) {
         w!(
             out,
             "<tr><td><code>{}</code></td><td>{}</td></tr>",
-            E(&row.account_id),
-            E(&row.reason)
+            E(account_id),
+            E(reason)
         );
     }
     out.push_str("</tbody></table></div>");
-    more(out, MAX_ROWS, rows.len(), id);
+    more(out, MAX_ROWS, total, id);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::samples;
+    use crate::samples;
 
     const CHROME: Chrome<'static> = Chrome {
         section: Section::Events,
@@ -870,7 +888,7 @@ mod tests {
 
     #[test]
     fn the_list_shows_each_event_with_a_link_and_its_counts() {
-        let list: EventList = crate::api::parse(samples::LIST.as_bytes()).unwrap();
+        let list: Page = serde_json::from_str(samples::LIST).unwrap();
         let filters = Filters {
             state: "completed_with_failures".into(),
             route: String::new(),
@@ -901,26 +919,20 @@ mod tests {
 
     #[test]
     fn an_empty_list_says_so() {
-        let page = event_list(
-            CHROME,
-            &Filters::default(),
-            &EventList::default(),
-            NOW,
-            None,
-        );
+        let page = event_list(CHROME, &Filters::default(), &Page::default(), NOW, None);
         assert!(page.contains("No events yet"));
         assert!(!page.contains("Older events"));
         let filtered = Filters {
             route: "x".into(),
             ..Filters::default()
         };
-        let page = event_list(CHROME, &filtered, &EventList::default(), NOW, None);
+        let page = event_list(CHROME, &filtered, &Page::default(), NOW, None);
         assert!(page.contains("No events match"));
     }
 
     #[test]
     fn the_event_page_shows_outcomes_attempts_last_error_and_the_retry_form() {
-        let event: EventDetail = crate::api::parse(samples::DETAIL.as_bytes()).unwrap();
+        let event: EventDetail = serde_json::from_str(samples::DETAIL).unwrap();
         let page = event_page(CHROME, &event, "csrf-token", NOW, Some(Flash::Retried(2)));
         assert_no_raw_markup(&page);
         assert!(page.contains("2 receivers sent again"));
@@ -956,19 +968,21 @@ mod tests {
 
     #[test]
     fn no_retry_form_without_failures_and_a_disabled_button_without_retryable_ones() {
-        let mut event: EventDetail = crate::api::parse(samples::DETAIL.as_bytes()).unwrap();
-        event.failed.retain(|f| !f.retryable);
+        let mut event: EventDetail = serde_json::from_str(samples::DETAIL).unwrap();
+        event.event.status.failed.retain(|f| !f.retryable);
         let page = event_page(CHROME, &event, "c", NOW, None);
         assert!(page.contains("value=\"retryable\" aria-describedby=\"retry-hint\" disabled>"));
-        event.failed.clear();
+        event.event.status.failed.clear();
         let page = event_page(CHROME, &event, "c", NOW, None);
         assert!(!page.contains("/retry\""));
     }
 
     #[test]
     fn long_receiver_lists_are_cut_with_a_pointer_to_the_api() {
-        let mut event: EventDetail = crate::api::parse(samples::DETAIL.as_bytes()).unwrap();
-        event.delivered = (0..MAX_ROWS + 7).map(|i| format!("user{i}")).collect();
+        let mut event: EventDetail = serde_json::from_str(samples::DETAIL).unwrap();
+        event.event.status.delivered = (0..MAX_ROWS + 7)
+            .map(|i| format!("user{i}").into())
+            .collect();
         let page = event_page(CHROME, &event, "c", NOW, None);
         assert!(page.contains("And 7 more"));
         assert!(page.contains(&format!("<li>user{}</li>", MAX_ROWS - 1)));

@@ -1,17 +1,22 @@
-//! Telling the event index (a Durable Object in the ops Worker, bound by
-//! script name as `INDEX`) of every change, and reading from it.
+//! The event index: one Durable Object ([`EventIndex`], bound as `INDEX`)
+//! that every event's record tells of each change, and that the operator's
+//! list, the dashboard and `/metrics` read from ([`IndexClient`]).
 //!
-//! The relay only speaks the `yunxin_edge_index` protocol: lists, attempts
-//! and stats come back as JSON text and are passed on as they are, so the
-//! index's code and types stay out of the relay's bundle.
+//! Both sides speak the `yunxin_edge_index` protocol; the answers are the
+//! same types the JSON API serialises and the dashboard renders.
+
+mod store;
 
 use std::cell::RefCell;
 
+use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use wasm_bindgen::JsValue;
 use worker::{Env, Method, Request, RequestInit, Response, Result, Stub, console_log};
 pub use yunxin_edge_index::{AttemptRow, Command, Entry, MAX_PAGE, Query, Wait};
-use yunxin_edge_index::{BINDING, NAME};
+use yunxin_edge_index::{BINDING, Detail, NAME, Page, Stats};
+
+pub use store::EventIndex;
 
 /// Talks to the index.
 pub struct IndexClient {
@@ -26,9 +31,10 @@ impl IndexClient {
         })
     }
 
-    /// Asks `command`; the answer's JSON text.
-    async fn ask(&self, command: &Command) -> Result<String> {
-        self.post(serde_json::to_string(command)?).await
+    /// Asks `command`; its answer.
+    async fn ask<T: DeserializeOwned>(&self, command: &Command) -> Result<T> {
+        let answer = self.post(serde_json::to_string(command)?).await?;
+        Ok(serde_json::from_str(&answer)?)
     }
 
     async fn post(&self, command: String) -> Result<String> {
@@ -59,18 +65,18 @@ impl IndexClient {
         }
     }
 
-    /// A page of events (a `Page`, as JSON text).
-    pub async fn list(&self, query: Query) -> Result<String> {
+    /// A page of events, newest first.
+    pub async fn list(&self, query: Query) -> Result<Page> {
         self.ask(&Command::List(query)).await
     }
 
-    /// An event's route and attempts (an `Option<Detail>`, as JSON text).
-    pub async fn detail(&self, event_id: &str) -> Result<String> {
+    /// An event's route and attempts; `None` for an event it does not know.
+    pub async fn detail(&self, event_id: &str) -> Result<Option<Detail>> {
         self.ask(&Command::Detail(event_id.to_owned())).await
     }
 
-    /// The `GET /v1/stats` body, as JSON text.
-    pub async fn stats(&self, rate_per_minute: u32) -> Result<String> {
+    /// Counters, histograms and calls per minute over the last hour.
+    pub async fn stats(&self, rate_per_minute: u32) -> Result<Stats> {
         self.ask(&Command::Stats { rate_per_minute }).await
     }
 }

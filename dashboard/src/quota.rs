@@ -3,7 +3,8 @@
 //! axes, labels and the limit line, the same numbers as a table, and each
 //! Yunxin endpoint's health.
 
-use crate::api::{Minute, Stats, label_text};
+use yunxin_edge_index::{Minute, Stats};
+
 use crate::html::{Chrome, E, Section, layout, w};
 use crate::web::{Fixed, clock, duration, thousands, utc};
 
@@ -224,20 +225,18 @@ fn endpoints_table(main: &mut String, stats: &Stats) {
     );
     let when = |ms: Option<u64>| ms.map_or_else(|| "—".into(), |ms| format!("{} UTC", utc(ms).0));
     for endpoint in &stats.endpoints {
-        let health = match endpoint.healthy {
-            Some(true) => "<span class=\"badge ok\">Healthy</span>",
-            Some(false) => "<span class=\"badge bad\">Failing</span>",
-            None => "<span class=\"badge plain\">Unknown</span>",
+        let health = if endpoint.healthy {
+            "<span class=\"badge ok\">Healthy</span>"
+        } else {
+            "<span class=\"badge bad\">Failing</span>"
         };
         let latency = stats
             .histograms
             .iter()
             .filter(|h| h.name.starts_with("upstream_latency"))
-            .find(|h| {
-                h.labels.get("endpoint").map(label_text).as_deref() == Some(&endpoint.base_url)
-            })
-            .and_then(|h| h.mean_seconds())
-            .map_or_else(|| "—".into(), |s| duration((s * 1000.0).round() as u64));
+            .find(|h| h.labels.get("endpoint") == Some(&endpoint.base_url))
+            .and_then(|h| h.mean_ms())
+            .map_or_else(|| "—".into(), |ms| duration(ms.round() as u64));
         w!(
             main,
             "<tr><td><code>{}</code></td><td>{health}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
@@ -272,7 +271,7 @@ pub fn page(chrome: Chrome<'_>, stats: &Stats) -> String {
          <div><dt>Busiest minute</dt><dd>{}</dd></div>\
          <div><dt>Of the quota</dt><dd>{}%</dd></div>\
          <div><dt>Rate-limited (416)</dt><dd>{}</dd></div></dl>",
-        thousands(rate),
+        thousands(rate.into()),
         thousands(total),
         peak.map_or_else(
             || "—".into(),
@@ -282,7 +281,7 @@ pub fn page(chrome: Chrome<'_>, stats: &Stats) -> String {
                 clock(m.start_ms)
             )
         ),
-        percent(peak.map_or(0, |m| m.calls), rate),
+        percent(peak.map_or(0, |m| m.calls), rate.into()),
         thousands(limited),
     );
     w!(
@@ -291,7 +290,7 @@ pub fn page(chrome: Chrome<'_>, stats: &Stats) -> String {
          <li><span class=\"key\" style=\"background:{BAR}\"></span>calls</li>\
          <li><span class=\"key\" style=\"background:{LIMITED}\"></span>answered 416 (rate-limited)</li>\
          <li><span class=\"key\" style=\"background:{LIMIT_LINE};height:3px;vertical-align:4px\"></span>quota</li></ul></figure>",
-        chart(minutes, rate)
+        chart(minutes, rate.into())
     );
     main.push_str(
         "<details><summary>The same data as a table</summary><div class=\"wrap\"><table>\
@@ -308,7 +307,7 @@ pub fn page(chrome: Chrome<'_>, stats: &Stats) -> String {
             clock(minute.start_ms),
             thousands(minute.calls),
             thousands(minute.rate_limited),
-            percent(minute.calls, rate)
+            percent(minute.calls, rate.into())
         );
     }
     main.push_str("</tbody></table></div></details>");
@@ -320,12 +319,12 @@ pub fn page(chrome: Chrome<'_>, stats: &Stats) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::samples;
+    use crate::samples;
 
     #[test]
     fn endpoints_show_health_failures_and_mean_latency() {
-        let stats: Stats = crate::api::parse(
-            br#"{"rate_per_minute":120,
+        let stats: Stats = serde_json::from_str(
+            r#"{"rate_per_minute":120,
              "histograms":[{"name":"upstream_latency","labels":{"endpoint":"http://a"},
               "le_ms":[10],"counts":[8,8],"count":8,"sum_ms":400}],
              "endpoints":[{"base_url":"http://a","calls":8,"failures":0,"last_failure_ms":null,
@@ -378,8 +377,8 @@ mod tests {
 
     #[test]
     fn the_chart_has_axes_labels_bars_and_the_limit() {
-        let stats: Stats = crate::api::parse(samples::stats().as_bytes()).unwrap();
-        let svg = chart(&stats.minutes, stats.rate_per_minute);
+        let stats: Stats = serde_json::from_str(&samples::stats()).unwrap();
+        let svg = chart(&stats.minutes, stats.rate_per_minute.into());
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert!(svg.contains("role=\"img\""));
         assert!(svg.contains("<title id=\"chart-title\">"));
@@ -418,7 +417,7 @@ mod tests {
 
     #[test]
     fn the_page_has_the_chart_a_table_alternative_and_endpoints() {
-        let stats: Stats = crate::api::parse(samples::stats().as_bytes()).unwrap();
+        let stats: Stats = serde_json::from_str(&samples::stats()).unwrap();
         let chrome = Chrome {
             section: Section::Events,
             logout_csrf: "x",
@@ -427,7 +426,7 @@ mod tests {
         assert!(html.contains("aria-current=\"page\">Quota"));
         assert!(html.contains("<summary>The same data as a table</summary>"));
         assert_eq!(html.matches("<th scope=\"row\">").count(), 60);
-        assert!(html.contains("<td><code>http://127.0.0.1:1</code></td><td><span class=\"badge plain\">Unknown</span></td><td class=\"num\">8</td>"));
+        assert!(html.contains("<td><code>http://127.0.0.1:1</code></td><td><span class=\"badge bad\">Failing</span></td><td class=\"num\">8</td>"));
         assert!(html.contains("<dt>Busiest minute</dt><dd>130"));
         assert!(html.contains("<dd>108%</dd>"));
     }

@@ -4,10 +4,7 @@
 //!
 //! One SQLite-backed Durable Object (named `index`): strongly consistent and
 //! queryable, unlike KV, and available offline under `wrangler dev`, unlike
-//! D1's remote mode. It lives in the ops Worker so that the relay, which
-//! every notification goes through, carries none of its code: the relay
-//! binds the class by script name and speaks the `yunxin_edge_index`
-//! protocol to it. The events' own records stay the truth: each tells the
+//! D1's remote mode. The events' own records stay the truth: each tells the
 //! index of every change ([`Entry`]) with a version, so a late write never
 //! replaces a newer one. Events are kept `EVENT_RETENTION_DAYS` (default 7)
 //! after their last change. Counters are never pruned: Prometheus expects
@@ -24,7 +21,10 @@ use worker::{
     Response, Result, SqlStorage, SqlStorageValue, State, console_log, durable_object,
 };
 use yunxin_edge::{Counts, DeliveryState};
-use yunxin_edge_index::{Command, Detail, Entry, Listed, MAX_PAGE, Page, Query, Receivers, Wait};
+use yunxin_edge_index::{
+    Command, Counter, Detail, EndpointHealth, Entry, Histogram, Listed, MAX_PAGE, Minute, Page,
+    Query, Receivers, Stats, Wait,
+};
 
 /// The optional Workers Analytics Engine dataset binding.
 pub const ANALYTICS: &str = "ANALYTICS";
@@ -33,9 +33,10 @@ pub const DEFAULT_RETENTION_DAYS: u64 = 7;
 /// How often old events are pruned.
 const PRUNE_EVERY_MS: u64 = 60 * 60 * 1000;
 /// Upper bounds of the latency and wait histograms, in ms.
-pub const BUCKETS_MS: [i64; 9] = [10, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000];
+pub const BUCKETS_MS: [u64; 9] = [10, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000];
 
 /// The Durable Object class.
+#[allow(missing_docs)] // The macro's glue methods.
 #[durable_object]
 pub struct EventIndex {
     state: State,
@@ -241,12 +242,12 @@ fn add(t: &Tally, name: &str, labels: &[(&str, &str)], by: i64) -> Result<()> {
 /// Counts one observation of `ms` in the histogram `name` (its bucket, by
 /// index: `BUCKETS_MS.len()` is +Inf).
 fn observe(t: &Tally, name: &str, labels: &[(&str, &str)], ms: u64) -> Result<()> {
-    let ms = ms as i64;
     let bucket = BUCKETS_MS
         .iter()
         .position(|le| ms <= *le)
         .unwrap_or(BUCKETS_MS.len())
         .to_string();
+    let ms = ms as i64;
     let mut with_bucket = labels.to_vec();
     with_bucket.push(("bucket", &bucket));
     add(t, &format!("{name}_bucket"), &with_bucket, 1)?;
@@ -568,17 +569,17 @@ fn detail(sql: &SqlStorage, event_id: &str) -> Result<Option<Detail>> {
     }))
 }
 
-fn stats(sql: &SqlStorage, rate_per_minute: u32, now: u64) -> Result<Value> {
+fn stats(sql: &SqlStorage, rate_per_minute: u32, now: u64) -> Result<Stats> {
     const MINUTE_MS: u64 = 60_000;
     let this_minute = now / MINUTE_MS;
     let first = this_minute.saturating_sub(59);
     #[derive(Deserialize)]
-    struct Minute {
-        minute: i64,
-        calls: i64,
-        rate_limited: i64,
+    struct Counted {
+        minute: u64,
+        calls: u64,
+        rate_limited: u64,
     }
-    let counted: Vec<Minute> = sql
+    let counted: Vec<Counted> = sql
         .exec(
             "SELECT started_ms / 60000 AS minute, COUNT(*) AS calls, \
              SUM(outcome = 'rate_limited') AS rate_limited FROM attempts \
@@ -586,93 +587,93 @@ fn stats(sql: &SqlStorage, rate_per_minute: u32, now: u64) -> Result<Value> {
             vec![((first * MINUTE_MS) as i64).into()],
         )?
         .to_array()?;
-    let minutes: Vec<Value> = (first..=this_minute)
+    let minutes = (first..=this_minute)
         .map(|minute| {
-            let found = counted.iter().find(|m| m.minute as u64 == minute);
-            serde_json::json!({
-                "start_ms": minute * MINUTE_MS,
-                "calls": found.map_or(0, |m| m.calls),
-                "rate_limited": found.map_or(0, |m| m.rate_limited),
-            })
+            let found = counted.iter().find(|m| m.minute == minute);
+            Minute {
+                start_ms: minute * MINUTE_MS,
+                calls: found.map_or(0, |m| m.calls),
+                rate_limited: found.map_or(0, |m| m.rate_limited),
+            }
         })
         .collect();
 
     #[derive(Deserialize)]
-    struct Counter {
+    struct Row {
         name: String,
         labels: String,
-        value: i64,
+        value: u64,
     }
-    let counters: Vec<Counter> = sql
+    let rows: Vec<Row> = sql
         .exec(
             "SELECT name, labels, value FROM counters ORDER BY name, labels",
             None,
         )?
         .to_array()?;
-    let mut plain = Vec::new();
-    let mut histograms: BTreeMap<(String, String), Value> = BTreeMap::new();
-    for counter in counters {
+    let mut counters = Vec::new();
+    let mut histograms: BTreeMap<(String, String), Histogram> = BTreeMap::new();
+    for row in rows {
         let mut labels: BTreeMap<String, String> =
-            serde_json::from_str(&counter.labels).unwrap_or_default();
+            serde_json::from_str(&row.labels).unwrap_or_default();
         let histogram = ["_bucket", "_sum_ms", "_count"]
             .iter()
-            .find_map(|suffix| Some((counter.name.strip_suffix(suffix)?, *suffix)));
+            .find_map(|suffix| Some((row.name.strip_suffix(suffix)?, *suffix)));
         let Some((name, suffix)) = histogram else {
-            plain.push(serde_json::json!({
-                "name": counter.name, "labels": labels, "value": counter.value,
-            }));
+            counters.push(Counter {
+                name: row.name,
+                labels,
+                value: row.value,
+            });
             continue;
         };
         let bucket = labels.remove("bucket");
         let key = (name.to_owned(), serde_json::to_string(&labels)?);
-        let entry = histograms.entry(key).or_insert_with(|| {
-            serde_json::json!({
-                "name": name, "labels": labels, "le_ms": BUCKETS_MS,
-                "counts": vec![0; BUCKETS_MS.len() + 1], "count": 0, "sum_ms": 0,
-            })
+        let entry = histograms.entry(key).or_insert_with(|| Histogram {
+            name: name.to_owned(),
+            labels,
+            le_ms: BUCKETS_MS.to_vec(),
+            counts: vec![0; BUCKETS_MS.len() + 1],
+            count: 0,
+            sum_ms: 0,
         });
         match (suffix, bucket.and_then(|b| b.parse::<usize>().ok())) {
-            ("_sum_ms", _) => entry["sum_ms"] = counter.value.into(),
-            ("_count", _) => entry["count"] = counter.value.into(),
-            (_, Some(index)) if index <= BUCKETS_MS.len() => {
-                entry["counts"][index] = counter.value.into();
-            }
+            ("_sum_ms", _) => entry.sum_ms = row.value,
+            ("_count", _) => entry.count = row.value,
+            (_, Some(index)) if index <= BUCKETS_MS.len() => entry.counts[index] = row.value,
             _ => {}
         }
     }
     // Buckets are stored one each; Prometheus's are cumulative.
-    let histograms: Vec<Value> = histograms
+    let histograms = histograms
         .into_values()
         .map(|mut h| {
             let mut running = 0;
-            if let Some(counts) = h["counts"].as_array_mut() {
-                for count in counts.iter_mut() {
-                    running += count.as_i64().unwrap_or(0);
-                    *count = running.into();
-                }
+            for count in &mut h.counts {
+                running += *count;
+                *count = running;
             }
             h
         })
         .collect();
-    Ok(serde_json::json!({
-        "rate_per_minute": rate_per_minute,
-        "minutes": minutes,
-        "counters": plain,
-        "histograms": histograms,
-        "endpoints": endpoints(sql, first * MINUTE_MS)?,
-    }))
+    Ok(Stats {
+        rate_per_minute,
+        minutes,
+        counters,
+        histograms,
+        endpoints: endpoints(sql, first * MINUTE_MS)?,
+    })
 }
 
 /// Each endpoint's calls and failures since `since_ms` (the last hour), and
-/// whether its last call succeeded: what the relay's isolates saw of it.
-fn endpoints(sql: &SqlStorage, since_ms: u64) -> Result<Vec<Value>> {
+/// whether its last call succeeded: what the Worker's isolates saw of it.
+fn endpoints(sql: &SqlStorage, since_ms: u64) -> Result<Vec<EndpointHealth>> {
     #[derive(Deserialize)]
     struct Seen {
         endpoint: String,
-        calls: i64,
-        failures: i64,
-        last_failure_ms: Option<i64>,
-        last_success_ms: Option<i64>,
+        calls: u64,
+        failures: u64,
+        last_failure_ms: Option<u64>,
+        last_success_ms: Option<u64>,
     }
     let seen: Vec<Seen> = sql
         .exec(
@@ -685,13 +686,13 @@ fn endpoints(sql: &SqlStorage, since_ms: u64) -> Result<Vec<Value>> {
         .to_array()?;
     Ok(seen
         .into_iter()
-        .map(|s| {
-            let healthy = s.last_failure_ms <= s.last_success_ms;
-            serde_json::json!({
-                "base_url": s.endpoint, "calls": s.calls, "failures": s.failures,
-                "last_failure_ms": s.last_failure_ms, "last_success_ms": s.last_success_ms,
-                "healthy": healthy,
-            })
+        .map(|s| EndpointHealth {
+            healthy: s.last_failure_ms <= s.last_success_ms,
+            base_url: s.endpoint,
+            calls: s.calls,
+            failures: s.failures,
+            last_failure_ms: s.last_failure_ms,
+            last_success_ms: s.last_success_ms,
         })
         .collect())
 }
