@@ -39,10 +39,10 @@ console.log(`POST ${relayUrl}/v1/notifications → HTTP ${accepted.status}`);
 console.log(JSON.stringify(await accepted.json(), null, 2));
 if (accepted.status !== 202) process.exit(1);
 
-// The status API takes a Standard Webhooks signature over an empty body.
+// The status API takes the bearer token.
 async function status() {
   const response = await fetch(`${relayUrl}/v1/events/${id}`, {
-    headers: webhookHeaders('', { secret, id: `status_${randomUUID()}` }),
+    headers: { authorization: `Bearer ${vars.STATUS_TOKEN}` },
   });
   return response.json();
 }

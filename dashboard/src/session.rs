@@ -1,12 +1,17 @@
 //! Sign-in: the session cookie and the forms' CSRF tokens, both HMAC-SHA256
-//! under a key derived from `STATUS_TOKEN`.
+//! under a key derived from `STATUS_TOKEN`, and the limit on wrong tokens.
 //!
-//! The Worker keeps no state: a session is a cookie it signed, holding its
-//! own expiry and a random id. A cookie signed under another secret (another
-//! deployment, or a token since rotated) fails the MAC and is refused, so
-//! rotating `STATUS_TOKEN` signs everybody out. A CSRF token is the MAC of
-//! the session id and what the form does (`retry:<event id>`, `logout`): it
+//! A session is a cookie the Worker signed, holding its own expiry and a
+//! random id. A cookie signed under another secret (another deployment, or
+//! a token since rotated) fails the MAC and is refused, so rotating
+//! `STATUS_TOKEN` signs everybody out. What a signature cannot say, that a
+//! session was ended before its expiry, the Worker keeps in storage: the
+//! ids signed out, and when everybody was last signed out
+//! ([`Session::issued_ms`] against it). A CSRF token is the MAC of the
+//! session id and what the form does (`retry:<event id>`, `logout`): it
 //! cannot be replayed from another session, nor against another event.
+//!
+//! [`SignInAttempts`] decides how many wrong tokens a client may try.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
@@ -46,6 +51,82 @@ pub struct Session {
     pub id: String,
     /// When the cookie stops being accepted (UNIX ms).
     pub expires_ms: u64,
+}
+
+impl Session {
+    /// When it was signed in (UNIX ms): every session lasts [`SESSION_TTL_MS`].
+    pub fn issued_ms(&self) -> u64 {
+        self.expires_ms.saturating_sub(SESSION_TTL_MS)
+    }
+}
+
+/// Wrong tokens a client may present within [`SIGN_IN_WINDOW_MS`]; past
+/// them it is refused, right token or wrong, until the window ends.
+pub const MAX_FAILED_SIGN_INS: u32 = 5;
+/// The window of [`MAX_FAILED_SIGN_INS`]: a quarter of an hour.
+pub const SIGN_IN_WINDOW_MS: u64 = 15 * 60 * 1000;
+
+/// One client's recent wrong tokens: the decision of the sign-in limit,
+/// kept by the Worker per client between requests.
+///
+/// ```
+/// use yunxin_edge_dashboard::session::{SignIn, SignInAttempts, MAX_FAILED_SIGN_INS};
+///
+/// let mut client = SignInAttempts::default();
+/// for _ in 0..MAX_FAILED_SIGN_INS {
+///     assert_eq!(client.attempt(false, 1_000), SignIn::Refused);
+/// }
+/// // Locked out: even the right token is refused, with the time to wait.
+/// assert!(matches!(client.attempt(true, 2_000), SignIn::Limited { .. }));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SignInAttempts {
+    /// Wrong tokens since the window began.
+    pub failures: u32,
+    /// When the window began (UNIX ms).
+    pub window_start_ms: u64,
+}
+
+/// What becomes of one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignIn {
+    /// The right token, and the client is not limited: sign in.
+    Allowed,
+    /// A wrong token, counted.
+    Refused,
+    /// Too many wrong tokens: refused whatever was presented, for this
+    /// long (ms).
+    Limited {
+        /// Until the window ends.
+        retry_after_ms: u64,
+    },
+}
+
+impl SignInAttempts {
+    /// Decides an attempt at `now_ms` with a token that was right or not,
+    /// and counts it.
+    pub fn attempt(&mut self, token_ok: bool, now_ms: u64) -> SignIn {
+        // The window begins with a client's first wrong token; one over, or
+        // a clock gone back, starts afresh.
+        let window_end = self.window_start_ms.saturating_add(SIGN_IN_WINDOW_MS);
+        if now_ms >= window_end || now_ms < self.window_start_ms {
+            *self = SignInAttempts::default();
+        }
+        if self.failures >= MAX_FAILED_SIGN_INS {
+            return SignIn::Limited {
+                retry_after_ms: window_end - now_ms,
+            };
+        }
+        if token_ok {
+            *self = SignInAttempts::default();
+            return SignIn::Allowed;
+        }
+        if self.failures == 0 {
+            self.window_start_ms = now_ms;
+        }
+        self.failures += 1;
+        SignIn::Refused
+    }
 }
 
 impl Keys {
@@ -157,6 +238,51 @@ pub fn clear_cookie() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wrong_tokens_lock_a_client_out_for_the_rest_of_the_window() {
+        let mut client = SignInAttempts::default();
+        let start = 10_000;
+        // A right token resets the count.
+        assert_eq!(client.attempt(false, start), SignIn::Refused);
+        assert_eq!(client.attempt(true, start + 1), SignIn::Allowed);
+        assert_eq!(client, SignInAttempts::default());
+        for i in 0..MAX_FAILED_SIGN_INS {
+            assert_eq!(
+                client.attempt(false, start + 10 + u64::from(i)),
+                SignIn::Refused
+            );
+        }
+        // Then everything is refused until the window that began with the
+        // first of them ends, and says how long that is.
+        let later = start + 10 + 60_000;
+        assert_eq!(
+            client.attempt(true, later),
+            SignIn::Limited {
+                retry_after_ms: SIGN_IN_WINDOW_MS - 60_000
+            }
+        );
+        assert!(matches!(
+            client.attempt(false, later),
+            SignIn::Limited { .. }
+        ));
+        // After it, a right token signs in.
+        let after = start + 10 + SIGN_IN_WINDOW_MS;
+        assert_eq!(client.attempt(true, after), SignIn::Allowed);
+        // A clock that went back starts a new window rather than locking forever.
+        let mut skewed = SignInAttempts {
+            failures: MAX_FAILED_SIGN_INS,
+            window_start_ms: after,
+        };
+        assert_eq!(skewed.attempt(true, start), SignIn::Allowed);
+    }
+
+    #[test]
+    fn a_session_was_issued_a_lifetime_before_it_expires() {
+        let keys = Keys::derive("t");
+        let (session, _) = keys.issue([7; SESSION_ID_BYTES], 5_000);
+        assert_eq!(session.issued_ms(), 5_000);
+    }
 
     const NOW: u64 = 1_796_000_000_000;
 

@@ -62,6 +62,14 @@ impl Page {
         self.headers.push((name, value));
         self
     }
+
+    /// The same with another `Content-Type`.
+    pub fn with_content_type(self, content_type: &'static str) -> Page {
+        Page {
+            content_type,
+            ..self
+        }
+    }
 }
 
 /// The query of a request URL, without `?` (empty if none): read by hand,
@@ -121,15 +129,18 @@ pub fn event_id(segment: &str) -> Option<String> {
 }
 
 /// Where the sign-in page sends a browser that came for `next`: `next` if
-/// it is a dashboard path on this origin, the event list otherwise (an
-/// open redirect would let a link sign people in and send them elsewhere).
+/// it is a dashboard path on this origin made of printable ASCII (as a
+/// browser sends a path: anything else percent-encoded), the event list
+/// otherwise. An open redirect would let a link sign people in and send
+/// them elsewhere, and a control character cannot go in a `Location`.
 pub fn after_login(next: Option<&str>) -> String {
     match next {
         Some(path)
             if (path == "/dashboard"
                 || path.starts_with("/dashboard/")
                 || path.starts_with("/dashboard?"))
-                && !path.contains(['\\', '\r', '\n'])
+                && path.bytes().all(|b| b.is_ascii_graphic())
+                && !path.contains('\\')
                 && !path.contains("/..")
                 && !path.starts_with("/dashboard/login") =>
         {
@@ -320,6 +331,13 @@ mod tests {
             (Some("/dashboard/../metrics"), "/dashboard"),
             (Some("/dashboard/\\evil"), "/dashboard"),
             (Some("/dashboard/login"), "/dashboard"),
+            // Control characters, spaces and non-ASCII: never into a Location.
+            (Some("/dashboard/events/a\0b"), "/dashboard"),
+            (Some("/dashboard/events/a\x01"), "/dashboard"),
+            (Some("/dashboard/events/a\x7f"), "/dashboard"),
+            (Some("/dashboard/events/a\r\nSet-Cookie:x"), "/dashboard"),
+            (Some("/dashboard/events/a b"), "/dashboard"),
+            (Some("/dashboard/events/é"), "/dashboard"),
             (None, "/dashboard"),
         ] {
             assert_eq!(after_login(next), to, "{next:?}");

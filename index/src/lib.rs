@@ -143,6 +143,31 @@ pub struct AttemptRow {
     pub endpoint_failure: bool,
 }
 
+/// The cursor after `listed`, the last event of a page:
+/// `{created_at_ms}.{event_id}`.
+pub fn cursor_after(listed: &Listed) -> String {
+    format!("{}.{}", listed.created_at_ms, listed.event_id)
+}
+
+/// The time and event id a cursor names, if it is one [`cursor_after`]
+/// made.
+///
+/// ```
+/// use yunxin_edge_index::parse_cursor;
+/// assert_eq!(parse_cursor("1796000000000.evt.1"), Some((1796000000000, "evt.1")));
+/// assert_eq!(parse_cursor("latest"), None);
+/// assert_eq!(parse_cursor("12.has space"), None);
+/// ```
+pub fn parse_cursor(cursor: &str) -> Option<(u64, &str)> {
+    let (created, id) = cursor.split_once('.')?;
+    let fine = !created.is_empty()
+        && created.bytes().all(|b| b.is_ascii_digit())
+        && !id.is_empty()
+        && id.len() <= 256
+        && id.bytes().all(|b| b.is_ascii_graphic());
+    fine.then_some((created.parse().ok()?, id))
+}
+
 /// Which events to list.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Query {

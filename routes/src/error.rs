@@ -60,6 +60,19 @@ pub enum RouteError {
 }
 
 impl RouteError {
+    /// Whether the configuration has the route this error is about: false
+    /// for an unknown route and for a routes document that is missing or
+    /// broken as a whole (its field is `ROUTES`). Only then may an adapter
+    /// count or log the route's name, which is anybody's text until a
+    /// route answers to it.
+    pub fn route_is_known(&self) -> bool {
+        match self {
+            RouteError::UnknownRoute(_) => false,
+            RouteError::Config { field, .. } => field != "ROUTES",
+            _ => true,
+        }
+    }
+
     /// The HTTP status an adapter answers: 500 for a broken route, 404 for
     /// an unknown one, 401 for a sender that is not the source, 400 for a
     /// body that is not JSON, 422 for a template or limit failure.

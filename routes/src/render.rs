@@ -58,7 +58,7 @@ pub fn render(route: &Route, event: &Event<'_>, groups: &Groups) -> Result<Rende
     let payload: Value = if event.body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
-        serde_json::from_slice(event.body).map_err(|e| RouteError::Payload {
+        serde_json::from_slice(&exact_integers(event.body)).map_err(|e| RouteError::Payload {
             route: name.to_owned(),
             reason: e.to_string(),
         })?
@@ -94,8 +94,9 @@ pub fn render(route: &Route, event: &Event<'_>, groups: &Groups) -> Result<Rende
     if let Some(filter) = &route.filter
         && !template::is_true(filter, &context).map_err(failed("filter"))?
     {
+        // The sender learns that it was filtered out, not the filter.
         return Ok(Rendered::Skipped {
-            reason: format!("filter `{filter}` is false"),
+            reason: "the route's filter is false for this event".to_owned(),
         });
     }
 
@@ -103,8 +104,20 @@ pub fn render(route: &Route, event: &Event<'_>, groups: &Groups) -> Result<Rende
     if let Some(expression) = &route.receivers_from {
         match template::eval(expression, &context).map_err(failed("receivers_from"))? {
             Value::Null => {}
-            Value::Array(ids) => receivers.extend(ids.into_iter().map(id_text)),
-            id => receivers.push(id_text(id)),
+            Value::Array(ids) => {
+                for id in ids {
+                    receivers.push(id_text(id).map_err(|reason| RouteError::Render {
+                        route: name.to_owned(),
+                        field: "receivers_from".to_owned(),
+                        reason,
+                    })?);
+                }
+            }
+            id => receivers.push(id_text(id).map_err(|reason| RouteError::Render {
+                route: name.to_owned(),
+                field: "receivers_from".to_owned(),
+                reason,
+            })?),
         }
     }
     for group in &route.groups {
@@ -225,13 +238,90 @@ fn event_id(route: &str, key: &str) -> String {
     }
 }
 
-/// A receiver id from an expression's value: text as it is, numbers as
-/// their digits (ids are often numeric in payloads).
-fn id_text(id: Value) -> Value {
+/// A receiver id from an expression's value: text as it is, integers as
+/// their digits (ids are often numeric in payloads). Any other number is
+/// refused: `1.5` or `1e3` names no account, and writing it as some
+/// account's digits would notify the wrong one.
+fn id_text(id: Value) -> Result<Value, String> {
     match id {
-        Value::Number(n) => Value::String(n.to_string()),
-        other => other,
+        Value::Number(n) if n.is_u64() || n.is_i64() => Ok(Value::String(n.to_string())),
+        Value::Number(n) => Err(format!(
+            "gave the number {n}, which is not an integer: an account id is text or an integer"
+        )),
+        other => Ok(other),
     }
+}
+
+/// The payload with each integer too large for 64 bits written as a string
+/// of its digits: parsed as a number, it would become the nearest double
+/// and lose digits (`12345678901234567890123` → `1.2345678901234568e22`),
+/// and an id that loses digits names another account. Nothing else
+/// changes; the body is borrowed as it is when it holds no such integer.
+///
+/// ```text
+/// {"to": 12345678901234567890123, "n": 7}  →  {"to": "12345678901234567890123", "n": 7}
+/// ```
+pub fn exact_integers(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let mut out: Option<Vec<u8>> = None;
+    let mut copied = 0;
+    let mut in_string = false;
+    let mut i = 0;
+    while i < body.len() {
+        let byte = body[i];
+        if in_string {
+            match byte {
+                b'\\' => i += 2,
+                b'"' => {
+                    in_string = false;
+                    i += 1;
+                }
+                _ => i += 1,
+            }
+            continue;
+        }
+        match byte {
+            b'"' => {
+                in_string = true;
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < body.len()
+                    && matches!(body[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                {
+                    i += 1;
+                }
+                let token = &body[start..i];
+                if is_wide_integer(token) {
+                    let out = out.get_or_insert_with(|| Vec::with_capacity(body.len() + 16));
+                    out.extend_from_slice(&body[copied..start]);
+                    out.push(b'"');
+                    out.extend_from_slice(token);
+                    out.push(b'"');
+                    copied = i;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    match out {
+        None => std::borrow::Cow::Borrowed(body),
+        Some(mut out) => {
+            out.extend_from_slice(&body[copied..]);
+            std::borrow::Cow::Owned(out)
+        }
+    }
+}
+
+/// A JSON integer literal (`-?(0|[1-9][0-9]*)`) that fits neither `i64`
+/// nor `u64`.
+fn is_wide_integer(token: &[u8]) -> bool {
+    let digits = token.strip_prefix(b"-").unwrap_or(token);
+    let literal = !digits.is_empty()
+        && digits.iter().all(u8::is_ascii_digit)
+        && (digits[0] != b'0' || digits.len() == 1);
+    let text = std::str::from_utf8(token).unwrap_or_default();
+    literal && text.parse::<i64>().is_err() && text.parse::<u64>().is_err()
 }
 
 fn object(value: Value) -> Map<String, Value> {

@@ -183,3 +183,73 @@ fn yunxin_callbacks_with_the_app_secret() {
         Err(VerifyError::NoMatch("checksum"))
     );
 }
+
+/// Many signatures cost no more than one: past [`MAX_SIGNATURES`] entries or
+/// [`MAX_SIGNATURE_HEADER_BYTES`], a header is refused before any MAC, and
+/// within them one that matches is found wherever it stands.
+#[test]
+fn signature_headers_are_bounded_before_any_signature_is_computed() {
+    use yunxin_edge_routes::verify::{MAX_SIGNATURE_HEADER_BYTES, MAX_SIGNATURES};
+
+    // The Standard Webhooks reference vector.
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let good = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+    let body = br#"{"test": 2432232314}"#;
+    let sw = scheme(r#"{"scheme":"standard-webhooks"}"#);
+    let signed = |signature: &str| {
+        headers(&[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "1614265330"),
+            ("webhook-signature", signature),
+        ])
+    };
+    let junk = |n: usize| vec!["v1,AA=="; n].join(" ");
+
+    // The good one last among the most entries allowed: found.
+    let within = format!("{} {good}", junk(MAX_SIGNATURES - 1));
+    assert_eq!(
+        check(&sw, &[secret], &signed(&within), body, 1614265330),
+        Ok(())
+    );
+    // One more entry, or 4,000 of them: refused, good one or not.
+    for header in [format!("{} {good}", junk(MAX_SIGNATURES)), junk(4000)] {
+        assert_eq!(
+            check(&sw, &[secret], &signed(&header), body, 1614265330),
+            Err(VerifyError::TooManySignatures("webhook-signature"))
+        );
+    }
+    // Few entries, but too many bytes.
+    let long = format!("v1,{} {good}", "A".repeat(MAX_SIGNATURE_HEADER_BYTES));
+    assert_eq!(
+        check(&sw, &[secret], &signed(&long), body, 1614265330),
+        Err(VerifyError::TooManySignatures("webhook-signature"))
+    );
+
+    // Stripe's `v1=` entries are bounded the same way.
+    let stripe = scheme(r#"{"scheme":"stripe"}"#);
+    let many = format!("t=100,{}", vec!["v1=00"; MAX_SIGNATURES + 1].join(","));
+    assert_eq!(
+        check(
+            &stripe,
+            &["whsec_x"],
+            &headers(&[("stripe-signature", &many)]),
+            b"{}",
+            100
+        ),
+        Err(VerifyError::TooManySignatures("stripe-signature"))
+    );
+}
+
+/// The delivery id is the header the signature covered: an empty
+/// `webhook-id` beside a `svix-id` reads the `svix-id`.
+#[test]
+fn the_delivery_id_is_the_first_id_header_that_is_set() {
+    use yunxin_edge_routes::delivery_id;
+    let sw = scheme(r#"{"scheme":"standard-webhooks"}"#);
+    let both = headers(&[("webhook-id", ""), ("svix-id", "msg_svix")]);
+    assert_eq!(delivery_id(&sw, &both), Some("msg_svix"));
+    let first = headers(&[("webhook-id", "msg_wh"), ("svix-id", "msg_svix")]);
+    assert_eq!(delivery_id(&sw, &first), Some("msg_wh"));
+    let none = headers(&[("webhook-id", ""), ("svix-id", "")]);
+    assert_eq!(delivery_id(&sw, &none), None);
+}

@@ -9,9 +9,11 @@
 //! JSON API serialises the same values.
 //!
 //! - Sign-in ([`session`]): `GET /dashboard/login` is a form, `POST` checks
-//!   `STATUS_TOKEN` and sets a signed session cookie; `POST
-//!   /dashboard/logout`. Any other dashboard URL without a valid cookie:
-//!   302 to the sign-in page (GET) or 401.
+//!   `STATUS_TOKEN` and sets a signed session cookie; wrong tokens are
+//!   limited per client ([`guard`](crate::guard): 429 with `Retry-After`).
+//!   `POST /dashboard/logout` ends the session, with `scope=everywhere`
+//!   every session. Any other dashboard URL without a valid cookie of a
+//!   session still on: 302 to the sign-in page (GET) or 401.
 //! - Pages ([`html`], [`quota`]): the events, an event (with a retry form
 //!   protected by a CSRF token), the quota chart.
 //! - `/metrics` ([`metrics`]): a bearer of `STATUS_TOKEN`.
@@ -20,9 +22,7 @@ use futures_util::StreamExt;
 use serde_json::json;
 use worker::{Date, Env, Headers, Method, Request, Response, console_log};
 use yunxin_edge_dashboard::html::{self, Chrome, Filters, Flash, Section, event_path, problem};
-use yunxin_edge_dashboard::session::{
-    self, Keys, SESSION_COOKIE, SESSION_ID_BYTES, Session, token_matches,
-};
+use yunxin_edge_dashboard::session::{self, Keys, SESSION_COOKIE, SESSION_ID_BYTES, Session};
 use yunxin_edge_dashboard::web::{
     self, Page, after_login, cookie, event_id, field, form, login_location,
 };
@@ -31,6 +31,7 @@ use yunxin_edge_dashboard::{metrics, quota};
 use crate::config::{Config, optional};
 use crate::error::RelayError;
 use crate::events::EventClient;
+use crate::guard::{self, TokenCheck};
 use crate::operator;
 use crate::webhook::EventId;
 
@@ -121,7 +122,14 @@ async fn handle(mut req: Request, env: &Env, now_ms: u64) -> worker::Result<Page
     };
     let keys = Keys::derive(&token);
     let cookies = req.headers().get("cookie")?.unwrap_or_default();
-    let session = cookie(&cookies, SESSION_COOKIE).and_then(|value| keys.verify(value, now_ms));
+    let session =
+        match cookie(&cookies, SESSION_COOKIE).and_then(|value| keys.verify(value, now_ms)) {
+            // Signed by us and not expired; still on unless it was signed out.
+            Some(session) if guard::session_on(env, &session.id, session.issued_ms()).await? => {
+                Some(session)
+            }
+            _ => None,
+        };
     let query = web::query(&req.inner().url()).to_owned();
     let fields = form(query.as_bytes());
 
@@ -131,7 +139,7 @@ async fn handle(mut req: Request, env: &Env, now_ms: u64) -> worker::Result<Page
                 Some(_) => Page::redirect(302, after_login(field(&fields, "next"))),
                 None => Page::html(200, html::login(&after_login(field(&fields, "next")), None)),
             }),
-            Method::Post => sign_in(&posted, &keys, &token, now_ms),
+            Method::Post => sign_in(&req, env, &posted, &keys, &token, now_ms).await,
             _ => Ok(not_allowed("GET, POST")),
         };
     }
@@ -202,6 +210,11 @@ async fn handle(mut req: Request, env: &Env, now_ms: u64) -> worker::Result<Page
             if !keys.check_csrf(&session, "logout", field(&posted, "csrf").unwrap_or("")) {
                 return Ok(csrf_refused(chrome));
             }
+            if field(&posted, "scope") == Some("everywhere") {
+                guard::sign_out_everywhere(env).await?;
+            } else {
+                guard::sign_out(env, &session.id, session.expires_ms).await?;
+            }
             Ok(Page::redirect(303, "/dashboard/login")
                 .with_header("Set-Cookie", session::clear_cookie()))
         }
@@ -242,6 +255,11 @@ fn flash_cookie(value: &str, max_age: u32) -> String {
     format!(
         "{FLASH_COOKIE}={value}; Max-Age={max_age}; Path=/dashboard; HttpOnly; Secure; SameSite=Strict"
     )
+}
+
+/// 429 with `Retry-After`, showing `body` (HTML unless changed).
+fn too_many(retry_after_secs: u64, body: String) -> Page {
+    Page::html(429, body).with_header("Retry-After", retry_after_secs.to_string())
 }
 
 fn not_allowed(allowed: &str) -> Page {
@@ -287,20 +305,40 @@ async fn read_form(req: &mut Request) -> worker::Result<Option<Vec<u8>>> {
     Ok(Some(body))
 }
 
-/// `POST /dashboard/login`: the token, compared in constant time.
-fn sign_in(
+/// `POST /dashboard/login`: the token, compared in constant time and
+/// counted against the client.
+async fn sign_in(
+    req: &Request,
+    env: &Env,
     fields: &[(String, String)],
     keys: &Keys,
     token: &str,
     now_ms: u64,
 ) -> worker::Result<Page> {
     let next = after_login(field(fields, "next"));
-    if !token_matches(token, field(fields, "token").unwrap_or("")) {
-        console_log!("{}", json!({ "dashboard": "sign-in refused" }));
-        return Ok(Page::html(
-            401,
-            html::login(&next, Some("That is not the status token.")),
-        ));
+    let presented = field(fields, "token").unwrap_or("");
+    match guard::check_token(env, req, token, presented).await? {
+        TokenCheck::Right => {}
+        TokenCheck::Wrong => {
+            console_log!("{}", json!({ "dashboard": "sign-in refused" }));
+            return Ok(Page::html(
+                401,
+                html::login(&next, Some("That is not the status token.")),
+            ));
+        }
+        TokenCheck::Limited { retry_after_secs } => {
+            console_log!("{}", json!({ "dashboard": "sign-in limited" }));
+            return Ok(too_many(
+                retry_after_secs,
+                html::login(
+                    &next,
+                    Some(&format!(
+                        "Too many wrong tokens from here: try again in {} minutes.",
+                        retry_after_secs.div_ceil(60)
+                    )),
+                ),
+            ));
+        }
     }
     let mut random = [0u8; SESSION_ID_BYTES];
     getrandom::fill(&mut random)
@@ -406,27 +444,34 @@ async fn retry(
         .with_header("Set-Cookie", flash_cookie(&flash.encode(), 60)))
 }
 
-/// `GET /metrics`: a bearer of `STATUS_TOKEN`.
+/// `GET /metrics`: a bearer of `STATUS_TOKEN`, counted against the client.
 async fn metrics(req: &Request, env: &Env, token: Option<&str>) -> worker::Result<Page> {
     if !matches!(req.method(), Method::Get | Method::Head) {
         return Ok(not_allowed("GET"));
     }
-    let presented = req.headers().get("authorization")?;
-    let bearer = presented.as_deref().and_then(|v| {
-        let (scheme, value) = v.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| value.trim())
-    });
     let Some(token) = token else {
         return Ok(Page::text(
             503,
             "STATUS_TOKEN is not set: /metrics is off\n",
         ));
     };
-    if !bearer.is_some_and(|b| token_matches(token, b)) {
-        return Ok(
-            Page::text(401, "/metrics needs Authorization: Bearer <STATUS_TOKEN>\n")
-                .with_header("WWW-Authenticate", "Bearer realm=\"yunxin-edge\"".into()),
-        );
+    let refused = || {
+        Page::text(401, "/metrics needs Authorization: Bearer <STATUS_TOKEN>\n")
+            .with_header("WWW-Authenticate", "Bearer realm=\"yunxin-edge\"".into())
+    };
+    let Some(bearer) = guard::bearer(req) else {
+        return Ok(refused());
+    };
+    match guard::check_token(env, req, token, &bearer).await? {
+        TokenCheck::Right => {}
+        TokenCheck::Wrong => return Ok(refused()),
+        TokenCheck::Limited { retry_after_secs } => {
+            return Ok(too_many(
+                retry_after_secs,
+                String::from("too many wrong tokens from here\n"),
+            )
+            .with_content_type(web::TEXT));
+        }
     }
     let stats = match Config::from_env(env) {
         Ok(config) => operator::stats_of(env, &config).await,

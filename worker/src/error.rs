@@ -52,6 +52,14 @@ pub enum RelayError {
         /// What is wrong with it.
         problem: String,
     },
+    /// A query parameter this path does not take.
+    #[error("unknown query parameter `{name}`: this path takes {}", allowed.join(", "))]
+    UnknownQuery {
+        /// The parameter's name, as sent (at most 64 characters of it).
+        name: String,
+        /// The parameters the path takes.
+        allowed: &'static [&'static str],
+    },
     /// A query parameter is malformed.
     #[error("query parameter `{parameter}` {problem}")]
     BadQuery {
@@ -74,9 +82,15 @@ pub enum RelayError {
     /// Standard Webhooks verification failed.
     #[error("webhook signature rejected: {0}")]
     Unauthorized(#[from] VerifyError),
-    /// A bearer token was given and is not `STATUS_TOKEN` (or none is set).
-    #[error("bearer token rejected")]
+    /// No bearer token, or one that is not `STATUS_TOKEN` (or none is set).
+    #[error("bearer token rejected: this needs Authorization: Bearer <STATUS_TOKEN>")]
     BadBearer,
+    /// Too many wrong tokens from this client.
+    #[error("too many wrong tokens: try again in {retry_after_secs} s")]
+    TooManyAttempts {
+        /// Seconds until the client may try again.
+        retry_after_secs: u64,
+    },
     /// A webhook route refused the event (unknown route, bad signature or
     /// payload, a limit crossed once rendered) or is misconfigured.
     #[error(transparent)]
@@ -106,11 +120,13 @@ impl RelayError {
             RelayError::UnsupportedMediaType(_) => 415,
             RelayError::PayloadTooLarge { .. } => 413,
             RelayError::RequestTimeout { .. } => 408,
-            RelayError::BadHeader { .. } | RelayError::BadQuery { .. } | RelayError::BadBody(_) => {
-                400
-            }
+            RelayError::BadHeader { .. }
+            | RelayError::UnknownQuery { .. }
+            | RelayError::BadQuery { .. }
+            | RelayError::BadBody(_) => 400,
             RelayError::Conflict { .. } => 409,
             RelayError::Unauthorized(_) | RelayError::BadBearer => 401,
+            RelayError::TooManyAttempts { .. } => 429,
             RelayError::Route(e) => e.status(),
             RelayError::Invalid(yunxin_edge::Error::Syntax { .. }) => 400,
             RelayError::Invalid(yunxin_edge::Error::Random { .. }) => 500,
@@ -118,11 +134,12 @@ impl RelayError {
         }
     }
 
-    /// Whether a webhook route was found before this error: its route
-    /// answered (anything but 404), or its event was refused after that.
+    /// Whether a webhook route was found before this error: the
+    /// configuration has it ([`RouteError::route_is_known`]), or its event
+    /// was refused after rendering.
     pub fn route_exists(&self) -> bool {
         match self {
-            RelayError::Route(e) => e.status() != 404,
+            RelayError::Route(e) => e.route_is_known(),
             RelayError::Conflict { .. } | RelayError::Invalid(_) => true,
             _ => false,
         }
@@ -138,10 +155,11 @@ impl RelayError {
             RelayError::PayloadTooLarge { .. } => "payload_too_large",
             RelayError::RequestTimeout { .. } => "request_timeout",
             RelayError::BadHeader { .. } => "bad_header",
-            RelayError::BadQuery { .. } => "bad_query",
+            RelayError::UnknownQuery { .. } | RelayError::BadQuery { .. } => "bad_query",
             RelayError::BadBody(_) => "bad_body",
             RelayError::Conflict { .. } => "conflict",
             RelayError::Unauthorized(_) | RelayError::BadBearer => "unauthorized",
+            RelayError::TooManyAttempts { .. } => "too_many_attempts",
             RelayError::Route(e) => e.code(),
             RelayError::Invalid(e) => e.code(),
             RelayError::Internal(_) => "internal",
@@ -166,6 +184,7 @@ impl RelayError {
                     RelayError::Config { binding, .. } => error["field"] = json!(binding),
                     RelayError::BadHeader { header, .. } => error["field"] = json!(header),
                     RelayError::BadQuery { parameter, .. } => error["field"] = json!(parameter),
+                    RelayError::UnknownQuery { name, .. } => error["field"] = json!(name),
                     RelayError::PayloadTooLarge { limit, .. } => error["limit"] = json!(limit),
                     _ => {}
                 }

@@ -23,6 +23,7 @@ use crate::body;
 use crate::config::{Config, MAX_BODY_BYTES, optional};
 use crate::error::RelayError;
 use crate::intake::{Accepted, Answer};
+use crate::query::Query;
 use crate::webhook::EventId;
 
 /// What a hook request turns into.
@@ -34,9 +35,14 @@ pub enum Hook {
 }
 
 /// Verifies, filters and renders an event for `route_name`.
-pub async fn accept(mut req: Request, env: &Env, route_name: &str) -> Result<Hook, RelayError> {
+pub async fn accept(
+    mut req: Request,
+    env: &Env,
+    route_name: &str,
+    query: &Query,
+) -> Result<Hook, RelayError> {
     let config = Config::from_env(env)?;
-    let dry_run = is_dry_run(&req)?;
+    let dry_run = query.flag("dry_run")?.unwrap_or(false);
     let body = body::read(&mut req, MAX_BODY_BYTES, config.body_deadline_ms).await?;
     let headers: BTreeMap<String, String> = req.headers().entries().collect();
     let (notification, json, event_id) = match hook(env, route_name, &headers, &body)? {
@@ -65,14 +71,6 @@ pub async fn accept(mut req: Request, env: &Env, route_name: &str) -> Result<Hoo
     let mut accepted = Accepted::new(config, event_id, &body, plan);
     accepted.route = Some(route_name.to_owned());
     Ok(Hook::Event(Box::new(accepted)))
-}
-
-/// `?dry_run=1` (or `true`).
-fn is_dry_run(req: &Request) -> Result<bool, RelayError> {
-    let url = req.url()?;
-    Ok(url
-        .query_pairs()
-        .any(|(k, v)| k == "dry_run" && matches!(v.as_ref(), "" | "1" | "true")))
 }
 
 /// Verifies, filters and renders one request for `route_name`.

@@ -11,6 +11,7 @@ use yunxin_edge::{Delivery, DeliveryState, Plan};
 use crate::config::Config;
 use crate::error::RelayError;
 use crate::events::{Created, EventClient, EventStatus};
+use crate::query::Query;
 use crate::webhook::EventId;
 use crate::{sync, task};
 
@@ -171,26 +172,13 @@ impl Answer {
 
 /// Whether to deliver before answering: `Prefer: wait` (or `wait=<seconds>`,
 /// RFC 7240), or `?wait=1` / `?wait=true`; `?wait=0` / `?wait=false` queue.
-pub fn prefers_wait(req: &Request) -> Result<bool, RelayError> {
+pub fn prefers_wait(req: &Request, query: &Query) -> Result<bool, RelayError> {
     let header = req.headers().get("prefer")?.unwrap_or_default();
     let preferred = header.split(',').any(|preference| {
         let name = preference.split(['=', ';']).next().unwrap_or("").trim();
         name.eq_ignore_ascii_case("wait")
     });
-    let url = req.url()?;
-    let query = url.query_pairs().find(|(k, _)| k == "wait");
-    let asked = match query.as_ref().map(|(_, v)| v.as_ref()) {
-        None => None,
-        Some("" | "1" | "true") => Some(true),
-        Some("0" | "false") => Some(false),
-        Some(_) => {
-            return Err(RelayError::BadQuery {
-                parameter: "wait",
-                problem: "must be 1, true, 0 or false",
-            });
-        }
-    };
-    Ok(asked.unwrap_or(preferred))
+    Ok(query.flag("wait")?.unwrap_or(preferred))
 }
 
 /// Records the event once per `webhook-id`, then delivers what it may

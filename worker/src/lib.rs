@@ -30,12 +30,14 @@ pub mod config;
 pub mod dashboard;
 pub mod error;
 pub mod events;
+pub mod guard;
 pub mod hooks;
 pub mod index;
 pub mod intake;
 pub mod notifications;
 pub mod operator;
 pub mod pacer;
+pub mod query;
 pub mod queue;
 pub mod sync;
 pub mod task;
@@ -49,6 +51,7 @@ use crate::config::Config;
 use crate::error::RelayError;
 use crate::hooks::Hook;
 use crate::intake::{Answer, intake, prefers_wait};
+use crate::query::Query;
 use crate::task::{DEAD_LETTER_QUEUE, DeliveryTask};
 
 #[event(fetch)]
@@ -85,8 +88,16 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     };
     result.or_else(|e| {
         let mut response = Response::from_json(&e.body())?.with_status(e.status());
-        if let RelayError::MethodNotAllowed { allowed, .. } = e {
-            response.headers_mut().set("Allow", allowed)?;
+        match e {
+            RelayError::MethodNotAllowed { allowed, .. } => {
+                response.headers_mut().set("Allow", allowed)?;
+            }
+            RelayError::TooManyAttempts { retry_after_secs } => {
+                response
+                    .headers_mut()
+                    .set("Retry-After", &retry_after_secs.to_string())?;
+            }
+            _ => {}
         }
         Ok(response)
     })
@@ -111,6 +122,9 @@ async fn queue(batch: MessageBatch<DeliveryTask>, env: Env, _ctx: Context) -> wo
     }
 }
 
+/// What a route name no route answered to is logged and counted as.
+const UNKNOWN_ROUTE: &str = "(unknown)";
+
 fn not_allowed(method: Method, allowed: &'static str) -> RelayError {
     RelayError::MethodNotAllowed {
         method: method.to_string(),
@@ -128,10 +142,17 @@ async fn take_event(
 ) -> Result<Response, RelayError> {
     let started = Date::now().as_millis();
     let result = async {
-        let wait = prefers_wait(&req)?;
+        // The parameters each path takes; any other is refused, so that a
+        // misspelling never sends.
+        let allowed: &'static [&'static str] = match route {
+            None => &["wait"],
+            Some(_) => &["wait", "dry_run"],
+        };
+        let query = Query::of(&req, allowed)?;
+        let wait = prefers_wait(&req, &query)?;
         let accepted = match &route {
             None => notifications::accept(req, env).await?,
-            Some(route) => match hooks::accept(req, env, route).await? {
+            Some(route) => match hooks::accept(req, env, route, &query).await? {
                 Hook::Event(accepted) => *accepted,
                 Hook::Answered(answer) => return Ok(answer),
             },
@@ -140,8 +161,14 @@ async fn take_event(
     }
     .await;
 
-    // The event id is logged only once the event is authenticated: before
-    // that it is anybody's text.
+    // The event id is logged only once the event is authenticated, and a
+    // route's name only once a route answered to it: before that they are
+    // anybody's text, and would let anybody grow the log, the index's rows
+    // and the metrics' labels at will.
+    let route = route.map(|name| match &result {
+        Err(e) if !e.route_exists() => UNKNOWN_ROUTE.to_owned(),
+        _ => name,
+    });
     let mut line = json!({ "duration_ms": Date::now().as_millis().saturating_sub(started) });
     if let Some(route) = &route {
         line["route"] = json!(route);
@@ -159,14 +186,6 @@ async fn take_event(
         Err(e) => {
             line["status"] = json!(e.status());
             line["error"] = json!(e.code());
-            // A route name is anybody's text until a route answered to it:
-            // counted under it only then, so that no client can grow the
-            // index's labels at will.
-            let route = match route.as_deref() {
-                None => None,
-                Some(name) if e.route_exists() => Some(name.to_owned()),
-                Some(_) => Some("(unknown)".to_owned()),
-            };
             let env = env.clone();
             let rejected = index::raw(&index::Entry::Rejected {
                 route,

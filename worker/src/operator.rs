@@ -25,8 +25,9 @@ use crate::body;
 use crate::config::Config;
 use crate::error::RelayError;
 use crate::events::EventClient;
+use crate::guard::{self, TokenCheck};
 use crate::index::{IndexClient, MAX_PAGE, Query};
-use crate::webhook::{self, EventId};
+use crate::webhook::EventId;
 
 /// A retry request's body is a small JSON object.
 const MAX_RETRY_BODY_BYTES: u64 = 1024;
@@ -38,6 +39,23 @@ struct RetryRequest {
     /// Every failed receiver, not only those failed for a retryable reason.
     #[serde(default)]
     all: bool,
+}
+
+impl RetryRequest {
+    /// The body as exactly the documented object: a derived struct would
+    /// also take a JSON array of its fields (`[true]`), which nobody means.
+    fn parse(body: &[u8]) -> Result<RetryRequest, RelayError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(RetryRequest::default());
+        }
+        let bad = |e: serde_json::Error| RelayError::BadBody(e.to_string());
+        match serde_json::from_slice(body).map_err(bad)? {
+            value @ serde_json::Value::Object(_) => serde_json::from_value(value).map_err(bad),
+            _ => Err(RelayError::BadBody(
+                r#"must be a JSON object such as {"all": true}"#.into(),
+            )),
+        }
+    }
 }
 
 /// The answer to a retry.
@@ -54,7 +72,7 @@ struct RetryAnswer<'a> {
 /// `GET /v1/events/{id}`: the record's status, with the index's route and
 /// attempts timeline.
 pub async fn status(req: &Request, env: &Env, segment: &str) -> Result<Response, RelayError> {
-    authorized_get(req, env)?;
+    authorized(req, env).await?;
     let detail = event_detail(env, &event_id(segment)?)
         .await?
         .ok_or_else(|| not_found(segment))?;
@@ -83,7 +101,7 @@ pub async fn event_detail(env: &Env, id: &EventId) -> Result<Option<EventDetail>
 /// `GET /v1/events?state=&route=&limit=&cursor=`: the index's events,
 /// newest first.
 pub async fn list(req: &Request, env: &Env) -> Result<Response, RelayError> {
-    authorized_get(req, env)?;
+    authorized(req, env).await?;
     let query = list_query(req.url()?.query_pairs())?;
     Ok(Response::from_json(&events(env, query).await?)?)
 }
@@ -128,7 +146,15 @@ pub fn list_query<'a>(
                         problem: "must be a whole number from 1 to 100",
                     })?;
             }
-            "cursor" if !value.is_empty() => query.cursor = Some(value.into_owned()),
+            "cursor" if !value.is_empty() => {
+                if yunxin_edge_index::parse_cursor(&value).is_none() {
+                    return Err(RelayError::BadQuery {
+                        parameter: "cursor",
+                        problem: "is not a next_cursor this API gave",
+                    });
+                }
+                query.cursor = Some(value.into_owned());
+            }
             _ => {}
         }
     }
@@ -138,7 +164,7 @@ pub fn list_query<'a>(
 /// `GET /v1/stats`: counters, histograms and upstream calls per minute over
 /// the last hour, for the dashboard and `/metrics`.
 pub async fn stats(req: &Request, env: &Env) -> Result<Response, RelayError> {
-    let config = authorized_get(req, env)?;
+    let config = authorized(req, env).await?;
     Ok(Response::from_json(&stats_of(env, &config).await?)?)
 }
 
@@ -150,14 +176,9 @@ pub async fn stats_of(env: &Env, config: &Config) -> Result<Stats, RelayError> {
 /// `POST /v1/events/{id}/retry`: 202 when receivers go again, 200 when there
 /// was nothing to send.
 pub async fn retry(mut req: Request, env: &Env, segment: &str) -> Result<Response, RelayError> {
-    let config = Config::from_env(env)?;
+    let config = authorized(&req, env).await?;
     let body = body::read(&mut req, MAX_RETRY_BODY_BYTES, config.body_deadline_ms).await?;
-    authorize(&req, &config, &body)?;
-    let asked: RetryRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        RetryRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| RelayError::BadBody(e.to_string()))?
-    };
+    let asked = RetryRequest::parse(&body)?;
     let id = event_id(segment)?;
     let replay: Replay = EventClient::new(env, id.as_str())?
         .replay(asked.all)
@@ -173,31 +194,28 @@ pub async fn retry(mut req: Request, env: &Env, segment: &str) -> Result<Respons
     Ok(Response::from_json(&answer)?.with_status(status))
 }
 
-/// The configuration, once a `GET` is authorised (see [`authorize`]).
-fn authorized_get(req: &Request, env: &Env) -> Result<Config, RelayError> {
+/// The configuration, once the request is authorised (see [`authorize`]).
+async fn authorized(req: &Request, env: &Env) -> Result<Config, RelayError> {
     let config = Config::from_env(env)?;
-    authorize(req, &config, b"")?;
+    authorize(req, env, &config).await?;
     Ok(config)
 }
 
-/// A bearer of `STATUS_TOKEN`, or a Standard Webhooks signature over `body`.
-fn authorize(req: &Request, config: &Config, body: &[u8]) -> Result<(), RelayError> {
-    let bearer = req.headers().get("authorization")?;
-    let token = bearer.as_deref().and_then(|v| {
-        let (scheme, token) = v.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then_some(token)
-    });
-    match token {
-        Some(token)
-            if config
-                .status_token
-                .as_ref()
-                .is_some_and(|t| t.matches(token.trim())) =>
-        {
-            Ok(())
+/// A bearer of `STATUS_TOKEN`, from a client not limited for wrong ones
+/// ([`guard`]). Only the bearer token: a Standard Webhooks signature covers
+/// a body but not the method and path it was sent to, so a signed request
+/// could be replayed against another event.
+async fn authorize(req: &Request, env: &Env, config: &Config) -> Result<(), RelayError> {
+    let (Some(expected), Some(presented)) = (config.status_token.as_ref(), guard::bearer(req))
+    else {
+        return Err(RelayError::BadBearer);
+    };
+    match guard::check_token(env, req, expected.expose(), &presented).await? {
+        TokenCheck::Right => Ok(()),
+        TokenCheck::Wrong => Err(RelayError::BadBearer),
+        TokenCheck::Limited { retry_after_secs } => {
+            Err(RelayError::TooManyAttempts { retry_after_secs })
         }
-        Some(_) => Err(RelayError::BadBearer),
-        None => webhook::verify(req, config, body),
     }
 }
 

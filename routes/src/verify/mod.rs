@@ -119,6 +119,38 @@ pub enum VerifyError {
     /// A secret is not in the form the scheme needs (e.g. not `whsec_…`).
     #[error("secret #{0} is not in the form this scheme needs")]
     BadSecret(usize),
+    /// A signature header holds more entries, or more bytes, than any
+    /// sender needs: refused before any signature is computed.
+    #[error(
+        "`{0}` holds more than {MAX_SIGNATURES} signatures or {MAX_SIGNATURE_HEADER_BYTES} bytes"
+    )]
+    TooManySignatures(&'static str),
+}
+
+/// The most signatures one header may hold. Senders send one per key they
+/// sign with, two or three during a rotation.
+pub const MAX_SIGNATURES: usize = 32;
+/// The most bytes a signature header may hold: 32 Ed25519 entries
+/// (`v1a,` and 88 base64 characters) fit.
+pub const MAX_SIGNATURE_HEADER_BYTES: usize = 4096;
+
+/// The entries of signature header `name` (`value`, split by `split`), once
+/// their number and size are within [`MAX_SIGNATURES`] and
+/// [`MAX_SIGNATURE_HEADER_BYTES`]: what a check may cost must not grow with
+/// what the sender sends.
+fn signature_entries<'a>(
+    name: &'static str,
+    value: &'a str,
+    split: impl Fn(&'a str) -> Vec<&'a str>,
+) -> Result<Vec<&'a str>, VerifyError> {
+    if value.len() > MAX_SIGNATURE_HEADER_BYTES {
+        return Err(VerifyError::TooManySignatures(name));
+    }
+    let entries = split(value);
+    if entries.len() > MAX_SIGNATURES {
+        return Err(VerifyError::TooManySignatures(name));
+    }
+    Ok(entries)
 }
 
 /// Checks `request` under `scheme` against any of `secrets` (several during
@@ -161,11 +193,15 @@ pub fn delivery_id<'a>(scheme: &Scheme, headers: &'a BTreeMap<String, String>) -
         Scheme::Github => &["x-github-delivery"],
         _ => &[],
     };
+    // The first that is set and not empty: the one the signature covered
+    // (an empty `webhook-id` beside a signed `svix-id` must not fall back
+    // to the body's hash, which another delivery of the event would share
+    // only by chance).
     names
         .iter()
-        .find_map(|name| headers.get(*name))
+        .filter_map(|name| headers.get(*name))
         .map(String::as_str)
-        .filter(|id| !id.is_empty())
+        .find(|id| !id.is_empty())
 }
 
 /// Whether `secrets` are in the form `scheme` needs, to check a

@@ -7,14 +7,23 @@
 //! Ed25519 signature checked with a `whpk_<base64 public key>`. A route may
 //! hold several secrets of either kind (rotation); entries of a kind it has
 //! no key for are skipped.
+//!
+//! The cost of a check is bounded before any of it is paid: at most
+//! [`MAX_SIGNATURES`](super::MAX_SIGNATURES) entries in at most
+//! [`MAX_SIGNATURE_HEADER_BYTES`](super::MAX_SIGNATURE_HEADER_BYTES), one
+//! HMAC over the body per `whsec_` key whatever the number of entries,
+//! compared in constant time with each `v1` entry. An Ed25519 check hashes
+//! the body with each signature's own nonce, so `v1a` costs one check per
+//! entry and `whpk_` key, within the same bound.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
-use super::{Secret, Signed, VerifyError, fresh};
+use super::{Secret, Signed, VerifyError, fresh, signature_entries};
 
 /// A key read from a secret.
 pub(super) enum Key {
@@ -71,6 +80,14 @@ pub(super) fn verify(secrets: &[Secret], request: &Signed<'_>) -> Result<(), Ver
     let id = header(request, "webhook-id")?;
     let timestamp = header(request, "webhook-timestamp")?;
     let signatures = header(request, "webhook-signature")?;
+    // A repeated header arrives joined with ", ": the comma is not part of
+    // the entry before it.
+    let entries = signature_entries("webhook-signature", signatures, |value| {
+        value
+            .split_whitespace()
+            .map(|s| s.trim_end_matches(','))
+            .collect()
+    })?;
     let sent: i64 = timestamp
         .parse()
         .map_err(|_| VerifyError::Malformed("webhook-timestamp"))?;
@@ -84,25 +101,36 @@ pub(super) fn verify(secrets: &[Secret], request: &Signed<'_>) -> Result<(), Ver
         request.body,
     ]
     .concat();
-    // A repeated header arrives joined with ", ": the comma is not part of
-    // the entry before it.
-    let entries = signatures
-        .split_whitespace()
-        .map(|s| s.trim_end_matches(','))
-        .filter_map(|s| s.split_once(','))
-        .filter_map(|(version, b64)| Some((version, BASE64.decode(b64).ok()?)));
-    for (version, signature) in entries {
-        let matched = keys.iter().any(|key| match (version, key) {
-            ("v1", Key::Symmetric(secret)) => {
+    // Each `whsec_` key's MAC, once.
+    let macs: Vec<_> = keys
+        .iter()
+        .filter_map(|key| match key {
+            Key::Symmetric(secret) => {
                 let mut mac =
                     Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
                 mac.update(&signed_content);
-                mac.verify_slice(&signature).is_ok()
+                Some(mac.finalize().into_bytes())
             }
-            ("v1a", Key::Public(public)) => Signature::from_slice(&signature)
-                .is_ok_and(|sig| public.verify(&signed_content, &sig).is_ok()),
+            Key::Public(_) => None,
+        })
+        .collect();
+    let decoded = entries
+        .iter()
+        .filter_map(|entry| entry.split_once(','))
+        .filter_map(|(version, b64)| Some((version, BASE64.decode(b64).ok()?)));
+    for (version, signature) in decoded {
+        let matched = match version {
+            "v1" => macs
+                .iter()
+                .any(|mac| bool::from(mac.as_slice().ct_eq(&signature))),
+            "v1a" => Signature::from_slice(&signature).is_ok_and(|sig| {
+                keys.iter().any(|key| match key {
+                    Key::Public(public) => public.verify(&signed_content, &sig).is_ok(),
+                    Key::Symmetric(_) => false,
+                })
+            }),
             _ => false,
-        });
+        };
         if matched {
             return Ok(());
         }

@@ -6,13 +6,16 @@
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use super::{Secret, Signed, VerifyError, fresh};
+use super::{Secret, Signed, VerifyError, fresh, signature_entries};
 
 pub(super) fn verify(secrets: &[Secret], request: &Signed<'_>) -> Result<(), VerifyError> {
     let header = request.header("stripe-signature")?;
+    let parts = signature_entries("stripe-signature", header, |value| {
+        value.split(',').collect()
+    })?;
     let mut timestamp = None;
     let mut signatures = Vec::new();
-    for part in header.split(',') {
+    for part in parts {
         match part.trim().split_once('=') {
             Some(("t", t)) => timestamp = Some(t),
             // Other schemes (v0, test-mode extras) are not ours to check.
@@ -25,6 +28,7 @@ pub(super) fn verify(secrets: &[Secret], request: &Signed<'_>) -> Result<(), Ver
         .parse()
         .map_err(|_| VerifyError::Malformed("stripe-signature"))?;
     fresh(sent, request.now_secs)?;
+    // One MAC per secret, compared (in constant time) with each entry.
     for secret in secrets {
         let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
             .expect("HMAC takes keys of any length");

@@ -23,7 +23,7 @@ use worker::{
 use yunxin_edge::{Counts, DeliveryState};
 use yunxin_edge_index::{
     Command, Counter, Detail, EndpointHealth, Entry, Histogram, Listed, MAX_PAGE, Minute, Page,
-    Query, Receivers, Stats, Wait,
+    Query, Receivers, Stats, Wait, cursor_after, parse_cursor,
 };
 
 /// The optional Workers Analytics Engine dataset binding.
@@ -32,6 +32,15 @@ pub const ANALYTICS: &str = "ANALYTICS";
 pub const DEFAULT_RETENTION_DAYS: u64 = 7;
 /// How often old events are pruned.
 const PRUNE_EVERY_MS: u64 = 60 * 60 * 1000;
+/// The most counter series the index keeps: every label set of every name,
+/// histogram buckets included. Labels come from the configuration (routes,
+/// endpoints) and from Yunxin's answers (codes), never from a request, but
+/// neither is bounded by us: past this, a new series is counted under its
+/// name with [`OVERFLOW_LABELS`], so memory and `/metrics` stay bounded and
+/// no count is lost.
+pub const MAX_SERIES: i64 = 5_000;
+/// The labels of the series that counts what did not fit.
+const OVERFLOW_LABELS: &str = r#"{"overflow":"true"}"#;
 /// Upper bounds of the latency and wait histograms, in ms.
 pub const BUCKETS_MS: [u64; 9] = [10, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000];
 
@@ -212,7 +221,8 @@ impl<'a> Tally<'a> {
 
     /// Writes the summed increments.
     fn flush(self) -> Result<()> {
-        for ((name, labels), by) in self.counters.into_inner() {
+        let mut series = None;
+        for ((name, labels), by) in self.counters.take() {
             if let Some(dataset) = &self.analytics {
                 AnalyticsEngineDataPointBuilder::new()
                     .indexes([name.as_str()])
@@ -221,6 +231,30 @@ impl<'a> Tally<'a> {
                     .add_double(by as f64)
                     .write_to(dataset)?;
             }
+            let updated: Vec<Value> = self
+                .sql
+                .exec(
+                    "UPDATE counters SET value = value + ? WHERE name = ? AND labels = ? \
+                     RETURNING value",
+                    vec![by.into(), name.clone().into(), labels.clone().into()],
+                )?
+                .to_array()?;
+            if !updated.is_empty() {
+                continue;
+            }
+            // A new series: counted once per flush (new ones are rare once
+            // the index has seen a day's traffic), folded past the cap.
+            let count = match series {
+                Some(count) => count,
+                None => self.series()?,
+            };
+            let labels = if count < MAX_SERIES {
+                series = Some(count + 1);
+                labels
+            } else {
+                series = Some(count);
+                OVERFLOW_LABELS.to_owned()
+            };
             self.sql.exec(
                 "INSERT INTO counters (name, labels, value) VALUES (?, ?, ?) \
                  ON CONFLICT (name, labels) DO UPDATE SET value = value + excluded.value",
@@ -228,6 +262,19 @@ impl<'a> Tally<'a> {
             )?;
         }
         Ok(())
+    }
+
+    /// How many series the index keeps.
+    fn series(&self) -> Result<i64> {
+        #[derive(Deserialize)]
+        struct Row {
+            n: i64,
+        }
+        let rows: Vec<Row> = self
+            .sql
+            .exec("SELECT COUNT(*) AS n FROM counters", None)?
+            .to_array()?;
+        Ok(rows.first().map_or(0, |row| row.n))
     }
 }
 
@@ -488,6 +535,7 @@ fn list(sql: &SqlStorage, query: &Query) -> Result<Page> {
         None => {}
     }
     if let Some((created, id)) = query.cursor.as_deref().and_then(parse_cursor) {
+        let created = created as i64;
         conditions.push("(created_ms < ? OR (created_ms = ? AND event_id < ?))");
         values.extend([created.into(), created.into(), id.into()]);
     }
@@ -529,20 +577,11 @@ fn list(sql: &SqlStorage, query: &Query) -> Result<Page> {
             },
         })
         .collect();
-    let next_cursor = more
-        .then(|| events.last())
-        .flatten()
-        .map(|last| format!("{}.{}", last.created_at_ms, last.event_id));
+    let next_cursor = more.then(|| events.last()).flatten().map(cursor_after);
     Ok(Page {
         events,
         next_cursor,
     })
-}
-
-/// `{created_ms}.{event_id}`.
-fn parse_cursor(cursor: &str) -> Option<(i64, String)> {
-    let (created, id) = cursor.split_once('.')?;
-    Some((created.parse().ok()?, id.to_owned()))
 }
 
 fn detail(sql: &SqlStorage, event_id: &str) -> Result<Option<Detail>> {
