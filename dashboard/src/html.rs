@@ -173,7 +173,7 @@ pub fn layout(title: &str, chrome: Option<Chrome<'_>>, main: &str) -> String {
              <li><a href=\"/dashboard/quota\"{}>Quota</a></li></ul></nav>\
              <form method=\"post\" action=\"/dashboard/logout\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Sign out</button> \
-             <button type=\"submit\" name=\"scope\" value=\"everywhere\" title=\"Ends every session signed in with the status token\">Sign out everywhere</button></form>",
+             <button type=\"submit\" name=\"scope\" value=\"everywhere\" title=\"Signs out every browser signed in with the status token\">End all sessions</button></form>",
             current(Section::Events),
             current(Section::Quota),
             E(chrome.logout_csrf)

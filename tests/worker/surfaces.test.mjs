@@ -236,7 +236,7 @@ describe('dashboard sessions', () => {
     assert.equal((await signIn('/dashboard/quota')).location, '/dashboard/quota');
   });
 
-  test('sign-out ends that session at once; "sign out everywhere" ends every one', async () => {
+  test('sign-out ends that session at once; "End all sessions" ends every one', async () => {
     const a = (await signIn()).cookie;
     const b = (await signIn()).cookie;
     const shown = await page(a);
