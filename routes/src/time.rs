@@ -6,7 +6,7 @@
 //!   set; see [`Timezone`]); `datetime("%H:%M %Z", tz="Europe/London")` in a
 //!   named one. Without a format: `%Y-%m-%d %H:%M:%S`. The directives are
 //!   `strftime`'s, as `jiff` implements them (`%Y %m %d %H %M %S %a %b %Z
-//!   %z %:z %.f …`).
+//!   %z %:z %.f`, `%Q` the zone's IANA name …).
 //! - `{{ alert.startsAt | timestamp }}` is the instant in UNIX seconds, for
 //!   arithmetic: `{{ (now - (alert.startsAt | timestamp)) | duration }}`.
 //! - `{{ 7500 | duration }}` is `2h 5m`; `duration(lang="zh")` is
@@ -227,7 +227,7 @@ fn from_float_secs(secs: f64) -> Result<Timestamp, String> {
     let ms = (secs * 1000.0).round();
     // `as` saturates; the range check below refuses what saturated.
     if !ms.is_finite() || ms.abs() > 1e17 {
-        return Err(format!("{secs} is out of the range of time"));
+        return Err(format!("{secs:?} is out of the range of time"));
     }
     Timestamp::from_millisecond(ms as i64)
         .map_err(|_| format!("{secs} is out of the range of time"))
