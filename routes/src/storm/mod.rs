@@ -222,7 +222,7 @@ pub fn screen(
             .as_ref()
             .is_some_and(|t| t.overflow == Overflow::Digest);
         let digest = match &route.digest {
-            Some(config) => Some((digest_key(config, name, &context)?, config.clone())),
+            Some(config) => Some((key_of(config, name, &context)?, config.clone())),
             None => None,
         };
         match (&route.throttle, digest) {
@@ -240,8 +240,25 @@ pub fn screen(
     })
 }
 
+/// The digest key of an event of `route` (its name is `event.route`):
+/// `digest.key`'s text, or the route's name when it has none or it renders
+/// empty; `None` for a route without a digest.
+pub fn digest_key(
+    route: &Route,
+    event: &Event<'_>,
+    options: &RenderOptions,
+) -> Result<Option<DigestKey>, RouteError> {
+    let Some(config) = &route.digest else {
+        return Ok(None);
+    };
+    let payload = payload(event.route, event.body)?;
+    let context = Context::new(&payload, event.headers, event.route, event.now_secs)
+        .with_timezone(&options.timezone);
+    key_of(config, event.route, &context).map(Some)
+}
+
 /// The digest key of an event: `digest.key`'s text, or the route's name.
-fn digest_key(
+fn key_of(
     config: &DigestConfig,
     name: &str,
     context: &Context,
