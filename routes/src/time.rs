@@ -127,17 +127,39 @@ impl<'de> serde::Deserialize<'de> for Timezone {
 }
 
 /// A wall-clock time of day, `HH:MM` (24-hour), as quiet hours take it.
+///
+/// ```
+/// use yunxin_edge_routes::time::ClockTime;
+/// let t: ClockTime = "07:30".parse()?;
+/// assert_eq!((t.hour(), t.minute()), (7, 30));
+/// assert!("24:00".parse::<ClockTime>().is_err());
+/// # Ok::<(), String>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ClockTime {
-    /// 0..=23.
-    pub hour: u8,
-    /// 0..=59.
-    pub minute: u8,
+    hour: u8,
+    minute: u8,
 }
 
 impl ClockTime {
+    /// The time `hour:minute`, if `hour` is 0..=23 and `minute` 0..=59.
+    pub fn new(hour: u8, minute: u8) -> Option<Self> {
+        (hour <= 23 && minute <= 59).then_some(ClockTime { hour, minute })
+    }
+
+    /// The hour, 0..=23.
+    pub fn hour(self) -> u8 {
+        self.hour
+    }
+
+    /// The minute, 0..=59.
+    pub fn minute(self) -> u8 {
+        self.minute
+    }
+
     /// The `jiff` civil time.
     pub fn time(self) -> Time {
+        // In range by construction (`new` and `from_str` check it).
         Time::constant(self.hour as i8, self.minute as i8, 0, 0)
     }
 }
@@ -153,10 +175,7 @@ impl FromStr for ClockTime {
         }
         let (hour, minute): (u8, u8) =
             (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-        if hour > 23 || minute > 59 {
-            return Err(bad());
-        }
-        Ok(ClockTime { hour, minute })
+        ClockTime::new(hour, minute).ok_or_else(bad)
     }
 }
 
@@ -180,8 +199,7 @@ impl<'de> serde::Deserialize<'de> for ClockTime {
     }
 }
 
-/// The civil date of `ts` in `zone`, and midnight-relative helpers for
-/// quiet hours.
+/// The civil date of `ts` in `zone`.
 pub(crate) fn local_date(ts: Timestamp, zone: &TimeZone) -> Date {
     zone.to_datetime(ts).date()
 }
@@ -305,8 +323,9 @@ const UNITS: [(i64, &str, &str); 4] = [
     (1, "s", "秒"),
 ];
 
-/// A duration in seconds as text: the `parts` largest non-zero units
-/// (truncated), English (`2h 5m`) or Chinese (`2小时5分钟`).
+/// A duration in seconds as text: the `parts` (1 to 4) largest units from
+/// the first non-zero one (truncated, zero units not shown), English
+/// (`2h 5m`) or Chinese (`2小时5分钟`).
 ///
 /// ```
 /// use yunxin_edge_routes::time::format_duration;
@@ -316,6 +335,7 @@ const UNITS: [(i64, &str, &str); 4] = [
 /// assert_eq!(format_duration(-90, 2, false), "-1m 30s");
 /// ```
 pub fn format_duration(secs: i64, parts: usize, zh: bool) -> String {
+    let parts = parts.clamp(1, UNITS.len());
     let mut rest = secs.unsigned_abs();
     let mut out = String::new();
     if secs < 0 {

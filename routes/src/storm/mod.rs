@@ -258,11 +258,7 @@ pub fn digest_key(
 }
 
 /// The digest key of an event: `digest.key`'s text, or the route's name.
-fn key_of(
-    config: &DigestConfig,
-    name: &str,
-    context: &Context,
-) -> Result<DigestKey, RouteError> {
+fn key_of(config: &DigestConfig, name: &str, context: &Context) -> Result<DigestKey, RouteError> {
     let text = match &config.key {
         None => String::new(),
         Some(expression) => {

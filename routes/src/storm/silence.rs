@@ -122,38 +122,36 @@ pub struct Silence {
 #[error("`{field}` {problem}")]
 #[non_exhaustive]
 pub struct SilenceError {
-    /// The field at fault (`body` for one that is not a JSON object).
+    /// The field at fault (`body` for one that is not a silence's JSON).
     pub field: String,
     /// What is wrong, with the limit crossed if any.
     pub problem: String,
+    /// The HTTP status to answer (see [`SilenceError::status`]).
+    pub status: u16,
 }
 
 impl SilenceError {
-    fn new(field: &str, problem: impl Into<String>) -> Self {
+    fn new(status: u16, field: &str, problem: impl Into<String>) -> Self {
         SilenceError {
             field: field.to_owned(),
             problem: problem.into(),
+            status,
         }
     }
 
     /// The HTTP status: 400 for a body that is not a silence's JSON, 404
-    /// for an unknown route, 409 when too many silences are kept, 422 for
-    /// a value that breaks a rule.
+    /// for an unknown route, 409 for a taken id or when too many silences
+    /// are kept, 422 for a value that breaks a rule.
     pub fn status(&self) -> u16 {
-        match self.field.as_str() {
-            "body" => 400,
-            "route" if self.problem.starts_with("names no route") => 404,
-            "silences" => 409,
-            _ => 422,
-        }
+        self.status
     }
 
     /// The `error` object of an answer: `code`, `message`, `field`.
     pub fn to_json(&self) -> Value {
-        let code = match self.status() {
+        let code = match self.status {
             400 => "malformed_json",
             404 => "not_found",
-            409 => "too_many_silences",
+            409 => "conflict",
             _ => "invalid_silence",
         };
         json!({ "code": code, "message": self.to_string(), "field": self.field })
@@ -195,11 +193,17 @@ impl Silence {
                     } else {
                         "body"
                     };
-                    SilenceError::new(field, format!("is not a silence: {}", e.into_inner()))
+                    let status = if field == "body" { 400 } else { 422 };
+                    SilenceError::new(
+                        status,
+                        field,
+                        format!("is not a silence: {}", e.into_inner()),
+                    )
                 })?;
 
         routes.get(&request.route).map_err(|_| {
             SilenceError::new(
+                404,
                 "route",
                 format!(
                     "names no route `{}`",
@@ -209,25 +213,28 @@ impl Silence {
         })?;
         if request.matcher.len() > MAX_MATCHER_BYTES {
             return Err(SilenceError::new(
+                422,
                 "matcher",
                 format!("is longer than {MAX_MATCHER_BYTES} bytes"),
             ));
         }
-        template::check_expression(&request.matcher)
-            .map_err(|e| SilenceError::new("matcher", format!("is not a valid expression: {e}")))?;
+        template::check_expression(&request.matcher).map_err(|e| {
+            SilenceError::new(422, "matcher", format!("is not a valid expression: {e}"))
+        })?;
 
         let ends_at = match &request.ends_at {
             Value::Number(n) => parse_instant(&n.to_string()),
             Value::String(text) => parse_instant(text),
             _ => Err("is not UNIX seconds or an RFC 3339 time".to_owned()),
         }
-        .map_err(|e| SilenceError::new("ends_at", e))?;
+        .map_err(|e| SilenceError::new(422, "ends_at", e))?;
         let ends_at_ms = u64::try_from(ends_at.as_millisecond()).unwrap_or(0);
         if ends_at_ms <= now_ms {
-            return Err(SilenceError::new("ends_at", "is not in the future"));
+            return Err(SilenceError::new(422, "ends_at", "is not in the future"));
         }
         if ends_at_ms - now_ms > MAX_SILENCE_SECS * 1000 {
             return Err(SilenceError::new(
+                422,
                 "ends_at",
                 format!(
                     "is more than {} days away (the limit)",
@@ -239,6 +246,7 @@ impl Silence {
         let comment = request.comment.unwrap_or_default();
         if comment.chars().count() > MAX_COMMENT_CHARS {
             return Err(SilenceError::new(
+                422,
                 "comment",
                 format!("is longer than {MAX_COMMENT_CHARS} characters"),
             ));
@@ -302,10 +310,11 @@ impl Silences {
     pub fn insert(&mut self, silence: Silence, now_ms: u64) -> Result<(), SilenceError> {
         self.prune(now_ms);
         if self.0.iter().any(|kept| kept.id == silence.id) {
-            return Err(SilenceError::new("id", "is already taken"));
+            return Err(SilenceError::new(409, "id", "is already taken"));
         }
         if self.0.len() >= MAX_SILENCES {
             return Err(SilenceError::new(
+                409,
                 "silences",
                 format!("{MAX_SILENCES} are active, the most kept: delete one first"),
             ));
