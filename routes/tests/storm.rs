@@ -468,7 +468,7 @@ fn a_digest_over_a_limit_fails_naming_the_field() {
     );
 }
 
-/// Decides one event of the `alerts` route (plus `extra` settings) at `now_ms`.
+/// Decides one event of the `alerts` route, to `oncall`, at `now_ms`.
 fn decide_at(
     routes: &Routes,
     silences: &Silences,
