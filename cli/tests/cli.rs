@@ -456,3 +456,123 @@ fn help_and_version() {
         (0, format!("yunxin-edge {}\n", env!("CARGO_PKG_VERSION")))
     );
 }
+
+/// `render --digest` of the digest fixtures' `alerts` route, from
+/// `tests/fixtures/digest/`.
+fn render_digest(extra: &[&str]) -> Run {
+    let mut args = vec![
+        "render",
+        "--routes",
+        "digest/routes.json",
+        "--route",
+        "alerts",
+        "--now",
+        "1700000000",
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+const ALERTS: [&str; 5] = [
+    "digest/alert-1.json",
+    "digest/alert-2.json",
+    "digest/alert-3.json",
+    "digest/alert-4.json",
+    "digest/alert-5.json",
+];
+
+#[test]
+fn render_digest_collects_payloads_by_key_and_renders_each_digest() {
+    let mut args = vec!["--digest"];
+    args.extend(ALERTS);
+    let out = render_digest(&args);
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    let json = out.json();
+    let digests = json["digests"].as_array().unwrap();
+    assert_eq!(digests.len(), 2, "{json:#}");
+    // Three `sre` alerts fill the digest (max_events 3): sent at once, to
+    // the union of their receivers (`Ann` is `ann`).
+    assert_eq!(digests[0]["key"], "sre");
+    assert_eq!(
+        digests[0]["events"],
+        json!(["alerts:a1", "alerts:a2", "alerts:a3"])
+    );
+    assert_eq!(digests[0]["sent_at"], 1_700_000_120);
+    assert_eq!(
+        digests[0]["notification"],
+        json!({
+            "sender_id": "alert-bot",
+            "receiver_ids": ["ann", "bo", "cy"],
+            "content": "sre：3 条告警（06:13–06:15）\n• Disk1 已持续 14分钟20秒\n• Disk2 已持续 13分钟20秒\n• Disk3 已持续 12分钟20秒",
+            "push_config": { "push_content": "3 条告警" }
+        })
+    );
+    assert!(
+        digests[0]["digest_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("alerts:digest:")
+    );
+    // The `db` one waits for its window (300 s after its first event).
+    assert_eq!(digests[1]["key"], "db");
+    assert_eq!(digests[1]["count"], 1);
+    assert_eq!(digests[1]["sent_at"], 1_700_000_180 + 300);
+    assert_eq!(digests[1]["notification"]["receiver_ids"], json!(["dba"]));
+    // The filter still applies: the resolved alert is skipped, and said so.
+    assert_eq!(
+        json["skipped"],
+        json!([{ "payload": "digest/alert-5.json",
+                 "skipped": "filter `payload.status == 'firing'` is false" }])
+    );
+}
+
+#[test]
+fn render_digest_closes_windows_and_takes_the_zone() {
+    // 400 s apart: each `sre` alert finds the window before it closed.
+    let out = render_digest(&[
+        "--interval",
+        "400",
+        "--timezone",
+        "Europe/London",
+        "--digest",
+        ALERTS[0],
+        ALERTS[1],
+    ]);
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    let json = out.json();
+    let digests = json["digests"].as_array().unwrap();
+    assert_eq!(digests.len(), 2, "{json:#}");
+    assert_eq!(digests[0]["sent_at"], 1_700_000_300);
+    assert_eq!(digests[1]["sent_at"], 1_700_000_700);
+    let content = digests[0]["notification"]["content"].as_str().unwrap();
+    // 22:13 UTC is 22:13 in London in November.
+    assert!(
+        content.starts_with("sre：1 条告警（22:13–22:13）"),
+        "{content}"
+    );
+}
+
+#[test]
+fn render_digest_needs_a_route_with_a_digest_and_a_known_zone() {
+    let out = run(&[
+        "render",
+        "--json",
+        "--routes",
+        "routes.json",
+        "--route",
+        "alerts",
+        "--digest",
+        "alert.json",
+    ]);
+    assert_eq!(out.code, 2, "stdout: {}", out.stdout);
+    assert_eq!(out.json()["error"]["code"], "no_digest");
+
+    let out = render_digest(&["--json", "--timezone", "Mars/Base", "--digest", ALERTS[0]]);
+    assert_eq!(out.code, 2, "stdout: {}", out.stdout);
+    assert_eq!(out.json()["error"]["code"], "unknown_timezone");
+
+    // One or the other: a payload, or payloads for a digest.
+    let out = render_digest(&["--payload", ALERTS[0], "--digest", ALERTS[1]]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("--digest"), "{}", out.stderr);
+}

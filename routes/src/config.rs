@@ -21,6 +21,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::RouteError;
+use crate::storm::digest::DigestConfig;
+use crate::storm::quiet::QuietHours;
+use crate::storm::throttle::{Overflow, ThrottleConfig};
 use crate::template;
 use crate::verify::Scheme;
 
@@ -77,6 +80,25 @@ pub struct Route {
     /// scheme's delivery id, Stripe's event `id`, or the body's SHA-256.
     #[serde(default)]
     pub idempotency_key: Option<String>,
+    /// Collect events sharing a key into one notification per window
+    /// ([`crate::storm::digest`]).
+    #[serde(default)]
+    pub digest: Option<DigestConfig>,
+    /// A digest's `content`: a template, or a JSON object of templates,
+    /// over `events`, `count`, `first_at`, `last_at`, `key`, `route`, `now`.
+    #[serde(default)]
+    pub digest_content: Option<Value>,
+    /// A digest's `push_config.push_content`: a template over the same.
+    #[serde(default)]
+    pub digest_push_content: Option<String>,
+    /// At most `limit` notifications per receiver or route in any window
+    /// ([`crate::storm::throttle`]).
+    #[serde(default)]
+    pub throttle: Option<ThrottleConfig>,
+    /// A daily window in which events are deferred or dropped
+    /// ([`crate::storm::quiet`]).
+    #[serde(default)]
+    pub quiet_hours: Option<QuietHours>,
 }
 
 /// `verify`: a scheme and the bindings holding its secrets.
@@ -219,10 +241,12 @@ impl Route {
         if self.secrets_required() && self.verify.secrets.is_empty() {
             report("verify.secrets", "must name at least one binding".into());
         }
+        let digest_key = self.digest.as_ref().and_then(|d| d.key.clone());
         for (field, expression) in [
             ("filter", &self.filter),
             ("receivers_from", &self.receivers_from),
             ("idempotency_key", &self.idempotency_key),
+            ("digest.key", &digest_key),
         ] {
             if let Some(expression) = expression
                 && let Err(e) = template::check_expression(expression)
@@ -234,6 +258,9 @@ impl Route {
         if let Some(payload) = &self.push_payload {
             templates.push(("push_payload".into(), payload));
         }
+        if let Some(content) = &self.digest_content {
+            templates.push(("digest_content".into(), content));
+        }
         for (field, template) in templates {
             for (path, e) in template::check_value(&field, template) {
                 report(&path, format!("is not a valid template: {e}"));
@@ -243,6 +270,7 @@ impl Route {
             ("sender_id", Some(&self.sender_id)),
             ("push_content", self.push_content.as_ref()),
             ("sound", self.sound.as_ref()),
+            ("digest_push_content", self.digest_push_content.as_ref()),
         ] {
             if let Some(text) = text
                 && let Err(e) = template::check_template(text)
@@ -261,6 +289,7 @@ impl Route {
                 }
             }
         }
+        self.check_storm(&mut report);
         if self.receivers.is_empty() && self.receivers_from.is_none() && self.groups.is_empty() {
             report(
                 "receivers",
@@ -268,6 +297,42 @@ impl Route {
             );
         }
         problems
+    }
+
+    /// Problems of `digest`, `throttle` and `quiet_hours` that their shape
+    /// cannot show: numbers out of bounds, and fields that need each other.
+    fn check_storm(&self, report: &mut impl FnMut(&str, String)) {
+        let problems = [
+            self.digest.as_ref().map(DigestConfig::problems),
+            self.throttle.as_ref().map(ThrottleConfig::problems),
+            self.quiet_hours.as_ref().map(QuietHours::problems),
+        ];
+        for (field, problem) in problems.into_iter().flatten().flatten() {
+            report(field, problem);
+        }
+        match (&self.digest, &self.digest_content) {
+            (Some(_), None) => report(
+                "digest_content",
+                "is required with `digest`: the template of a digest's content".into(),
+            ),
+            (None, Some(_)) => report("digest_content", "has no effect without `digest`".into()),
+            _ => {}
+        }
+        if self.digest.is_none() && self.digest_push_content.is_some() {
+            report(
+                "digest_push_content",
+                "has no effect without `digest`".into(),
+            );
+        }
+        if let Some(throttle) = &self.throttle
+            && throttle.overflow == Overflow::Digest
+            && self.digest.is_none()
+        {
+            report(
+                "throttle.overflow",
+                "is `digest`, but the route has no `digest` to put them in".into(),
+            );
+        }
     }
 
     /// Whether the scheme checks secrets (all do but Yunxin's callback,

@@ -10,6 +10,12 @@
 //! notification meets every limit a sent one does. Like the core, this
 //! crate does no I/O: the relay and the command-line tool read requests,
 //! files and secrets, and call it.
+//!
+//! For alert storms, [`storm`] decides what becomes of a rendered event:
+//! silenced, deferred or dropped in quiet hours, collected into a digest
+//! ([`render_digest`] renders it), throttled, or sent; its states are
+//! serialisable and driven by the caller's clock. Templates format time
+//! in any IANA zone ([`time`]).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -17,10 +23,12 @@
 pub mod config;
 pub mod error;
 pub mod render;
+pub mod storm;
 pub mod template;
+pub mod time;
 pub mod verify;
 
 pub use config::{Route, Routes, Verify};
 pub use error::RouteError;
-pub use render::{Event, Groups, Rendered, render};
+pub use render::{Event, Groups, RenderOptions, Rendered, render, render_digest, render_with};
 pub use verify::{Scheme, Secret, Signed, VerifyError, check_secrets, delivery_id, verify};

@@ -11,7 +11,9 @@ use yunxin_edge::BatchNotification;
 
 use crate::config::Route;
 use crate::error::RouteError;
+use crate::storm::digest::{Flushed, Single};
 use crate::template::{self, Context};
+use crate::time::{Timezone, UnknownZone};
 use crate::verify::{self, Scheme};
 
 /// Named lists of receivers (the `GROUPS` binding).
@@ -52,44 +54,97 @@ pub enum Rendered {
 /// Longest event id (the relay's `webhook-id` limit).
 const MAX_EVENT_ID: usize = 256;
 
-/// Renders `route` for `event`.
-pub fn render(route: &Route, event: &Event<'_>, groups: &Groups) -> Result<Rendered, RouteError> {
-    let name = event.route;
-    let payload: Value = if event.body.iter().all(u8::is_ascii_whitespace) {
-        json!({})
+/// What rendering takes besides the route and the event: the default zone
+/// of the `datetime` filter (the relay's `TIMEZONE`).
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct RenderOptions {
+    /// The zone `datetime` formats in when not told (`tz=`); by default
+    /// [`crate::time::DEFAULT_TIMEZONE`].
+    pub timezone: Timezone,
+}
+
+impl RenderOptions {
+    /// Options with the default zone `name` (an IANA name, e.g. the
+    /// relay's `TIMEZONE`); an unknown name is a configuration problem
+    /// naming `TIMEZONE`.
+    ///
+    /// ```
+    /// use yunxin_edge_routes::RenderOptions;
+    /// assert!(RenderOptions::with_timezone("Europe/London").is_ok());
+    /// let e = RenderOptions::with_timezone("Europe/Londn").unwrap_err();
+    /// assert_eq!(e.to_json()["field"], "TIMEZONE");
+    /// ```
+    pub fn with_timezone(name: &str) -> Result<Self, RouteError> {
+        let timezone = Timezone::new(name).map_err(|UnknownZone(_)| RouteError::Config {
+            route: "TIMEZONE".into(),
+            field: "TIMEZONE".into(),
+            problem: format!("{}", UnknownZone(name.chars().take(64).collect())),
+        })?;
+        Ok(RenderOptions { timezone })
+    }
+}
+
+/// The payload of an event: its body as JSON, `{}` for an empty body.
+pub(crate) fn payload(name: &str, body: &[u8]) -> Result<Value, RouteError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(json!({}))
     } else {
-        serde_json::from_slice(&exact_integers(event.body)).map_err(|e| RouteError::Payload {
+        serde_json::from_slice(&exact_integers(body)).map_err(|e| RouteError::Payload {
             route: name.to_owned(),
             reason: e.to_string(),
-        })?
-    };
-    let context = Context::new(&payload, event.headers, name, event.now_secs);
-    let failed = |field: &str| {
-        let field = field.to_owned();
-        move |e: minijinja::Error| {
-            use minijinja::ErrorKind::{
-                UnknownFilter, UnknownFunction, UnknownMethod, UnknownTest,
-            };
-            // A name the engine does not know is the route's fault, not the
-            // event's: it is only found when a template runs.
-            if matches!(
-                e.kind(),
-                UnknownFilter | UnknownTest | UnknownFunction | UnknownMethod
-            ) {
-                RouteError::Config {
-                    route: name.to_owned(),
-                    field,
-                    problem: e.to_string(),
-                }
-            } else {
-                RouteError::Render {
-                    route: name.to_owned(),
-                    field,
-                    reason: e.to_string(),
-                }
+        })
+    }
+}
+
+/// The error of a template or expression in `field` of route `name`.
+pub(crate) fn failed(
+    name: &str,
+    field: &str,
+) -> impl FnOnce(minijinja::Error) -> RouteError + use<> {
+    let (name, field) = (name.to_owned(), field.to_owned());
+    move |e: minijinja::Error| {
+        use minijinja::ErrorKind::{UnknownFilter, UnknownFunction, UnknownMethod, UnknownTest};
+        // A name the engine does not know is the route's fault, not the
+        // event's: it is only found when a template runs.
+        if matches!(
+            e.kind(),
+            UnknownFilter | UnknownTest | UnknownFunction | UnknownMethod
+        ) {
+            RouteError::Config {
+                route: name,
+                field,
+                problem: e.to_string(),
+            }
+        } else {
+            RouteError::Render {
+                route: name,
+                field,
+                reason: e.to_string(),
             }
         }
-    };
+    }
+}
+
+/// Renders `route` for `event`, `datetime` formatting in
+/// [`crate::time::DEFAULT_TIMEZONE`] unless told otherwise; see
+/// [`render_with`].
+pub fn render(route: &Route, event: &Event<'_>, groups: &Groups) -> Result<Rendered, RouteError> {
+    render_with(route, event, groups, &RenderOptions::default())
+}
+
+/// Renders `route` for `event` with `options` (the relay's `TIMEZONE`).
+pub fn render_with(
+    route: &Route,
+    event: &Event<'_>,
+    groups: &Groups,
+    options: &RenderOptions,
+) -> Result<Rendered, RouteError> {
+    let name = event.route;
+    let payload = payload(name, event.body)?;
+    let context = Context::new(&payload, event.headers, name, event.now_secs)
+        .with_timezone(&options.timezone);
+    let failed = |field: &str| failed(name, field);
 
     if let Some(filter) = &route.filter
         && !template::is_true(filter, &context).map_err(failed("filter"))?
@@ -129,63 +184,17 @@ pub fn render(route: &Route, event: &Event<'_>, groups: &Groups) -> Result<Rende
         receivers.extend(members.iter().cloned().map(Value::from));
     }
 
-    let text =
-        |field: &str, template: &str| template::render(template, &context).map_err(failed(field));
-    let mut notification = Map::new();
-    notification.insert(
-        "sender_id".into(),
-        text("sender_id", &route.sender_id)?.into(),
-    );
-    notification.insert("receiver_ids".into(), Value::Array(receivers));
-    let content = template::render_value(&route.content, &context).map_err(failed("content"))?;
-    notification.insert("content".into(), content);
-    if let Some(sound) = &route.sound {
-        notification.insert("sound".into(), text("sound", sound)?.into());
-    }
-    let mut push = match &route.push_config {
-        Some(settings) => object(
-            template::render_value(&Value::Object(settings.clone()), &context)
-                .map_err(failed("push_config"))?,
-        ),
-        None => Map::new(),
-    };
-    if let Some(push_content) = &route.push_content {
-        push.insert(
-            "push_content".into(),
-            text("push_content", push_content)?.into(),
-        );
-    }
-    if let Some(push_payload) = &route.push_payload {
-        // Yunxin takes the payload as JSON text.
-        let rendered =
-            template::render_value(push_payload, &context).map_err(failed("push_payload"))?;
-        let text = match rendered {
-            Value::String(text) => text,
-            other => other.to_string(),
-        };
-        push.insert("push_payload".into(), text.into());
-    }
-    if !push.is_empty() {
-        notification.insert("push_config".into(), Value::Object(push));
-    }
-    for (field, settings) in [
-        ("route_config", &route.route_config),
-        ("notification_config", &route.notification_config),
-    ] {
-        if let Some(settings) = settings {
-            let rendered = template::render_value(&Value::Object(settings.clone()), &context)
-                .map_err(failed(field))?;
-            notification.insert(field.into(), rendered);
-        }
-    }
-
-    let json = Value::Object(notification);
-    let invalid = |error| RouteError::Notification {
-        route: name.to_owned(),
-        error,
-    };
-    let parsed = BatchNotification::from_json(json.to_string()).map_err(invalid)?;
-    parsed.validate().map_err(invalid)?;
+    let (parsed, json) = notification(
+        route,
+        name,
+        &context,
+        receivers,
+        ("content", &route.content),
+        route
+            .push_content
+            .as_ref()
+            .map(|template| ("push_content", template)),
+    )?;
 
     let key = match &route.idempotency_key {
         Some(expression) => {
@@ -205,6 +214,163 @@ pub fn render(route: &Route, event: &Event<'_>, groups: &Groups) -> Result<Rende
         json,
         event_id: event_id(name, &key),
     })
+}
+
+/// Renders a flushed digest of `route` (see [`crate::storm::digest`]):
+/// `digest_content` and `digest_push_content` over `events` (the payloads,
+/// oldest first), `count`, `first_at` and `last_at` (UNIX seconds), `key`,
+/// `route` and `now` (the flush time), to the digest's receivers, with the
+/// digest's id as its event id. The route's other fields (`sender_id`,
+/// `sound`, `push_payload`, `push_config`, `route_config`,
+/// `notification_config`) render as for its first event (`payload` is the
+/// first event's; `headers` are empty: a digest has no one request). With
+/// no `digest_push_content` the digest has no push text: the route's
+/// `push_content` speaks of one event.
+///
+/// A window of one event with `single = "plain"` sends that event's own
+/// notification (to the same receivers, under the digest's id). Either
+/// way the notification goes through the core's parser, so it meets every
+/// documented limit: keep `events` loops bounded (`events[:10]`).
+pub fn render_digest(
+    route: &Route,
+    digest: &Flushed,
+    options: &RenderOptions,
+) -> Result<Rendered, RouteError> {
+    let name = digest.route.as_str();
+    let invalid = |error| RouteError::Notification {
+        route: name.to_owned(),
+        error,
+    };
+    let config = route.digest.as_ref().ok_or_else(|| RouteError::Config {
+        route: name.to_owned(),
+        field: "digest".into(),
+        problem: "is not set: the route makes no digests".into(),
+    })?;
+    if config.single == Single::Plain
+        && digest.count() == 1
+        && let Some(plain) = &digest.plain
+    {
+        let parsed = BatchNotification::from_json(plain.to_string()).map_err(invalid)?;
+        parsed.validate().map_err(invalid)?;
+        return Ok(Rendered::Notification {
+            notification: Box::new(parsed),
+            json: plain.clone(),
+            event_id: digest.id.to_string(),
+        });
+    }
+    let content = route
+        .digest_content
+        .as_ref()
+        .ok_or_else(|| RouteError::Config {
+            route: name.to_owned(),
+            field: "digest_content".into(),
+            problem: "is not set: a route with a `digest` needs one".into(),
+        })?;
+    let secs = |ms: u64| (ms / 1000) as i64;
+    let first = digest
+        .events
+        .first()
+        .map_or(Value::Null, |e| e.payload.clone());
+    let events: Vec<&Value> = digest.events.iter().map(|e| &e.payload).collect();
+    let context = Context::new(&first, &BTreeMap::new(), name, secs(digest.flushed_at_ms))
+        .with_timezone(&options.timezone)
+        .with_values(minijinja::context! {
+            events => minijinja::Value::from(minijinja::value::Serde(&events)),
+            count => digest.count(),
+            first_at => secs(digest.first_at_ms()),
+            last_at => secs(digest.last_at_ms()),
+            key => digest.key.as_str(),
+        });
+    let receivers = digest
+        .receivers
+        .iter()
+        .map(|id| Value::from(id.as_str()))
+        .collect();
+    let (parsed, json) = notification(
+        route,
+        name,
+        &context,
+        receivers,
+        ("digest_content", content),
+        route
+            .digest_push_content
+            .as_ref()
+            .map(|template| ("digest_push_content", template)),
+    )?;
+    Ok(Rendered::Notification {
+        notification: Box::new(parsed),
+        json,
+        event_id: digest.id.to_string(),
+    })
+}
+
+/// Renders the notification's fields in `context`, to `receivers`, with
+/// `content` and `push_content` from the fields named, and parses it with
+/// the core.
+fn notification(
+    route: &Route,
+    name: &str,
+    context: &Context,
+    receivers: Vec<Value>,
+    (content_field, content): (&str, &Value),
+    push_content: Option<(&str, &String)>,
+) -> Result<(BatchNotification, Value), RouteError> {
+    let failed = |field: &str| failed(name, field);
+    let text =
+        |field: &str, template: &str| template::render(template, context).map_err(failed(field));
+    let mut notification = Map::new();
+    notification.insert(
+        "sender_id".into(),
+        text("sender_id", &route.sender_id)?.into(),
+    );
+    notification.insert("receiver_ids".into(), Value::Array(receivers));
+    let content = template::render_value(content, context).map_err(failed(content_field))?;
+    notification.insert("content".into(), content);
+    if let Some(sound) = &route.sound {
+        notification.insert("sound".into(), text("sound", sound)?.into());
+    }
+    let mut push = match &route.push_config {
+        Some(settings) => object(
+            template::render_value(&Value::Object(settings.clone()), context)
+                .map_err(failed("push_config"))?,
+        ),
+        None => Map::new(),
+    };
+    if let Some((field, push_content)) = push_content {
+        push.insert("push_content".into(), text(field, push_content)?.into());
+    }
+    if let Some(push_payload) = &route.push_payload {
+        // Yunxin takes the payload as JSON text.
+        let rendered =
+            template::render_value(push_payload, context).map_err(failed("push_payload"))?;
+        let text = match rendered {
+            Value::String(text) => text,
+            other => other.to_string(),
+        };
+        push.insert("push_payload".into(), text.into());
+    }
+    if !push.is_empty() {
+        notification.insert("push_config".into(), Value::Object(push));
+    }
+    for (field, settings) in [
+        ("route_config", &route.route_config),
+        ("notification_config", &route.notification_config),
+    ] {
+        if let Some(settings) = settings {
+            let rendered = template::render_value(&Value::Object(settings.clone()), context)
+                .map_err(failed(field))?;
+            notification.insert(field.into(), rendered);
+        }
+    }
+
+    let json = Value::Object(notification);
+    let invalid = |error| RouteError::Notification {
+        route: name.to_owned(),
+        error,
+    };
+    let parsed = BatchNotification::from_json(json.to_string()).map_err(invalid)?;
+    parsed.validate().map_err(invalid)?;
+    Ok((parsed, json))
 }
 
 /// The scheme's own idempotency key: the delivery id it signs (Standard

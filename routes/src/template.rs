@@ -1,14 +1,17 @@
 //! Templates and expressions: Jinja syntax through `minijinja`, over the
 //! event's `payload` (the parsed JSON body), `headers` (lower-cased names),
-//! `route` (its name) and `now` (UNIX seconds).
+//! `route` (its name) and `now` (UNIX seconds, the caller's clock), with
+//! the time filters `datetime`, `timestamp` and `duration` ([`crate::time`]).
 //!
 //! Undefined values chain (`payload.pull_request.merged` on a push event is
 //! simply undefined, and false in a filter), and every evaluation runs on a
 //! fuel budget, so that no payload can keep a template busy for long.
 
-use minijinja::value::Serde;
+use minijinja::value::{Kwargs, Serde};
 use minijinja::{Environment, UndefinedBehavior, Value as Jinja};
 use serde_json::{Map, Value};
+
+use crate::time::{self, Timezone};
 
 /// Headers templates never see.
 const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
@@ -17,16 +20,37 @@ const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authori
 /// over a payload's lists stays well under it.
 const FUEL: u64 = 200_000;
 
-fn environment() -> Environment<'static> {
+/// The engine, its time filters formatting in `zone` by default.
+fn environment(zone: &Timezone) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Chainable);
     env.set_fuel(Some(FUEL));
     env.set_recursion_limit(32);
+    let zone = zone.clone();
+    env.add_filter(
+        "datetime",
+        move |value: Jinja, format: Option<String>, kwargs: Kwargs| {
+            time::datetime(&zone, &value, format.as_deref(), &kwargs)
+        },
+    );
+    env.add_filter("timestamp", |value: Jinja| time::timestamp(&value));
+    env.add_filter("duration", |value: Jinja, kwargs: Kwargs| {
+        time::duration(&value, &kwargs)
+    });
     env
 }
 
-/// The values templates see.
-pub struct Context(Jinja);
+/// The engine for compiling only: filters are looked up when a template
+/// runs, so the zone does not matter.
+fn compiler() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Chainable);
+    env.set_recursion_limit(32);
+    env
+}
+
+/// The values templates see, and the default zone of `datetime`.
+pub struct Context(Jinja, Timezone);
 
 impl Context {
     /// The context of one event.
@@ -43,18 +67,35 @@ impl Context {
             .filter(|(name, _)| !CREDENTIAL_HEADERS.contains(&name.as_str()))
             .map(|(name, value)| (name.as_str(), value.as_str()))
             .collect();
-        Context(minijinja::context! {
-            payload => Jinja::from(Serde(payload)),
-            headers => Jinja::from(Serde(&headers)),
-            route => route,
-            now => now_secs,
-        })
+        Context(
+            minijinja::context! {
+                payload => Jinja::from(Serde(payload)),
+                headers => Jinja::from(Serde(&headers)),
+                route => route,
+                now => now_secs,
+            },
+            Timezone::default(),
+        )
+    }
+
+    /// The same context, `datetime` formatting in `zone` unless told
+    /// otherwise (the relay's `TIMEZONE`).
+    pub fn with_timezone(mut self, zone: &Timezone) -> Self {
+        self.1 = zone.clone();
+        self
+    }
+
+    /// The same values and more: a digest's `events`, `count`, … beside
+    /// `route` and `now`.
+    pub(crate) fn with_values(mut self, values: Jinja) -> Self {
+        self.0 = minijinja::context! { ..values, ..self.0 };
+        self
     }
 }
 
 /// Renders a template to text.
 pub fn render(template: &str, context: &Context) -> Result<String, minijinja::Error> {
-    environment().render_str(template, &context.0)
+    environment(&context.1).render_str(template, &context.0)
 }
 
 /// Renders a JSON value: strings are templates, objects and arrays are
@@ -80,7 +121,7 @@ pub fn render_value(value: &Value, context: &Context) -> Result<Value, minijinja
 
 /// Evaluates an expression to JSON (undefined is `null`).
 pub fn eval(expression: &str, context: &Context) -> Result<Value, minijinja::Error> {
-    let env = environment();
+    let env = environment(&context.1);
     let value = env.compile_expression(expression)?.eval(&context.0)?;
     if value.is_undefined() {
         return Ok(Value::Null);
@@ -91,7 +132,7 @@ pub fn eval(expression: &str, context: &Context) -> Result<Value, minijinja::Err
 
 /// Evaluates an expression for its truth.
 pub fn is_true(expression: &str, context: &Context) -> Result<bool, minijinja::Error> {
-    let env = environment();
+    let env = environment(&context.1);
     Ok(env
         .compile_expression(expression)?
         .eval(&context.0)?
@@ -100,12 +141,12 @@ pub fn is_true(expression: &str, context: &Context) -> Result<bool, minijinja::E
 
 /// Whether an expression compiles.
 pub fn check_expression(expression: &str) -> Result<(), minijinja::Error> {
-    environment().compile_expression(expression).map(drop)
+    compiler().compile_expression(expression).map(drop)
 }
 
 /// Whether a template compiles.
 pub fn check_template(template: &str) -> Result<(), minijinja::Error> {
-    environment().template_from_str(template).map(drop)
+    compiler().template_from_str(template).map(drop)
 }
 
 /// The templates of a JSON value that do not compile, by path.
