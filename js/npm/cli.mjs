@@ -684,7 +684,7 @@ function topHelp() {
     'Usage: yunxin-edge [OPTIONS] <COMMAND>',
     '',
     'Commands:',
-    ...commands.map(([name, summary]) => `  ${name.padEnd(width)} ${summary}`),
+    ...commands.map(([name, summary]) => `  ${name.padEnd(width)}${summary}`),
     '',
     'Options:',
     `      --json     ${JSON_FLAG.help}`,
@@ -755,8 +755,10 @@ function baseUrlFrom(flag) {
 // flag parser would have refused it; any other is about the input (exit 1).
 const OPTION_SOURCES = {
   appKey: APP_KEY,
+  AppKey: APP_KEY,
   appSecret: APP_SECRET,
   baseUrl: '--base-url',
+  base_url: '--base-url',
   eventId: '--event-id',
   maxReceivers: '--max-receivers',
   retries: '--retries',
@@ -764,6 +766,7 @@ const OPTION_SOURCES = {
   maxWaitMs: '--max-wait-ms',
   timeoutMs: '--timeout-ms',
   nonce: '--nonce',
+  Nonce: '--nonce',
   now: '--cur-time',
 };
 
@@ -784,7 +787,7 @@ function fromPackage(call, sources = {}) {
 // A YunxinError as a Failure (anything else, a bug, as it is).
 function packageFailure(error, sources = {}) {
   if (!(error instanceof YunxinError)) return error;
-  const source = { ...OPTION_SOURCES, ...sources }[error.field];
+  const source = { ...OPTION_SOURCES, ...sources, ...(sources.baseUrl && { base_url: sources.baseUrl }) }[error.field];
   if (source !== undefined) return Failure.usage('usage', `${source}: ${error.message}`, source);
   return Failure.input(error.code, error.message, error.field, error.limit);
 }
