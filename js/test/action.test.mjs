@@ -275,3 +275,23 @@ test('bad inputs fail the step naming the input (and the limit), before anything
   }
   assert.equal(emu.requests().length, 0);
 });
+
+test('the example workflow uses the Action with its inputs and reads its outputs', () => {
+  const action = readYaml(readFileSync(join(ACTION, 'action.yml'), 'utf8'));
+  const workflow = readFileSync(join(ROOT, 'examples', 'github-actions', 'notify-on-deploy.yml'), 'utf8');
+  // The step that uses the Action, and the keys of its `with:` block.
+  const step = /^( +)uses: yunxin-edge\/yunxin-edge\/action@v1\n\1with:\n((?:\1 +.*\n|\s*\n)+)/m.exec(workflow);
+  assert.ok(step, 'a step uses yunxin-edge/yunxin-edge/action@v1 with inputs');
+  const indent = `${step[1]}  `;
+  const given = step[2]
+    .split('\n')
+    .filter((line) => line.startsWith(indent) && !line.startsWith(`${indent} `) && !line.trimStart().startsWith('#'))
+    .map((line) => line.trim().split(':')[0]);
+  assert.ok(given.length >= 8, given.join());
+  for (const name of given) assert.ok(name in action.inputs, `${name} is not an input of action.yml`);
+  for (const name of ['app-key', 'app-secret', 'sender', 'content']) assert.ok(given.includes(name), `the required input ${name} is given`);
+  // Secrets from the repository's secrets, never written into the file.
+  assert.match(workflow, /app-key: \$\{\{ secrets\.YUNXIN_APP_KEY \}\}/);
+  assert.match(workflow, /app-secret: \$\{\{ secrets\.YUNXIN_APP_SECRET \}\}/);
+  for (const [, output] of workflow.matchAll(/steps\.notify\.outputs\.([a-z-]+)/g)) assert.ok(output in action.outputs, output);
+});
