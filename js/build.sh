@@ -43,7 +43,14 @@ have="$("$wasm_bindgen" --version | awk '{ print $2 }')"
 [ "$want" = "$have" ] || die "wasm-bindgen CLI is $have but the crate uses $want"
 
 step "cargo build (wasm32-unknown-unknown, profile npm)"
-cargo build -p yunxin-edge-js --profile npm --target wasm32-unknown-unknown
+# The same sources give the same .wasm on any machine: its panic locations name the
+# dependencies' source files under $CARGO_HOME, which differs between machines, so that
+# prefix is written as /cargo. (The GitHub Action's committed bundle embeds the .wasm,
+# and js/test/action.test.mjs compares it with a fresh build.) With --target, RUSTFLAGS
+# reach the wasm32 build only, not build scripts.
+cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=${cargo_home%/}=/cargo" \
+  cargo build -p yunxin-edge-js --profile npm --target wasm32-unknown-unknown
 target_dir="$(cargo metadata --format-version 1 --no-deps |
   node -e 'process.stdout.write(JSON.parse(require("fs").readFileSync(0, "utf8")).target_directory)')"
 
