@@ -1007,13 +1007,15 @@ function verdict(report, failOn) {
   return 0;
 }
 function mask(value) {
-  for (const line of value.split(/\r?\n/)) if (line.trim() !== "") process.stdout.write(`::add-mask::${line}
+  for (const line of value.split(/\r?\n/)) if (line.trim() !== "") process.stdout.write(`::add-mask::${commandData(line)}
 `);
 }
 function command(kind, message) {
-  const escaped = message.replaceAll("%", "%25").replaceAll("\r", "%0D").replaceAll("\n", "%0A");
-  process.stdout.write(`::${kind} title=yunxin-edge::${escaped}
+  process.stdout.write(`::${kind} title=yunxin-edge::${commandData(message)}
 `);
+}
+function commandData(text) {
+  return text.replaceAll("%", "%25").replaceAll("\r", "%0D").replaceAll("\n", "%0A");
 }
 function fail(message) {
   command("error", message);

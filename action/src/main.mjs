@@ -236,14 +236,18 @@ function verdict(report, failOn) {
 
 function mask(value) {
   // A mask covers one line: a value of several is masked line by line.
-  for (const line of value.split(/\r?\n/)) if (line.trim() !== '') process.stdout.write(`::add-mask::${line}\n`);
+  for (const line of value.split(/\r?\n/)) if (line.trim() !== '') process.stdout.write(`::add-mask::${commandData(line)}\n`);
 }
 
-// An `::error::` or `::warning::` annotation; the message escaped as the runner
-// requires, so that it stays one command whatever it holds.
+// An `::error::` or `::warning::` annotation that stays one command whatever it holds.
 function command(kind, message) {
-  const escaped = message.replaceAll('%', '%25').replaceAll('\r', '%0D').replaceAll('\n', '%0A');
-  process.stdout.write(`::${kind} title=yunxin-edge::${escaped}\n`);
+  process.stdout.write(`::${kind} title=yunxin-edge::${commandData(message)}\n`);
+}
+
+// A command's data as the runner reads it back: `%`, CR and LF escaped (a mask of a
+// secret holding `%0A` masks that secret, not a line break).
+function commandData(text) {
+  return text.replaceAll('%', '%25').replaceAll('\r', '%0D').replaceAll('\n', '%0A');
 }
 
 function fail(message) {

@@ -295,3 +295,15 @@ test('the example workflow uses the Action with its inputs and reads its outputs
   assert.match(workflow, /app-secret: \$\{\{ secrets\.YUNXIN_APP_SECRET \}\}/);
   for (const [, output] of workflow.matchAll(/steps\.notify\.outputs\.([a-z-]+)/g)) assert.ok(output in action.outputs, output);
 });
+
+test('a secret holding % is masked as the runner reads commands back, and still signs', async (t) => {
+  const secret = 'Per%cent-Secret%0A-91';
+  const emu = await startEmulator({ apps: { [KEY]: secret } });
+  t.after(() => emu.close());
+  const run = await runAction(t, { ...baseInputs(emu), 'app-secret': secret, receivers: 'alice', content: 'x' }, { secret: null });
+  assert.equal(run.code, 0, JSON.stringify(run));
+  // `%` escaped as %25: the runner unescapes it and masks the secret itself.
+  assert.equal(run.stdout.split('\n')[1], '::add-mask::Per%25cent-Secret%250A-91');
+  assert.ok(!run.stdout.split('\n').slice(2).join('\n').includes(secret));
+  assert.deepEqual(emu.deliveryCounts(), { alice: 1 });
+});
