@@ -886,7 +886,8 @@ async function main() {
   } catch (error) {
     if (error instanceof InputError) return fail(error.message);
     if (error instanceof YunxinError) {
-      const name = INPUT_OF_FIELD[error.field] ?? (error.field?.startsWith("receiver_ids") ? "receivers" : void 0);
+      const field = error.field ?? "";
+      const name = Object.hasOwn(INPUT_OF_FIELD, field) ? INPUT_OF_FIELD[field] : field.startsWith("receiver_ids") ? "receivers" : void 0;
       return fail(name === void 0 ? error.message : `input \`${name}\`: ${error.message}`);
     }
     return fail(`internal error in yunxin-edge: ${error?.message ?? error}`);

@@ -63,7 +63,8 @@ async function main() {
   } catch (error) {
     if (error instanceof InputError) return fail(error.message);
     if (error instanceof YunxinError) {
-      const name = INPUT_OF_FIELD[error.field] ?? (error.field?.startsWith('receiver_ids') ? 'receivers' : undefined);
+      const field = error.field ?? '';
+      const name = Object.hasOwn(INPUT_OF_FIELD, field) ? INPUT_OF_FIELD[field] : field.startsWith('receiver_ids') ? 'receivers' : undefined;
       return fail(name === undefined ? error.message : `input \`${name}\`: ${error.message}`);
     }
     // A bug: one line, no stack trace in the annotation.

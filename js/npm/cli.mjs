@@ -450,9 +450,10 @@ function shellQuote(text) {
 async function verifyCommand(flags) {
   const body = readInput(flags.body, '--body');
   const pairs = [...(flags['headers-file'] === undefined ? [] : headersFile(flags['headers-file'])), ...(flags.header ?? [])];
-  // A repeated header's values are joined with ", ", as a request joins them.
-  const headers = {};
-  for (const [name, value] of pairs) headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
+  // A repeated header's values are joined with ", ", as a request joins them. No
+  // prototype: a header may be called anything, `__proto__` too.
+  const headers = Object.create(null);
+  for (const [name, value] of pairs) headers[name] = Object.hasOwn(headers, name) ? `${headers[name]}, ${value}` : value;
   const credentials = credentialsFromEnv();
   const options = { now: flags['now-ms'], toleranceMs: flags['tolerance-secs'] * 1000 };
   try {
@@ -533,7 +534,7 @@ function parseArguments(args) {
   if (first === undefined) throw usageError(`a command is required: ${Object.keys(COMMANDS).join(', ')}`);
   if (first === '--help' || first === '-h' || first === 'help') {
     const topic = first === 'help' ? rest[0] : undefined;
-    if (topic !== undefined && !(topic in COMMANDS)) throw unknownCommand(topic);
+    if (topic !== undefined && !Object.hasOwn(COMMANDS, topic)) throw unknownCommand(topic);
     print(topic === undefined ? topHelp() : commandHelp(topic));
     return {};
   }
@@ -542,7 +543,7 @@ function parseArguments(args) {
     return {};
   }
   if (first.startsWith('-')) throw unexpectedArgument(first, ['json', 'help', 'version']);
-  if (!(first in COMMANDS)) throw unknownCommand(first);
+  if (!Object.hasOwn(COMMANDS, first)) throw unknownCommand(first);
   const flags = parseFlags(first, args.slice(args.indexOf(first) + 1));
   return flags === undefined ? {} : { command: first, flags };
 }
@@ -639,7 +640,7 @@ function unexpectedArgument(arg, names) {
 }
 
 function unknownCommand(name) {
-  if (name in RUST_ONLY) return Failure.usage('usage', `\`${name}\` (it ${RUST_ONLY[name]}) is a command of the Rust tool only: ${RUST_ONLY_WHY}`);
+  if (Object.hasOwn(RUST_ONLY, name)) return Failure.usage('usage', `\`${name}\` (it ${RUST_ONLY[name]}) is a command of the Rust tool only: ${RUST_ONLY_WHY}`);
   const guess = closest(name, Object.keys(COMMANDS));
   return usageError(`unrecognized subcommand '${name}'${guess === undefined ? '' : `; tip: a similar subcommand exists: '${guess}'`}`);
 }
@@ -787,7 +788,8 @@ function fromPackage(call, sources = {}) {
 // A YunxinError as a Failure (anything else, a bug, as it is).
 function packageFailure(error, sources = {}) {
   if (!(error instanceof YunxinError)) return error;
-  const source = { ...OPTION_SOURCES, ...sources, ...(sources.baseUrl && { base_url: sources.baseUrl }) }[error.field];
+  const names = { ...OPTION_SOURCES, ...sources, ...(sources.baseUrl && { base_url: sources.baseUrl }) };
+  const source = Object.hasOwn(names, error.field ?? '') ? names[error.field] : undefined;
   if (source !== undefined) return Failure.usage('usage', `${source}: ${error.message}`, source);
   return Failure.input(error.code, error.message, error.field, error.limit);
 }

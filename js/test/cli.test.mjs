@@ -289,6 +289,8 @@ test('bad arguments are usage errors (exit 2) on one line naming the flag or var
     [['verify-callback', '--header', 'AppKey'], CREDENTIALS, 'AppKey'],
     [['verify-callback', '--header', 'AppKey: K'], CREDENTIALS, '--body'],
     [['sned'], CREDENTIALS, "'send'"],
+    [['toString'], CREDENTIALS, "'toString'"],
+    [['help', 'constructor'], CREDENTIALS, "'constructor'"],
     [[], CREDENTIALS, 'send, sign, verify-callback'],
   ];
   for (const [args, env, named] of cases) {
@@ -477,6 +479,10 @@ test('verify-callback: a genuine callback is ok, each failed check is exit 1 wit
   // A wider tolerance accepts the late one.
   const late = await run(['verify-callback', '--body', body, ...headerFlags(signed), '--now-ms', String(now + 301_000), '--tolerance-secs', '400']);
   assert.equal(late.code, 0, JSON.stringify(late));
+
+  // Header names are data, whatever they are called.
+  const odd = await run(['verify-callback', '--body', body, ...headerFlags(signed), '--header', '__proto__: x', '--header', 'constructor: y', '--json']);
+  assert.equal(odd.code, 0, JSON.stringify(odd));
 
   // A genuine body need not be JSON.
   const plain = join(dir, 'plain.txt');
