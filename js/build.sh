@@ -5,10 +5,14 @@
 #   2. wasm-bindgen's glue, `--target web`: one ES module whose initSync() takes bytes or
 #      a WebAssembly.Module, so one build serves every runtime through tiny entry files;
 #   3. wasm-opt -Oz (binaryen from npm: Debian's is broken);
-#   4. yunxin_edge_bg.wasm.js: the same .wasm as base64 text in an ES module, for the
-#      entries that must not depend on a file next to them (Node, `yunxin-edge/inline`);
-#   5. the hand-written sources (js/npm: package.json, entries, types, README, licenses);
-#   6. node.cjs, the Node build, bundled to CommonJS with esbuild (the .wasm embedded);
+#   4. yunxin_edge_bg.wasm.js: the same .wasm as base64 text in an ES module, the one
+#      embedded copy, for the entries that must not depend on a file next to them
+#      (`yunxin-edge/inline`, and the Node build once a server bundler has moved it);
+#   5. the hand-written sources (js/npm: package.json, entries, types, README, licenses,
+#      the command-line tool cli.mjs);
+#   6. node.cjs, the Node build, bundled to CommonJS with esbuild: the glue and api.js,
+#      but no copy of the .wasm (it reads the file next to it, or requires the base64
+#      module when bundled: js/npm/build/node-entry.js);
 #
 # then prints the packed size and the raw and gzip size of the .wasm.
 # Tools (all installed by scripts/setup and npm; nothing is downloaded here):
@@ -39,7 +43,14 @@ have="$("$wasm_bindgen" --version | awk '{ print $2 }')"
 [ "$want" = "$have" ] || die "wasm-bindgen CLI is $have but the crate uses $want"
 
 step "cargo build (wasm32-unknown-unknown, profile npm)"
-cargo build -p yunxin-edge-js --profile npm --target wasm32-unknown-unknown
+# The same sources give the same .wasm on any machine: its panic locations name the
+# dependencies' source files under $CARGO_HOME, which differs between machines, so that
+# prefix is written as /cargo. (The GitHub Action's committed bundle embeds the .wasm,
+# and js/test/action.test.mjs compares it with a fresh build.) With --target, RUSTFLAGS
+# reach the wasm32 build only, not build scripts.
+cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=${cargo_home%/}=/cargo" \
+  cargo build -p yunxin-edge-js --profile npm --target wasm32-unknown-unknown
 target_dir="$(cargo metadata --format-version 1 --no-deps |
   node -e 'process.stdout.write(JSON.parse(require("fs").readFileSync(0, "utf8")).target_directory)')"
 
@@ -89,18 +100,26 @@ node -e 'const fs = require("fs"); const [wasm, out] = process.argv.slice(1);
   "$staging/yunxin_edge_bg.wasm" "$staging/yunxin_edge_bg.wasm.js"
 
 step "package sources"
-cp "$js_dir"/npm/{package.json,README.md,LICENSE-MIT,LICENSE-APACHE,index.d.ts} "$staging/"
-cp "$js_dir"/npm/{api.js,base64.js,node.mjs,workerd.js,deno.js,browser.js,inline.js,edge-light.js} "$staging/"
-# The same declarations for `require` under TypeScript's node16/nodenext resolution,
-# which reads a .d.ts in a "type": "module" package as ESM only.
+cp "$js_dir"/npm/{package.json,README.md,LICENSE-MIT,LICENSE-APACHE} "$staging/"
+cp "$js_dir"/npm/{api.js,base64.js,node.mjs,workerd.js,deno.js,browser.js,inline.js,edge-light.js,cli.mjs} "$staging/"
+# The declarations once, as index.d.cts (what `require` gets under TypeScript's
+# node16/nodenext resolution, which reads a .d.ts in a "type": "module" package as ESM
+# only), and index.d.ts re-exporting them: ESM declarations may re-export CommonJS ones
+# in every TypeScript, the other way round only from 5.x on (TS1479 in 5.0).
 cp "$js_dir/npm/index.d.ts" "$staging/index.d.cts"
+printf '%s\n' "// The declarations of yunxin-edge are in index.d.cts, for import and require alike." \
+  "export * from './index.cjs';" >"$staging/index.d.ts"
 
 step "esbuild node.cjs"
 # The entry is bundled from inside the package directory so that its imports resolve to
 # the files just assembled, then removed. import.meta is only used by the glue's async
-# loader, which the Node build never calls.
+# loader, which the Node build never calls. The base64 module stays a require() of its
+# own (--external): one copy in the package, which the application's bundler embeds.
+# Whitespace and syntax minified (names kept, for stack traces): its readable sources,
+# api.js and yunxin_edge.js, are in the package beside it.
 cp "$js_dir/npm/build/node-entry.js" "$staging/node-entry.js"
 "$esbuild" "$staging/node-entry.js" --bundle --format=cjs --platform=node --target=node20 \
+  --external:./yunxin_edge_bg.wasm.js --minify-whitespace --minify-syntax \
   --log-level=warning --log-override:empty-import-meta=silent --outfile="$staging/node.cjs"
 rm "$staging/node-entry.js"
 

@@ -11,7 +11,9 @@
 //    MATRIX_JOBS at a time; browser targets share one headless Chromium.
 //
 // A target passes when the README's example printed or answered what a user would
-// check: the receivers delivered, the one unknown account failed.
+// check: the receivers delivered, the one unknown account failed. Two targets run what
+// is not a README block: `npx`, the package's command-line tool from the tarball, and
+// `action`, the GitHub Action's committed bundle (action/dist/index.mjs).
 import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createReadStream } from 'node:fs';
@@ -81,6 +83,30 @@ function run(command, args, { cwd, env = {}, timeoutMs = 240_000 } = {}) {
       children.delete(child);
       if (code === 0) resolve(out);
       else reject(new Error(`${command} ${args.join(' ')} exited with ${code ?? signal}:\n${tail(out)}`));
+    });
+  });
+}
+
+/** Runs a command to completion; resolves to its exit code, stdout and stderr, whatever the code. */
+function capture(command, args, { cwd, env = {}, timeoutMs = 240_000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      cwd,
+      env: { ...process.env, ...SILENT_ENV, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    children.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => stop(child), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      children.delete(child);
+      resolve({ code: code ?? signal, stdout, stderr });
     });
   });
 }
@@ -158,7 +184,8 @@ async function prepare(scratch) {
   cpSync(join(MATRIX, 'package.json'), join(scratch, 'package.json'));
   cpSync(join(MATRIX, 'package-lock.json'), join(scratch, 'package-lock.json'));
   await npm(['ci']);
-  await npm(['install', '--no-save', join(scratch, packed[0].filename)]);
+  const tarball = join(scratch, packed[0].filename);
+  await npm(['install', '--no-save', tarball]);
   // Install scripts stay off (--ignore-scripts) but for bun's, which links its binary
   // (from the @oven/bun-* package npm just installed; nothing is downloaded).
   await run(process.execPath, ['install.js'], { cwd: join(scratch, 'node_modules', 'bun') });
@@ -172,6 +199,7 @@ async function prepare(scratch) {
     mkdirSync(dirname(join(scratch, path)), { recursive: true });
     writeFileSync(join(scratch, path), code);
   }
+  return tarball;
 }
 
 // npm prints lifecycle noise before the JSON of `npm pack --json` at times.
@@ -292,6 +320,62 @@ const TARGETS = {
   'next-webpack': (ctx) => nextApp(ctx, ['--webpack']),
   express: (ctx) => callbackServer(ctx, 'express'),
   hono: (ctx) => callbackServer(ctx, 'hono'),
+
+  async npx(ctx) {
+    // The package's command-line tool from the tarball: `npx yunxin-edge` where the
+    // package is installed, and `npx --package <tarball>` from an empty folder (npx
+    // installs it on its own; the package has no dependencies to fetch).
+    const args = ['send', '--from', 'ops-bot', '--to', NOTIFICATION.receiver_ids.join(','), '--content', NOTIFICATION.content, '--json'];
+    const empty = join(ctx.scratch, 'npx-empty');
+    mkdirSync(empty);
+    const runs = [
+      ['npx yunxin-edge', ctx.scratch, ['--no-install', 'yunxin-edge']],
+      ['npx --package <tarball> yunxin-edge', empty, ['--yes', '--prefer-offline', '--package', ctx.tarball, 'yunxin-edge']],
+    ];
+    for (const [what, cwd, npxArgs] of runs) {
+      const out = await capture('npx', [...npxArgs, ...args], { cwd, env: nodeEnv(ctx) });
+      // Exit 3: ghost-1 is not delivered; the report on stdout, the reason on stderr.
+      if (out.code !== 3 || !out.stderr.endsWith('yunxin-edge: 1 of 3 receivers not delivered\n')) {
+        throw new Error(`${what}: exit ${out.code}\n${tail(out.stdout)}\n${tail(out.stderr)}`);
+      }
+      expectReport(JSON.parse(out.stdout), what, { ...EXPECTED_REPORT, calls: 1 });
+      if (out.stdout.includes(APP_SECRET) || out.stderr.includes(APP_SECRET)) throw new Error(`${what} printed the secret`);
+    }
+  },
+
+  async action(ctx) {
+    // The GitHub Action's committed bundle, as the runner runs it: node, INPUT_*
+    // variables, its outputs and summary written to the files the runner names.
+    const workspace = join(ctx.scratch, 'action-workspace');
+    mkdirSync(workspace);
+    const outputFile = join(workspace, 'github_output');
+    const summaryFile = join(workspace, 'github_step_summary');
+    writeFileSync(outputFile, '');
+    writeFileSync(summaryFile, '');
+    const inputs = {
+      'app-key': APP_KEY,
+      'app-secret': APP_SECRET,
+      sender: NOTIFICATION.sender_id,
+      receivers: NOTIFICATION.receiver_ids.join('\n'),
+      content: NOTIFICATION.content,
+      'base-url': ctx.emulator.url,
+      'fail-on': 'never',
+    };
+    const env = { GITHUB_OUTPUT: outputFile, GITHUB_STEP_SUMMARY: summaryFile };
+    for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.toUpperCase()}`] = value;
+    const out = await capture(process.execPath, [join(ROOT, 'action', 'dist', 'index.mjs')], { cwd: workspace, env });
+    if (out.code !== 0) throw new Error(`the Action's entry exited ${out.code}:\n${tail(out.stdout)}\n${tail(out.stderr)}`);
+    const written = readFileSync(outputFile, 'utf8');
+    const report = /^report<<(\S+)\n(.*)\n\1$/m.exec(written)?.[2];
+    if (report === undefined) throw new Error(`no report output in GITHUB_OUTPUT:\n${written}`);
+    expectReport(JSON.parse(report), "the Action's report output");
+    for (const [name, count] of [['delivered', 2], ['failed', 1], ['unknown', 0]]) {
+      if (!new RegExp(`^${name}<<(\\S+)\\n${count}\\n\\1$`, 'm').test(written)) throw new Error(`output ${name} is not ${count}:\n${written}`);
+    }
+    if (!readFileSync(summaryFile, 'utf8').startsWith('### Yunxin notification: 2 of 3 receivers delivered\n')) {
+      throw new Error(`the job summary:\n${readFileSync(summaryFile, 'utf8')}`);
+    }
+  },
 
   async tsc(ctx) {
     // `tsc --strict` with `lib: ["es2022"]` only: no DOM, no @types/node.
@@ -460,7 +544,7 @@ async function main() {
   let failures = 0;
   let passed = 0;
   try {
-    await prepare(scratch);
+    ctx.tarball = await prepare(scratch);
     console.log(`ok    install                 ${seconds(started)}  (${scratch})`);
     const queue = [...names];
     const worker = async () => {

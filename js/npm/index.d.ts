@@ -92,6 +92,13 @@ export interface BatchNotification {
   notification_config?: NotificationConfig | undefined;
 }
 
+/**
+ * A notification as an object, or as its JSON text in bytes (a request body, a file read
+ * with `readFileSync`), which the core parses as it is: a syntax error names its line
+ * and column, and the numbers of an object `content` keep every digit.
+ */
+export type NotificationInput = BatchNotification | ArrayBuffer | ArrayBufferView;
+
 /** A point in time: milliseconds since 1970 (like `Date.now()`) or a `Date`. */
 export type Instant = number | Date;
 
@@ -376,6 +383,27 @@ export interface DeliveryProgress {
 export interface SendProgress extends DeliveryProgress {
   /** Attempts (calls sent) that have settled so far. */
   attempts: number;
+  /** The attempt that has just settled. */
+  last: SettledAttempt;
+}
+
+/** One attempt of {@link send}'s, once it has settled. */
+export interface SettledAttempt {
+  /**
+   * The call's position in the plan, from 0. A follow-up call for receivers a partial
+   * failure named retryable keeps the number of the call they came from.
+   */
+  call: number;
+  /** 1 for a call's first attempt; each retry or follow-up of it counts on. */
+  attempt: number;
+  /** Its `X-custom-traceid`. */
+  traceId: string;
+  /** How many receivers it was for. */
+  receivers: number;
+  /** What became of it. */
+  outcome: Outcome;
+  /** What the delivery made of that: a retry at `at_ms`, or done with the call. */
+  recorded: Recorded;
 }
 
 /** Options of {@link send}. Any other name is refused (code `invalid`). */
@@ -473,7 +501,7 @@ export declare class Delivery {
    * Validates and plans the notification; nothing is sent yet.
    * @throws {YunxinError} invalid input: the notification, an option, an unknown option name.
    */
-  constructor(credentials: Credentials, notification: BatchNotification, options?: DeliveryOptions);
+  constructor(credentials: Credentials, notification: NotificationInput, options?: DeliveryOptions);
   /** What to do next; poll again after a `send` to start more attempts at once. */
   poll(nowMs?: number): DeliveryAction;
   /**
@@ -621,7 +649,7 @@ export declare function signHeaders(credentials: Credentials, options?: SignOpti
  */
 export declare function buildBatchRequests(
   credentials: Credentials,
-  notification: BatchNotification,
+  notification: NotificationInput,
   options?: BuildOptions,
 ): BatchRequest[];
 
@@ -648,7 +676,7 @@ export interface ValidatedNotification {
  * @throws {YunxinError} invalid input, with `code`, `field` and `limit`.
  */
 export declare function validateNotification(
-  notification: BatchNotification,
+  notification: NotificationInput,
   options?: ValidateOptions,
 ): ValidatedNotification;
 
@@ -727,7 +755,7 @@ export declare function mergeReport(parts: readonly ReportPart[]): Report;
  */
 export declare function send(
   credentials: Credentials,
-  notification: BatchNotification,
+  notification: NotificationInput,
   options?: SendOptions,
 ): Promise<Report>;
 

@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -47,18 +48,48 @@ test('the exports map: one entry per runtime, types for import and require', () 
   assert.equal(pkg.license, 'MIT OR Apache-2.0');
 });
 
-test('no entry reads a file by path: the Node build embeds the WebAssembly', () => {
-  // A server bundle moves node.cjs away from the package directory: nothing in it may
-  // depend on __dirname, node:fs or import.meta.
+test('the Node build holds no copy of the WebAssembly: the .wasm file, or the base64 module a bundler follows', () => {
   const nodeBuild = readFileSync(join(PKG_DIR, 'node.cjs'), 'utf8');
-  assert.doesNotMatch(nodeBuild, /__dirname|node:fs|require\(["']fs["']\)|readFileSync|import\.meta/);
-  // The glue's own default URL is gone: only browser.js asks bundlers for the asset.
-  assert.doesNotMatch(readFileSync(join(PKG_DIR, 'yunxin_edge.js'), 'utf8'), /import\.meta/);
   const wasm = readFileSync(join(PKG_DIR, 'yunxin_edge_bg.wasm'));
   const embedded = /export default "([A-Za-z0-9+/=]+)";/.exec(readFileSync(join(PKG_DIR, 'yunxin_edge_bg.wasm.js'), 'utf8'));
   assert.ok(embedded, 'yunxin_edge_bg.wasm.js exports the base64 text');
   assert.ok(Buffer.from(embedded[1], 'base64').equals(wasm), 'the embedded module is the .wasm file');
-  assert.ok(nodeBuild.includes(embedded[1]), 'node.cjs embeds the same module');
+  assert.ok(!nodeBuild.includes(embedded[1].slice(0, 4096)), 'node.cjs embeds no copy of its own');
+  // A static require() that server bundlers follow to embed the base64 module.
+  assert.match(nodeBuild, /require\("\.\/yunxin_edge_bg\.wasm\.js"\)/);
+  assert.doesNotMatch(nodeBuild, /import\.meta/);
+  // The glue's own default URL is gone: only browser.js asks bundlers for the asset.
+  assert.doesNotMatch(readFileSync(join(PKG_DIR, 'yunxin_edge.js'), 'utf8'), /import\.meta/);
+});
+
+test('node.cjs run from the package reads the .wasm file next to it, and only that', async () => {
+  const { stdout } = await run(process.execPath, [
+    '-e',
+    `const fs = require('node:fs');
+     const read = fs.readFileSync;
+     const files = [];
+     fs.readFileSync = (path, ...rest) => (files.push(require('node:path').basename(String(path))), read(path, ...rest));
+     const loaded = [];
+     const { checksum } = require(${JSON.stringify(join(PKG_DIR, 'node.cjs'))});
+     for (const id of Object.keys(require.cache)) loaded.push(require('node:path').basename(id));
+     console.log(files.filter((f) => f.includes('wasm')).join(), loaded.includes('yunxin_edge_bg.wasm.js'), ${VECTOR});`,
+  ]);
+  assert.equal(stdout.trim(), `yunxin_edge_bg.wasm false ${EXPECTED}`);
+});
+
+test('a server bundle of the Node build carries the base64 module and runs anywhere', { timeout: 60_000 }, async (t) => {
+  // esbuild --platform=node, CommonJS (a __dirname without the .wasm) and ESM (no
+  // __dirname at all), each run from a folder of its own without node_modules.
+  linkPackage();
+  const { build } = await import('esbuild');
+  const dir = mkdtempSync(join(tmpdir(), 'yunxin-edge-bundle-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const contents = `import { checksum } from 'yunxin-edge';\nconsole.log(${VECTOR});\n`;
+  for (const [format, file] of [['cjs', 'bundle.cjs'], ['esm', 'bundle.mjs']]) {
+    await build({ stdin: { contents, resolveDir: TEST_DIR }, bundle: true, platform: 'node', format, outfile: join(dir, file), logLevel: 'warning' });
+    const { stdout } = await run(process.execPath, [file], { cwd: dir });
+    assert.equal(stdout.trim(), EXPECTED, format);
+  }
 });
 
 test('conditions resolve to their entries', async () => {

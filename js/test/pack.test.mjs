@@ -23,6 +23,7 @@ const INTENDED_FILES = [
   'api.js',
   'base64.js',
   'browser.js',
+  'cli.mjs',
   'deno.js',
   'edge-light.js',
   'index.d.cts',
@@ -43,6 +44,34 @@ test('npm pack --dry-run lists only the intended files', async (t) => {
   assert.equal(pack.name, 'yunxin-edge');
   assert.deepEqual(pack.files.map((f) => f.path).sort(), INTENDED_FILES);
   t.diagnostic(`packed ${pack.size} bytes, unpacked ${pack.unpackedSize} bytes, ${pack.entryCount} files`);
+});
+
+// What issue 22 asked of the tarball: the WebAssembly once as the .wasm file and at most
+// once more, as the base64 copy that the Node build (when bundled) and `inline` share.
+const MAX_UNPACKED_BYTES = 900_000;
+const MAX_WASM_COPIES = 2;
+
+test('the tarball unpacks under 900 KB, with the WebAssembly in it at most twice', async (t) => {
+  const { stdout } = await npm(['pack', '--dry-run', '--json'], PKG_DIR);
+  const [pack] = JSON.parse(stdout);
+  assert.ok(pack.unpackedSize < MAX_UNPACKED_BYTES, `unpacked ${pack.unpackedSize} bytes, over ${MAX_UNPACKED_BYTES}`);
+
+  // A copy is the bytes themselves or their base64 text, whole or in part: 4 KB from
+  // the middle of the module are looked for in every file of the tarball. Offset and
+  // length are multiples of 3, so that their base64 is a substring of the whole's.
+  const wasm = readFileSync(join(PKG_DIR, 'yunxin_edge_bg.wasm'));
+  const middle = Math.floor(wasm.length / 2 / 3) * 3;
+  const raw = wasm.subarray(middle, middle + 4095);
+  const base64 = raw.toString('base64');
+  const copies = pack.files
+    .map((f) => f.path)
+    .filter((path) => {
+      const bytes = readFileSync(join(PKG_DIR, path));
+      return bytes.includes(raw) || bytes.includes(base64);
+    });
+  t.diagnostic(`the WebAssembly is in ${copies.join(', ')}; unpacked ${pack.unpackedSize} bytes`);
+  assert.deepEqual(copies.sort(), ['yunxin_edge_bg.wasm', 'yunxin_edge_bg.wasm.js']);
+  assert.ok(copies.length <= MAX_WASM_COPIES);
 });
 
 // The first ```js block of the README's "## Node" section, verbatim.

@@ -400,6 +400,58 @@ test('onProgress: counts after every attempt, from the same state machine as the
   assert.equal(report.delivered.length, 1200);
 });
 
+test('onProgress: `last` is the attempt that settled, with the outcome and what the delivery made of it', async (t) => {
+  const emu = await emulator(t);
+  emu.injectFaults([{ kind: 'http502', count: 1 }, { kind: 'receiver-code', code: 102503, accounts: ['user3'], count: 1 }]);
+  const seen = [];
+  const report = await send(credentials, notification([...receivers(600), 'ghost-1']), {
+    baseUrl: emu.url,
+    concurrency: 1,
+    retryDelayMs: 0,
+    onProgress: ({ last }) => seen.push(last),
+  });
+  assert.equal(report.delivered.length, 600);
+
+  // In the order the core chose; each found by its call and attempt number.
+  const find = (call, attempt) => seen.find((last) => last.call === call && last.attempt === attempt);
+  const [first, retry, followUp, second] = [find(0, 1), find(0, 2), find(0, 3), find(1, 1)];
+  assert.equal(seen.length, 4);
+  // Call 0 refused by a 502, retried under its trace id, then partially failed.
+  assert.deepEqual([first.call, first.attempt, first.receivers, first.outcome.kind, first.recorded.recorded], [0, 1, 500, 'transport', 'retry']);
+  assert.equal(first.outcome.http_status, 502);
+  assert.ok(Number.isSafeInteger(first.recorded.at_ms));
+  assert.deepEqual([retry.call, retry.attempt, retry.outcome.kind, retry.recorded.recorded], [0, 2, 'partial_failure', 'retry']);
+  assert.equal(retry.traceId, first.traceId);
+  assert.deepEqual(retry.outcome.failed, [{ account_id: 'user3', error_code: 102503, error_msg: 'server busy' }]);
+  // Call 1: ghost-1 fails for good, nothing to retry.
+  assert.deepEqual([second.call, second.attempt, second.receivers, second.outcome.kind], [1, 1, 101, 'partial_failure']);
+  assert.deepEqual(second.recorded, { recorded: 'done', gave_up: false });
+  // user3 alone, in a follow-up of call 0 under a trace id of its own.
+  assert.deepEqual([followUp.call, followUp.attempt, followUp.receivers, followUp.outcome.kind], [0, 3, 1, 'delivered']);
+  assert.notEqual(followUp.traceId, first.traceId);
+  assert.deepEqual(
+    emu.requests().map((r) => r.traceId),
+    seen.map((last) => last.traceId),
+  );
+});
+
+test('a notification given as JSON bytes goes to the core as it is', async (t) => {
+  const emu = await emulator(t);
+  const body = '{"sender_id":"ops-bot","receiver_ids":["alice"],"content":{"n":123456789012345678901234567890}}';
+  const report = await send(credentials, new TextEncoder().encode(body), { baseUrl: emu.url });
+  assert.deepEqual(report.delivered, ['alice']);
+  // Every digit of the number: JSON.parse would have rounded it.
+  assert.equal(emu.deliveries()[0].content, '{"n":123456789012345678901234567890}');
+
+  await assert.rejects(send(credentials, Buffer.from('{"sender_id": "ops-bot",\n "receiver_ids": [}'), { baseUrl: emu.url }), (error) => {
+    assert.ok(error instanceof YunxinError);
+    assert.equal(error.code, 'malformed_json');
+    assert.match(error.message, /line 2 column/);
+    return true;
+  });
+  assert.equal(emu.requests().length, 1);
+});
+
 test('onProgress that throws stops sending; send() rejects with that very error', async (t) => {
   const emu = await emulator(t);
   const mine = new Error('stop here');

@@ -30,9 +30,18 @@ const pending: Promise<Report> = send(credentials, notification, {
   onProgress: (progress) => {
     seen.push(progress);
     const settled: number = progress.total - progress.pending;
-    void settled;
+    // The attempt that settled: which call, what became of it, what follows.
+    const { call, attempt, traceId, receivers, outcome, recorded } = progress.last;
+    const retryAt: number | undefined = recorded.recorded === 'retry' ? recorded.at_ms : undefined;
+    const failed: number = outcome.kind === 'partial_failure' ? outcome.failed.length : 0;
+    void [settled, call, attempt, traceId.length, receivers, retryAt, failed];
   },
 });
+// A notification as its JSON text in bytes (a request body, a file).
+declare const body: Uint8Array;
+const fromBytes: Promise<Report> = send(credentials, body);
+const fromBuffer = new Delivery(credentials, new ArrayBuffer(0));
+fromBuffer.free();
 
 const headers: SignedCallbackHeaders = signYunxinCallback(credentials, '{"eventType":"1"}', { now: 0 });
 const event: YunxinCallbackEvent = verifyYunxinCallback(credentials, headers, new Uint8Array());
@@ -50,7 +59,9 @@ const planned: number = inlineBuild(credentials, notification).length;
 
 // @ts-expect-error a misspelt option is a type error too
 void send(credentials, notification, { baseURL: 'https://x' });
+// @ts-expect-error a notification is an object or bytes, not JSON text in a string
+void send(credentials, '{"sender_id":"ops"}');
 // @ts-expect-error onProgress is called with counts, not a report
 void send(credentials, notification, { onProgress: (progress: Report) => progress });
 
-export { pending, kind, mine, counts, planned };
+export { pending, kind, mine, counts, planned, fromBytes };
