@@ -8,7 +8,8 @@ use std::fmt::{self, Display, Write};
 
 use crate::web::{age, clock_ms, duration, encode, thousands, utc};
 use yunxin_edge::DeliveryState;
-use yunxin_edge_index::{AttemptRow, EventDetail, EventStatus, Listed, Page, Receivers};
+use yunxin_edge_index::{AttemptRow, EventDetail, EventStatus, HeldEvent, Listed, Page, Receivers};
+use yunxin_edge_routes::storm::Disposition;
 
 /// Writes into a `String` (which cannot fail).
 macro_rules! w {
@@ -131,6 +132,8 @@ pub enum Section {
     Events,
     /// The quota chart.
     Quota,
+    /// The silences.
+    Silences,
     /// Neither.
     Other,
 }
@@ -170,12 +173,14 @@ pub fn layout(title: &str, chrome: Option<Chrome<'_>>, main: &str) -> String {
             out,
             "<nav aria-label=\"Dashboard\"><ul>\
              <li><a href=\"/dashboard\"{}>Events</a></li>\
-             <li><a href=\"/dashboard/quota\"{}>Quota</a></li></ul></nav>\
+             <li><a href=\"/dashboard/quota\"{}>Quota</a></li>\
+             <li><a href=\"/dashboard/silences\"{}>Silences</a></li></ul></nav>\
              <form method=\"post\" action=\"/dashboard/logout\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Sign out</button> \
              <button type=\"submit\" name=\"scope\" value=\"everywhere\" title=\"Signs out every browser signed in with the status token\">End all sessions</button></form>",
             current(Section::Events),
             current(Section::Quota),
+            current(Section::Silences),
             E(chrome.logout_csrf)
         );
     }
@@ -509,6 +514,99 @@ fn event_row(out: &mut String, event: &Listed, now_ms: u64) {
     );
 }
 
+/// What a route's storm settings did to a sent event: the receivers its
+/// throttle held back, or the events a digest carries.
+fn storm_facts(out: &mut String, detail: &EventDetail) {
+    if let Some(Disposition::Throttled { throttled, .. }) = &detail.disposition {
+        w!(
+            out,
+            "<h2 id=\"throttled\">Throttled ({})</h2><p>Not sent: over the route's throttle.</p>\
+             <div class=\"wrap\"><table aria-labelledby=\"throttled\"><thead><tr>\
+             <th scope=\"col\">Receiver</th><th scope=\"col\">Throttle opens</th></tr></thead><tbody>",
+            thousands(throttled.len() as u64)
+        );
+        for held in throttled.iter().take(MAX_ROWS) {
+            w!(
+                out,
+                "<tr><td><code>{}</code></td><td>{} UTC</td></tr>",
+                E(held.account_id.as_str()),
+                time_tag(held.opens_at_ms, &utc(held.opens_at_ms).0)
+            );
+        }
+        out.push_str("</tbody></table></div>");
+    }
+    if !detail.digest_of.is_empty() {
+        w!(
+            out,
+            "<h2 id=\"digest\">A digest of {} events</h2><ul class=\"ids\" aria-labelledby=\"digest\">",
+            thousands(detail.digest_of.len() as u64)
+        );
+        for id in detail.digest_of.iter().take(MAX_ROWS) {
+            w!(
+                out,
+                "<li><a href=\"{}\">{}</a></li>",
+                E(&event_path(id)),
+                E(id)
+            );
+        }
+        out.push_str("</ul>");
+    }
+}
+
+/// In words, what a route's storm settings made of an event.
+pub fn disposition_text(disposition: &Disposition) -> String {
+    match disposition {
+        Disposition::Send => "sent".into(),
+        Disposition::Silenced { silence_id, .. } => {
+            format!("silenced by silence {}", silence_id.as_str())
+        }
+        Disposition::Deferred {
+            until_ms,
+            quiet_hours,
+        } => format!(
+            "deferred by quiet hours {quiet_hours} until {} UTC",
+            utc(*until_ms).0
+        ),
+        Disposition::Dropped { quiet_hours } => format!("dropped by quiet hours {quiet_hours}"),
+        Disposition::Digested(digested) => format!(
+            "collected into digest {}, sent by {} UTC",
+            digested.digest_id.as_str(),
+            utc(digested.closes_at_ms).0
+        ),
+        Disposition::Throttled { throttled, .. } => {
+            format!("{} receivers over the route's throttle", throttled.len())
+        }
+        _ => disposition.name().into(),
+    }
+}
+
+/// `/dashboard/events/{id}` of an event the route held: what became of it.
+pub fn held_page(chrome: Chrome<'_>, held: &HeldEvent) -> String {
+    let id = &held.event_id;
+    let mut main = format!(
+        "<p class=\"crumbs\"><a href=\"/dashboard\">Events</a> <span aria-hidden=\"true\">›</span> \
+         <span class=\"mono\">{}</span></p><h1>Event <code>{}</code></h1>\
+         <dl class=\"facts\"><div><dt>State</dt><dd><span class=\"badge plain\">Held</span></dd></div>\
+         <div><dt>Route</dt><dd>{}</dd></div></dl>\
+         <p class=\"callout note\">Accepted, and nothing was sent for it: {}.</p>",
+        E(id),
+        E(id),
+        route_cell(Some(&held.route)),
+        E(&disposition_text(&held.disposition))
+    );
+    if let Some(url) = &held.digest_status_url
+        && let Disposition::Digested(digested) = &held.disposition
+    {
+        w!(
+            main,
+            "<p><a class=\"button\" href=\"{}\">Its digest</a> <span class=\"muted\">{}</span></p>",
+            E(&event_path(digested.digest_id.as_str())),
+            E(url)
+        );
+    }
+    layout(&format!("Event {id}"), Some(chrome), &main)
+}
+
 /// `/dashboard/events/{id}`: each receiver's outcome, the attempts, the
 /// last error, and the retry form (with `retry_csrf`, its CSRF token).
 pub fn event_page(
@@ -597,6 +695,7 @@ pub fn event_page(
             if calls.len() == 1 { "it" } else { "them" }
         );
     }
+    storm_facts(&mut main, detail);
     attempts(&mut main, detail);
     receivers_section(&mut main, event);
     layout(&format!("Event {id}"), Some(chrome), &main)

@@ -18,6 +18,7 @@ pub mod html;
 pub mod metrics;
 pub mod quota;
 pub mod session;
+pub mod silences;
 pub mod web;
 
 #[cfg(test)]

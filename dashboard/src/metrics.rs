@@ -28,6 +28,14 @@ const HELP: &[(&str, &str)] = &[
     ),
     ("attempts_retried", "Calls attempted again, by route."),
     (
+        "events_held",
+        "Events a route's silences or storm settings held (silenced, deferred, dropped, digested, throttled), by route and disposition.",
+    ),
+    (
+        "receivers_throttled",
+        "Receivers not sent to because they were over a route's throttle, by route.",
+    ),
+    (
         "calls_dead_lettered",
         "Calls moved to the dead-letter queue, by route.",
     ),

@@ -14,7 +14,7 @@ mod stats;
 mod view;
 
 pub use stats::{Counter, EndpointHealth, Histogram, Minute, Stats};
-pub use view::{EventDetail, EventStatus};
+pub use view::{EventDetail, EventStatus, EventView, Held, HeldEvent};
 
 use serde::{Deserialize, Serialize};
 use yunxin_edge::{Counts, DeliveryState};
@@ -93,6 +93,16 @@ pub enum Entry {
         dead_lettered: bool,
         /// Receivers sent again by a replay.
         replayed: usize,
+    },
+    /// A route's event was held by its silences or storm settings (all of
+    /// it, or the receivers over its throttle).
+    Held {
+        /// The route.
+        route: String,
+        /// `silenced`, `deferred`, `dropped`, `digested` or `throttled`.
+        disposition: String,
+        /// Receivers held back by the throttle.
+        throttled: usize,
     },
     /// A measured wait: how long a queue message waited for its consumer
     /// (`queue_lag`), or an attempt for its pacing slot (`pacer_wait`).

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use yunxin_edge::delivery::Status;
+use yunxin_edge_routes::storm::Disposition;
 
 use crate::AttemptRow;
 
@@ -38,4 +39,48 @@ pub struct EventDetail {
     pub route: Option<String>,
     /// Every attempt, in order.
     pub attempts: Vec<AttemptRow>,
+    /// What the route's throttle made of it, when it held some receivers
+    /// back (`throttled`, each with when its throttle opens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disposition: Option<Disposition>,
+    /// For a digest: the ids of the events it carries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub digest_of: Vec<String>,
+}
+
+/// `GET /v1/events/{id}` of a route's event that was accepted and held by
+/// the route's silences or storm settings: nothing was sent for it now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldEvent {
+    /// The event's id.
+    pub event_id: String,
+    /// The route it came by.
+    pub route: String,
+    /// Always `held`.
+    pub state: Held,
+    /// What became of it: silenced (by which silence), dropped or deferred
+    /// (by which quiet hours), digested (into which digest), throttled.
+    pub disposition: Disposition,
+    /// For a digested event: its digest's status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest_status_url: Option<String>,
+}
+
+/// The state of a [`HeldEvent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Held {
+    /// Accepted, nothing sent now.
+    Held,
+}
+
+/// What `GET /v1/events/{id}` answers: an event that is being or was sent,
+/// or one held.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EventView {
+    /// Sent, or being sent.
+    Sent(Box<EventDetail>),
+    /// Held by the route's silences or storm settings.
+    Held(Box<HeldEvent>),
 }

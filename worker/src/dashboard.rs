@@ -23,6 +23,7 @@ use serde_json::json;
 use worker::{Date, Env, Headers, Method, Request, Response, console_log};
 use yunxin_edge_dashboard::html::{self, Chrome, Filters, Flash, Section, event_path, problem};
 use yunxin_edge_dashboard::session::{self, Keys, SESSION_COOKIE, SESSION_ID_BYTES, Session};
+use yunxin_edge_dashboard::silences as silences_html;
 use yunxin_edge_dashboard::web::{
     self, Page, after_login, cookie, event_id, field, form, login_location,
 };
@@ -32,8 +33,9 @@ use crate::config::{Config, optional};
 use crate::error::RelayError;
 use crate::events::EventClient;
 use crate::guard::{self, TokenCheck};
-use crate::operator;
 use crate::webhook::EventId;
+use crate::{hooks, operator, silences};
+use yunxin_edge_index::EventView;
 
 /// A form's body is a few short fields.
 const MAX_FORM_BYTES: usize = 4096;
@@ -206,6 +208,33 @@ async fn handle(mut req: Request, env: &Env, now_ms: u64) -> worker::Result<Page
                 Err(e) => failed(chrome, &e),
             })
         }
+        ("/dashboard/silences", Method::Get | Method::Head) => {
+            silences_page(env, &keys, &session, chrome, now_ms, None).await
+        }
+        ("/dashboard/silences", Method::Post) => {
+            if !keys.check_csrf(&session, "silence", field(&posted, "csrf").unwrap_or("")) {
+                return Ok(csrf_refused(chrome));
+            }
+            create_silence(env, &keys, &session, chrome, &posted, now_ms).await
+        }
+        (path, method) if path.starts_with("/dashboard/silences/") => {
+            let Some(id) = path["/dashboard/silences/".len()..].strip_suffix("/end") else {
+                return Ok(Page::html(
+                    404,
+                    problem(Some(chrome), "Not found", "There is no such page."),
+                ));
+            };
+            if method != Method::Post {
+                return Ok(not_allowed("POST"));
+            }
+            let purpose = format!("end-silence:{id}");
+            if !keys.check_csrf(&session, &purpose, field(&posted, "csrf").unwrap_or("")) {
+                return Ok(csrf_refused(chrome));
+            }
+            silences::remove(env, id).await.map_err(to_worker)?;
+            console_log!("{}", json!({ "dashboard": "silence ended" }));
+            Ok(Page::redirect(303, "/dashboard/silences"))
+        }
         ("/dashboard/logout", Method::Post) => {
             if !keys.check_csrf(&session, "logout", field(&posted, "csrf").unwrap_or("")) {
                 return Ok(csrf_refused(chrome));
@@ -347,6 +376,77 @@ async fn sign_in(
     Ok(Page::redirect(303, next).with_header("Set-Cookie", session::set_cookie(&value)))
 }
 
+/// `/dashboard/silences`, with `problem` above the form after a refusal.
+async fn silences_page(
+    env: &Env,
+    keys: &Keys,
+    session: &Session,
+    chrome: Chrome<'_>,
+    now_ms: u64,
+    problem_shown: Option<&str>,
+) -> worker::Result<Page> {
+    let (listed, routes) = match (silences::all(env).await, hooks::routes(env)) {
+        (Ok(listed), Ok(routes)) => (listed, routes),
+        (Err(e), _) => return Ok(failed(chrome, &e)),
+        (_, Err(e)) => return Ok(failed(chrome, &RelayError::from(e))),
+    };
+    let names: Vec<&str> = routes.iter().map(|(name, _)| name).collect();
+    let status = if problem_shown.is_some() { 422 } else { 200 };
+    Ok(Page::html(
+        status,
+        silences_html::page(
+            chrome,
+            &listed,
+            &names,
+            &keys.csrf(session, "silence"),
+            |id| keys.csrf(session, &format!("end-silence:{id}")),
+            now_ms,
+            problem_shown,
+        ),
+    ))
+}
+
+/// `POST /dashboard/silences`: the form as the API's body, made and kept
+/// the same way (`POST /v1/silences`), or the page again with the problem.
+async fn create_silence(
+    env: &Env,
+    keys: &Keys,
+    session: &Session,
+    chrome: Chrome<'_>,
+    fields: &[(String, String)],
+    now_ms: u64,
+) -> worker::Result<Page> {
+    let minutes: u64 = field(fields, "minutes")
+        .and_then(|m| m.parse().ok())
+        .filter(|m| silences_html::DURATIONS.iter().any(|(d, _)| d == m))
+        .unwrap_or(60);
+    let body = json!({
+        "route": field(fields, "route").unwrap_or(""),
+        "matcher": field(fields, "matcher").unwrap_or(""),
+        "ends_at": now_ms / 1000 + minutes * 60,
+        "comment": field(fields, "comment").unwrap_or(""),
+    });
+    match silences::make(env, body.to_string().as_bytes(), now_ms).await {
+        Ok(Ok(_)) => {
+            console_log!("{}", json!({ "dashboard": "silence made" }));
+            Ok(Page::redirect(303, "/dashboard/silences"))
+        }
+        Ok(Err((_, error))) => {
+            let shown = format!(
+                "Not silenced: `{}` {}",
+                error["field"].as_str().unwrap_or("body"),
+                error["message"].as_str().unwrap_or("is refused")
+            );
+            silences_page(env, keys, session, chrome, now_ms, Some(&shown)).await
+        }
+        Err(e) => Ok(failed(chrome, &e)),
+    }
+}
+
+fn to_worker(e: RelayError) -> worker::Error {
+    worker::Error::RustError(e.to_string())
+}
+
 /// The page for a Worker error: its status, and its message (which names
 /// what is wrong, never a secret).
 fn failed(chrome: Chrome<'_>, error: &RelayError) -> Page {
@@ -383,13 +483,14 @@ async fn event(
         ));
     };
     Ok(match operator::event_detail(env, &id).await {
-        Ok(Some(detail)) => {
+        Ok(Some(EventView::Sent(detail))) => {
             let csrf = keys.csrf(session, &format!("retry:{id}"));
             with_flash(
                 Page::html(200, html::event_page(chrome, &detail, &csrf, now_ms, flash)),
                 flash,
             )
         }
+        Ok(Some(EventView::Held(held))) => Page::html(200, html::held_page(chrome, &held)),
         Ok(None) => Page::html(
             404,
             problem(Some(chrome), "Not found", "There is no such event."),

@@ -15,15 +15,19 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use worker::{Date, Env, Request, console_log};
 use yunxin_edge::{Plan, PlanOptions};
+use yunxin_edge_routes::storm::Disposition;
 use yunxin_edge_routes::{
-    Event, Groups, Rendered, Route, RouteError, Routes, Scheme, Secret, Signed, VerifyError,
+    Event, Groups, RenderOptions, Rendered, Route, RouteError, Routes, Scheme, Secret, Signed,
+    VerifyError,
 };
 
 use crate::body;
 use crate::config::{Config, MAX_BODY_BYTES, optional};
 use crate::error::RelayError;
+use crate::index;
 use crate::intake::{Accepted, Answer};
 use crate::query::Query;
+use crate::storm::{Incoming, StormClient};
 use crate::webhook::EventId;
 
 /// What a hook request turns into.
@@ -45,7 +49,7 @@ pub async fn accept(
     let dry_run = query.flag("dry_run")?.unwrap_or(false);
     let body = body::read(&mut req, MAX_BODY_BYTES, config.body_deadline_ms).await?;
     let headers: BTreeMap<String, String> = req.headers().entries().collect();
-    let (notification, json, event_id) = match hook(env, route_name, &headers, &body)? {
+    let (mut notification, json, event_id) = match hook(env, route_name, &headers, &body)? {
         Rendered::Notification {
             notification,
             json,
@@ -56,18 +60,59 @@ pub async fn accept(
     let event_id = EventId::parse(&event_id)
         .map_err(|e| RelayError::Internal(format!("the route rendered event id {e}")))?;
     let options = PlanOptions::for_event(event_id.as_str()).max_receivers(config.max_receivers);
-    let plan = Plan::new(&notification, &options).map_err(|error| RouteError::Notification {
+    let refused = |error| RouteError::Notification {
         route: route_name.to_owned(),
         error,
-    })?;
+    };
+    let plan = Plan::new(&notification, &options).map_err(refused)?;
 
+    // What the route's silences, quiet hours, digest and throttle make of
+    // it: decided once per event id by the route's object (a dry run on a
+    // copy of its state).
+    let decided = StormClient::new(env, route_name)?
+        .decide(Incoming {
+            event_id: event_id.to_string(),
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            notification: json.clone(),
+            dry_run,
+        })
+        .await?;
+    if !dry_run && !decided.repeat && decided.disposition != Disposition::Send {
+        let throttled = match &decided.disposition {
+            Disposition::Throttled { throttled, .. } => throttled.len(),
+            _ => 0,
+        };
+        let entry = index::Entry::Held {
+            route: route_name.to_owned(),
+            disposition: decided.disposition.name().to_owned(),
+            throttled,
+        };
+        index::log(env, index::raw(&entry).as_slice()).await;
+    }
     if dry_run {
         return Ok(Hook::Answered(Answer::DryRun {
             event_id: event_id.to_string(),
             requests: plan.requests().len(),
             notification: json,
+            disposition: Box::new(decided.disposition),
         }));
     }
+    let plan = match decided.disposition {
+        Disposition::Send => plan,
+        Disposition::Throttled { allowed, .. } if !allowed.is_empty() => {
+            // Only the receivers under the throttle; the event's status
+            // lists the others as throttled.
+            notification.receiver_ids = allowed;
+            Plan::new(&notification, &options).map_err(refused)?
+        }
+        disposition => {
+            return Ok(Hook::Answered(Answer::Held {
+                event_id,
+                disposition: Box::new(disposition),
+            }));
+        }
+    };
     let mut accepted = Accepted::new(config, event_id, &body, plan);
     accepted.route = Some(route_name.to_owned());
     Ok(Hook::Event(Box::new(accepted)))
@@ -131,17 +176,26 @@ fn hook(
         body,
         now_secs,
     };
-    yunxin_edge_routes::render(route, &event, &groups(env)?)
+    yunxin_edge_routes::render_with(route, &event, &groups(env)?, &render_options(env)?)
 }
 
 /// The `ROUTES` binding: a table (an object var) or JSON text.
-fn routes(env: &Env) -> Result<Routes, RouteError> {
+pub(crate) fn routes(env: &Env) -> Result<Routes, RouteError> {
     let config = json_binding(env, "ROUTES").ok_or_else(|| RouteError::Config {
         route: "ROUTES".into(),
         field: "ROUTES".into(),
         problem: "is not set: no webhook routes are configured".into(),
     })?;
     Routes::parse(&config)
+}
+
+/// How templates show times: `TIMEZONE` (an IANA zone; default
+/// `Asia/Shanghai`), a configuration problem naming it when unknown.
+pub(crate) fn render_options(env: &Env) -> Result<RenderOptions, RouteError> {
+    match optional(env, "TIMEZONE") {
+        Some(zone) => RenderOptions::with_timezone(zone.trim()),
+        None => Ok(RenderOptions::default()),
+    }
 }
 
 /// The `GROUPS` binding, if any: a table or JSON text of name → ids.

@@ -7,6 +7,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use worker::{Date, Env, Request, Response, console_log};
 use yunxin_edge::{Delivery, DeliveryState, Plan};
+use yunxin_edge_routes::storm::Disposition;
 
 use crate::config::Config;
 use crate::error::RelayError;
@@ -68,6 +69,17 @@ pub enum Answer {
         requests: usize,
         /// The rendered notification.
         notification: serde_json::Value,
+        /// What the route's silences and storm settings would make of it.
+        disposition: Box<Disposition>,
+    },
+    /// A route's event accepted and held, nothing sent now (silenced,
+    /// dropped or deferred by quiet hours, collected into a digest, every
+    /// receiver throttled): 202 with what became of it.
+    Held {
+        /// The event's id.
+        event_id: EventId,
+        /// What became of it.
+        disposition: Box<Disposition>,
     },
 }
 
@@ -88,7 +100,7 @@ impl Answer {
     pub fn status(&self) -> u16 {
         match self {
             Answer::Waited { status, .. } if status.status.state == DeliveryState::Pending => 202,
-            Answer::Accepted { .. } => 202,
+            Answer::Accepted { .. } | Answer::Held { .. } => 202,
             Answer::Waited { .. }
             | Answer::Known(_)
             | Answer::Skipped { .. }
@@ -104,11 +116,21 @@ impl Answer {
                 event_id,
                 requests,
                 notification,
+                disposition,
             } => Response::from_json(&json!({
                 "dry_run": true,
                 "event_id": event_id,
                 "requests": requests,
                 "notification": notification,
+                "disposition": disposition,
+            }))?,
+            Answer::Held {
+                event_id,
+                disposition,
+            } => Response::from_json(&json!({
+                "event_id": event_id.as_str(),
+                "disposition": disposition,
+                "status_url": status_url(event_id),
             }))?,
             Answer::Waited { status, .. } => Response::from_json(status)?,
             Answer::Accepted { event_id, requests } => Response::from_json(&AcceptedBody {
@@ -143,9 +165,9 @@ impl Answer {
     /// The event's id, when there is an event.
     pub fn event_id(&self) -> Option<&str> {
         match self {
-            Answer::Waited { event_id, .. } | Answer::Accepted { event_id, .. } => {
-                Some(event_id.as_str())
-            }
+            Answer::Waited { event_id, .. }
+            | Answer::Accepted { event_id, .. }
+            | Answer::Held { event_id, .. } => Some(event_id.as_str()),
             Answer::Known(status) => Some(&status.event_id),
             Answer::DryRun { event_id, .. } => Some(event_id),
             Answer::Skipped { .. } => None,
@@ -166,6 +188,7 @@ impl Answer {
             Answer::Accepted { requests, .. } => json!({ "mode": "queue", "requests": requests }),
             Answer::Skipped { .. } => json!({ "skipped": true }),
             Answer::DryRun { requests, .. } => json!({ "dry_run": true, "requests": requests }),
+            Answer::Held { disposition, .. } => json!({ "held": disposition.name() }),
         }
     }
 }

@@ -39,6 +39,8 @@ pub mod operator;
 pub mod pacer;
 pub mod query;
 pub mod queue;
+pub mod silences;
+pub mod storm;
 pub mod sync;
 pub mod task;
 pub mod upstream;
@@ -73,6 +75,13 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         ("/v1/events", method) => Err(not_allowed(method, "GET")),
         ("/v1/stats", Method::Get) => operator::stats(&req, &env).await,
         ("/v1/stats", method) => Err(not_allowed(method, "GET")),
+        ("/v1/silences", Method::Post) => silences::create(req, &env).await,
+        ("/v1/silences", Method::Get) => silences::list(&req, &env).await,
+        ("/v1/silences", method) => Err(not_allowed(method, "GET, POST")),
+        (path, Method::Delete) if path.starts_with("/v1/silences/") => {
+            silences::delete(&req, &env, &path["/v1/silences/".len()..]).await
+        }
+        (path, method) if path.starts_with("/v1/silences/") => Err(not_allowed(method, "DELETE")),
         (path, method) if path.starts_with("/v1/events/") => {
             let rest = &path["/v1/events/".len()..];
             match (rest.strip_suffix("/retry"), method) {

@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 use worker::{Env, Request, Response};
 use yunxin_edge::DeliveryState;
 use yunxin_edge::Replay;
-use yunxin_edge_index::{EventDetail, Page, Stats};
+use yunxin_edge_index::{EventDetail, EventView, Held, HeldEvent, Page, Stats};
+use yunxin_edge_routes::storm::Disposition;
 
 use crate::body;
 use crate::config::Config;
@@ -27,6 +28,7 @@ use crate::error::RelayError;
 use crate::events::EventClient;
 use crate::guard::{self, TokenCheck};
 use crate::index::{IndexClient, MAX_PAGE, Query};
+use crate::storm::StormClient;
 use crate::webhook::EventId;
 
 /// A retry request's body is a small JSON object.
@@ -83,19 +85,64 @@ pub async fn status(req: &Request, env: &Env, segment: &str) -> Result<Response,
 /// index, both asked at once; `None` for an event its record does not know.
 /// The index is for the operator: without it the status still answers,
 /// with no route and no attempts.
-pub async fn event_detail(env: &Env, id: &EventId) -> Result<Option<EventDetail>, RelayError> {
+pub async fn event_detail(env: &Env, id: &EventId) -> Result<Option<EventView>, RelayError> {
     let events = EventClient::new(env, id.as_str())?;
     let index = IndexClient::new(env)?;
-    let (status, detail) = join(events.status(), index.detail(id.as_str())).await;
+    // A route's event (`{route}:{key}`) may have been held by the route's
+    // object: asked at the same time.
+    let storm = route_of(id.as_str())
+        .map(|route| StormClient::new(env, route))
+        .transpose()?;
+    let held = async {
+        match &storm {
+            Some(storm) => storm.held(id.as_str()).await,
+            None => Ok(None),
+        }
+    };
+    let ((status, detail), held) =
+        join(join(events.status(), index.detail(id.as_str())), held).await;
+    let held = held?;
     let Some(event) = status? else {
-        return Ok(None);
+        let (Some(disposition), Some(route)) = (held, route_of(id.as_str())) else {
+            return Ok(None);
+        };
+        let digest_status_url = match &disposition {
+            Disposition::Digested(digested) => EventId::parse(digested.digest_id.as_str())
+                .ok()
+                .map(|digest| format!("/v1/events/{}", digest.path_segment())),
+            _ => None,
+        };
+        return Ok(Some(EventView::Held(Box::new(HeldEvent {
+            event_id: id.to_string(),
+            route: route.to_owned(),
+            state: Held::Held,
+            disposition,
+            digest_status_url,
+        }))));
     };
     let detail = detail.ok().flatten().unwrap_or_default();
-    Ok(Some(EventDetail {
+    let digest_of = match &storm {
+        Some(storm) if id.as_str().contains(":digest:") => storm.digest_events(id.as_str()).await?,
+        _ => Vec::new(),
+    };
+    Ok(Some(EventView::Sent(Box::new(EventDetail {
         event,
         route: detail.route,
         attempts: detail.attempts,
-    }))
+        // Only a throttle both sends and holds: its record shows who was held.
+        disposition: held.filter(|d| matches!(d, Disposition::Throttled { .. })),
+        digest_of,
+    }))))
+}
+
+/// The route of a route's event id (`{route}:{key}`), if it has one.
+fn route_of(event_id: &str) -> Option<&str> {
+    let (route, _) = event_id.split_once(':')?;
+    let fine = !route.is_empty()
+        && route
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    fine.then_some(route)
 }
 
 /// `GET /v1/events?state=&route=&limit=&cursor=`: the index's events,
@@ -195,7 +242,7 @@ pub async fn retry(mut req: Request, env: &Env, segment: &str) -> Result<Respons
 }
 
 /// The configuration, once the request is authorised (see [`authorize`]).
-async fn authorized(req: &Request, env: &Env) -> Result<Config, RelayError> {
+pub async fn authorized(req: &Request, env: &Env) -> Result<Config, RelayError> {
     let config = Config::from_env(env)?;
     authorize(req, env, &config).await?;
     Ok(config)

@@ -131,7 +131,8 @@ pub struct SilenceError {
 }
 
 impl SilenceError {
-    fn new(status: u16, field: &str, problem: impl Into<String>) -> Self {
+    /// A problem with `field`, answered with `status`.
+    pub fn new(status: u16, field: &str, problem: impl Into<String>) -> Self {
         SilenceError {
             field: field.to_owned(),
             problem: problem.into(),

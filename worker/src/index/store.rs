@@ -493,6 +493,26 @@ fn apply(t: &Tally, entry: Entry, now: u64) -> Result<()> {
                 )?;
             }
         }
+        Entry::Held {
+            route,
+            disposition,
+            throttled,
+        } => {
+            add(
+                t,
+                "events_held",
+                &[("route", &route), ("disposition", &disposition)],
+                1,
+            )?;
+            if throttled > 0 {
+                add(
+                    t,
+                    "receivers_throttled",
+                    &[("route", &route)],
+                    throttled as i64,
+                )?;
+            }
+        }
         Entry::Waited { what, ms } => {
             let name = match what {
                 Wait::QueueLag => "queue_lag",
