@@ -394,6 +394,66 @@ describe('the dashboard in a browser', () => {
   });
 });
 
+describe('silences in the browser', () => {
+  test('make a silence on the Silences page, see an event silenced, end it, see the next one sent; a form without its token is refused', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    const page = await context.newPage();
+    // Each a new event (its body's hash is its id): a redelivery would get its first decision back.
+    const deploy = (text) =>
+      request(`${relay.url}/v1/hooks/deploys`, {
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${DEPLOY_SECRET}` },
+        body: JSON.stringify({ to: ['quiet0'], text, n: randomBytes(4).toString('hex') }),
+      });
+    try {
+      await page.goto(`${relay.url}/dashboard/silences`);
+      await page.getByLabel('Status token').fill(TOKEN);
+      await page.keyboard.press('Enter');
+      await page.waitForURL(`${relay.url}/dashboard/silences`);
+      await assertText(page.locator('main'), /No silence is active/);
+
+      // A matcher that does not parse: refused on the page, naming the field.
+      await page.getByLabel('Route').selectOption('deploys');
+      await page.getByLabel('Matcher').fill('payload.(');
+      await page.getByRole('button', { name: 'Silence' }).click();
+      await assertText(page.getByRole('alert'), /matcher/);
+
+      await page.getByLabel('Matcher').fill("payload.text == 'noisy'");
+      await page.getByLabel('For').selectOption('30');
+      await page.getByLabel('Comment').fill('maintenance <window>');
+      await page.getByRole('button', { name: 'Silence' }).click();
+      await page.waitForURL(`${relay.url}/dashboard/silences`);
+      const row = page.getByRole('row').filter({ hasText: 'deploys' });
+      await assertText(row, /payload\.text == 'noisy'/);
+      await assertText(row, /maintenance <window>/);
+      await page.screenshot({ path: new URL('silences.png', SHOTS).pathname, fullPage: true });
+
+      const silenced = await deploy('noisy');
+      assert.equal(silenced.status, 202, silenced.text);
+      assert.equal(silenced.json.disposition.disposition, 'silenced');
+      // Its event page says so.
+      await page.goto(`${relay.url}${eventPath(silenced.json.event_id)}`);
+      await assertText(page.locator('main'), /nothing was sent for it: silenced by silence s[0-9a-f]+/);
+
+      // A form posted without its CSRF token ends nothing.
+      const cookie = (await context.cookies()).map((c) => `${c.name}=${c.value}`).join('; ');
+      const id = silenced.json.disposition.silence_id;
+      const forged = await http(`/dashboard/silences/${id}/end`, { method: 'POST', headers: { cookie }, body: 'csrf=x' });
+      assert.equal(forged.status, 403);
+
+      await page.goto(`${relay.url}/dashboard/silences`);
+      await page.getByRole('button', { name: `End silence ${id}` }).click();
+      await page.waitForURL(`${relay.url}/dashboard/silences`);
+      await assertText(page.locator('main'), /No silence is active/);
+      const sent = await deploy('noisy');
+      assert.equal(sent.status, 202, sent.text);
+      assert.equal(sent.json.disposition, undefined, 'queued as usual');
+      await eventually(() => emu.deliveries().some((d) => d.receiverId === 'quiet0'), { what: 'the event after the silence ended' });
+    } finally {
+      await context.close();
+    }
+  });
+});
+
 describe('/metrics', () => {
   test('parses as the Prometheus text format, and its counters match the emulator record after a burst', async () => {
     const before = await metrics();

@@ -7,19 +7,23 @@
 //! renders webhooks; the dashboard crate renders pages; this crate reads
 //! bindings, stores, queues, `fetch`es, and maps its one error enum to HTTP
 //! once. It exports every Durable Object class it binds ([`events`]'
-//! `EventStore`, [`pacer`]'s `Pacer`, [`index`]'s `EventIndex`) and binds no
-//! other Worker, so a first `wrangler deploy` creates all of it.
+//! `EventStore`, [`pacer`]'s `Pacer`, [`index`]'s `EventIndex`, [`guard`]'s
+//! `Guard`, [`storm`]'s `Storm`) and binds no other Worker, so a first
+//! `wrangler deploy` creates all of it.
 //!
 //! - `POST /v1/notifications` ([`notifications`]): Yunxin's batch JSON,
 //!   signed with Standard Webhooks ([`webhook`]).
 //! - `POST /v1/hooks/{route}` ([`hooks`]): any source's own payload and
-//!   signature, rendered by a route.
+//!   signature, rendered by a route; its silences, quiet hours, digest and
+//!   throttle decided by the route's object ([`storm`]).
+//! - `POST`/`GET /v1/silences`, `DELETE /v1/silences/{id}` ([`silences`]).
 //! - Both then go through [`intake`]: the event is recorded once per id
 //!   ([`events`]); by default one message per call is enqueued ([`task`])
 //!   and the consumer ([`queue`]) drives the delivery with [`pacer`] slots;
 //!   with `Prefer: wait` the request drives it first ([`sync`]).
 //! - `GET /v1/events/{id}` and `POST /v1/events/{id}/retry` ([`operator`]):
-//!   an event's per-receiver status, and a replay of its failures.
+//!   an event's per-receiver status, and a replay of its failures; the
+//!   bearer token only, its wrong guesses limited per client ([`guard`]).
 //! - `/dashboard`, `/dashboard/*` and `/metrics` ([`dashboard`]): the
 //!   operations dashboard and the Prometheus metrics, from the same values
 //!   the JSON API above serialises.
