@@ -131,7 +131,7 @@ pub fn run(args: &Args) -> Result<Output, Failure> {
         {
             Rendered::Skipped { reason } => {
                 return Ok(Output::json(
-                    json!({ "route": args.route, "skipped": reason }),
+                    json!({ "route": args.route, "skipped": skipped_because(route, reason) }),
                 ));
             }
             Rendered::Notification {
@@ -217,6 +217,7 @@ fn digest(
             .map_err(|e| Failure::route(&e))?;
         let (notification, json, event_id) = match rendered {
             Rendered::Skipped { reason } => {
+                let reason = skipped_because(route, reason);
                 skipped.push(json!({ "payload": path.display().to_string(), "skipped": reason }));
                 continue;
             }
@@ -290,4 +291,14 @@ fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs() as i64)
+}
+
+/// Why an event was skipped, for the route's author: the relay tells a
+/// sender only that the filter said no; the author, who wrote it, is shown
+/// which filter.
+fn skipped_because(route: &yunxin_edge_routes::Route, reason: String) -> String {
+    match &route.filter {
+        Some(filter) => format!("filter `{filter}` is false"),
+        None => reason,
+    }
 }
