@@ -5,13 +5,12 @@
 // faults and the emulator's call quota are in reliability.test.mjs.
 import { after, before, beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEmulator } from '../../emulator/index.mjs';
 import { webhookHeaders } from '../../scripts/lib/webhook.mjs';
-import { APP_KEY, APP_SECRET, WEBHOOK_SECRET, eventStatus, eventually, notification, postEvent, startRelay } from './harness.mjs';
+import { APP_KEY, APP_SECRET, WEBHOOK_SECRET, eventStatus, eventually, notification, postEvent, spawnRelay, startRelay } from './harness.mjs';
 
 const TOKEN = 'status-token-for-tests';
 const FAST = {
@@ -172,29 +171,7 @@ test('a hard restart of the runtime mid-delivery loses nothing acknowledged with
   const persistTo = mkdtempSync(join(tmpdir(), 'yunxin-edge-persist-'));
   t.after(() => rmSync(persistTo, { recursive: true, force: true }));
 
-  const start = async (bindings) => {
-    const child = spawn(process.execPath, ['tests/worker/relay-process.mjs'], {
-      detached: true,
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, RELAY_PERSIST_TO: persistTo, RELAY_BINDINGS: JSON.stringify({ YUNXIN_BASE_URL: emu.url, ...FAST, ...bindings }) },
-    });
-    const url = await new Promise((resolve, reject) => {
-      child.stdout.setEncoding('utf8');
-      child.stdout.on('data', (chunk) => {
-        const line = chunk.split('\n').find((l) => l.startsWith('http://'));
-        if (line) resolve(line.trim());
-      });
-      child.on('exit', (code) => reject(new Error(`relay process exited with ${code}`)));
-    });
-    // SIGKILL the whole group: node and its workerd. Miniflare traps SIGTERM.
-    const kill = () => {
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {}
-    };
-    t.after(kill);
-    return { url, kill };
-  };
+  const start = (bindings) => spawnRelay(t, { persistTo, bindings: { YUNXIN_BASE_URL: emu.url, ...FAST, ...bindings } });
 
   // Slow pacing (one call a second) so that the kill lands mid-delivery.
   const first = await start({ YUNXIN_RATE_PER_MINUTE: '60', WATCHDOG_SECS: '2' });

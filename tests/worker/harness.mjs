@@ -3,6 +3,7 @@
 // wrangler.toml (Durable Objects, queues, vars) the way `wrangler dev` is,
 // plus Standard Webhooks signing with node:crypto, independent of the Rust
 // implementation.
+import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { Miniflare } from 'miniflare';
 import { unstable_getMiniflareWorkerOptions, unstable_readConfig } from 'wrangler';
@@ -60,6 +61,35 @@ export async function startRelay(bindings = {}, { persistTo, onLog, options = {}
   });
   const url = (await mf.ready).toString().replace(/\/$/, '');
   return { url, logs, close: () => mf.dispose() };
+}
+
+/**
+ * Starts the relay as a process of its own (relay-process.mjs) on the state
+ * persisted in `persistTo`, so that a test can kill it hard and start it
+ * again: `kill()` sends SIGKILL to its process group (node and its workerd;
+ * Miniflare traps SIGTERM), and runs when test `t` ends in any case.
+ */
+export async function spawnRelay(t, { persistTo, bindings }) {
+  const child = spawn(process.execPath, ['tests/worker/relay-process.mjs'], {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'ignore'],
+    env: { ...process.env, RELAY_PERSIST_TO: persistTo, RELAY_BINDINGS: JSON.stringify(bindings) },
+  });
+  const url = await new Promise((resolve, reject) => {
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk) => {
+      const line = chunk.split('\n').find((l) => l.startsWith('http://'));
+      if (line) resolve(line.trim());
+    });
+    child.on('exit', (code) => reject(new Error(`relay process exited with ${code}`)));
+  });
+  const kill = () => {
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {}
+  };
+  t.after(kill);
+  return { url, kill };
 }
 
 /** Standard Webhooks signature of `body` (a string), by default under the relay's secret. */

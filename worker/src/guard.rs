@@ -14,10 +14,8 @@
 //! only wrong ones and sign-outs write.
 
 use serde::{Deserialize, Serialize};
-use wasm_bindgen::JsValue;
 use worker::{
-    Date, DurableObject, Env, Method, Request, RequestInit, Response, Result, SqlStorage, State,
-    durable_object,
+    Date, DurableObject, Env, Request, Response, Result, SqlStorage, State, durable_object,
 };
 use yunxin_edge_dashboard::session::{SIGN_IN_WINDOW_MS, SignIn, SignInAttempts, token_matches};
 
@@ -267,10 +265,6 @@ pub async fn sign_out_everywhere(env: &Env) -> Result<()> {
 
 async fn ask<T: serde::de::DeserializeOwned>(env: &Env, command: &Command) -> Result<T> {
     let stub = env.durable_object(BINDING)?.get_by_name(NAME)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_body(Some(JsValue::from_str(&serde_json::to_string(command)?)));
-    let req = Request::new_with_init("https://guard/", &init)?;
-    let mut response = stub.fetch_with_request(req).await?;
-    response.json().await
+    let (_, text) = crate::rpc::post(&stub, serde_json::to_string(command)?, &[]).await?;
+    Ok(serde_json::from_str(&text)?)
 }

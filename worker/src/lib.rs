@@ -43,6 +43,7 @@ pub mod operator;
 pub mod pacer;
 pub mod query;
 pub mod queue;
+pub mod rpc;
 pub mod silences;
 pub mod storm;
 pub mod sync;

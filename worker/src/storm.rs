@@ -28,10 +28,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use wasm_bindgen::JsValue;
 use worker::{
-    Date, DurableObject, Env, Method, Request, RequestInit, Response, Result, SqlStorage, State,
-    console_log, durable_object,
+    Date, DurableObject, Env, Request, Response, Result, SqlStorage, State, console_log,
+    durable_object,
 };
 use yunxin_edge::{AccountId, BatchNotification, Plan, PlanOptions};
 use yunxin_edge_routes::render::exact_integers;
@@ -45,6 +44,7 @@ use crate::config::Config;
 use crate::error::RelayError;
 use crate::hooks;
 use crate::intake::{self, Accepted};
+use crate::rpc;
 use crate::webhook::EventId;
 
 /// The binding of the namespace.
@@ -624,16 +624,9 @@ impl StormClient {
     }
 
     async fn ask<T: serde::de::DeserializeOwned>(&self, command: &Command) -> Result<(u16, T)> {
-        let headers = worker::Headers::new();
-        headers.set("x-route", &self.route)?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_headers(headers)
-            .with_body(Some(JsValue::from_str(&serde_json::to_string(command)?)));
-        let req = Request::new_with_init("https://storm/", &init)?;
-        let mut response = self.stub.fetch_with_request(req).await?;
-        let status = response.status_code();
-        Ok((status, response.json().await?))
+        let body = serde_json::to_string(command)?;
+        let (status, text) = rpc::post(&self.stub, body, &[("x-route", &self.route)]).await?;
+        Ok((status, serde_json::from_str(&text)?))
     }
 
     /// Decides a rendered event.

@@ -11,12 +11,13 @@ use std::cell::RefCell;
 
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
-use wasm_bindgen::JsValue;
-use worker::{Env, Method, Request, RequestInit, Response, Result, Stub, console_log};
+use worker::{Env, Result, Stub, console_log};
 pub use yunxin_edge_index::{AttemptRow, Command, Entry, MAX_PAGE, Query, Wait};
 use yunxin_edge_index::{BINDING, Detail, NAME, Page, Stats};
 
 pub use store::EventIndex;
+
+use crate::rpc;
 
 /// Talks to the index.
 pub struct IndexClient {
@@ -38,15 +39,9 @@ impl IndexClient {
     }
 
     async fn post(&self, command: String) -> Result<String> {
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_body(Some(JsValue::from_str(&command)));
-        let req = Request::new_with_init("https://event-index/", &init)?;
-        let mut response: Response = self.stub.fetch_with_request(req).await?;
-        let text = response.text().await?;
-        match response.status_code() {
-            200 => Ok(text),
-            status => Err(worker::Error::RustError(format!(
+        match rpc::post(&self.stub, command, &[]).await? {
+            (200, text) => Ok(text),
+            (status, text) => Err(worker::Error::RustError(format!(
                 "event index answered {status}: {text}"
             ))),
         }
