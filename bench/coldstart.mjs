@@ -1,19 +1,19 @@
-// Cold start: the first event of a fresh workerd isolate, the relay (worker/build) against
+// Cold start: the first event of a fresh workerd isolate, the Worker (worker/build) against
 // the hand-written JavaScript Worker (bench/baseline-worker), each started afresh through
 // Miniflare several times, against the Yunxin emulator, all on 127.0.0.1.
 //
 //   node bench/coldstart.mjs [--quick]      prints one JSON object on stdout
 //
-// workerd compiles every Worker's modules and runs their top level (for the relay: compiling
+// workerd compiles every Worker's modules and runs their top level (for ours: compiling
 // the .wasm and instantiating it) while it starts, before it listens, so a Worker's load
 // time is inside `await mf.ready`, together with the workerd process's own start-up. And
 // before workerd starts, Miniflare (in this process) reads the modules and serialises them
 // into workerd's configuration, which takes longer the bigger they are: local tooling,
 // not on Cloudflare. To separate the three, the moment Miniflare spawns workerd is taken
 // (child_process.spawn is wrapped), and each Worker is compared with a stub of the same
-// shape: the same Miniflare options (bindings, Durable Objects, queues, service binding:
-// the same services for workerd to set up), with a few lines of JavaScript in place of
-// each Worker's script. Per start:
+// shape: the same Miniflare options (bindings, Durable Objects, queues: the same services
+// for workerd to set up), with a few lines of JavaScript in place of the Worker's script.
+// Per start:
 //
 //   prepare = new Miniflare(...) → workerd spawned         (Miniflare building the configuration)
 //   ready   = workerd spawned → mf.ready resolved         (workerd's start-up + the Worker's load)
@@ -24,19 +24,20 @@
 //   cold    = load (0 if below 0: a small Worker's load is within the start-up's noise) + first
 //   local   = cold + prepare(Worker) − prepare(its stub)   (what a local start adds)
 //
-// The relay runs as tests/worker/harness.mjs `startRelay` runs it, with its hooks Worker
-// (hooks/build) behind the HOOKS service binding in the same workerd. On Cloudflare each
-// Worker is loaded when it is first called, and an event to /v1/notifications never calls
-// the hooks Worker, so `relay` has the hooks Worker as a stub; `relay_with_hooks` loads
-// both, as one local workerd does.
+// The Worker runs as tests/worker/harness.mjs `startRelay` runs it: one Worker, configured
+// from wrangler.toml, whose Durable Objects (the event store, the pacer, the event index)
+// are its own classes and whose bundle holds the webhook routes' template engine and the
+// dashboard (issue 18). Before, the routes and the index were two more Workers (hooks/,
+// ops/) beside the relay in the same workerd, and a further row loaded the routes' Worker
+// too; one bundle now loads whatever the first request is.
 //
 // The event: POST /v1/notifications, 1 receiver, Standard Webhooks signed, `Prefer: wait`
 // (answered once the call reached the emulator), which must be answered 200 with the
-// receiver delivered. Rounds alternate the order (relay, relay with hooks, relay stub,
-// baseline, baseline stub, then reversed); medians over rounds are reported. workerd's CPU
-// time (all its threads, from /proc) is read at mf.ready and after the first answer: the
-// same split, cpu load = median CPU at ready − the stub's (0 if below), plus the median CPU
-// of the first event (after − at ready, in the same process).
+// receiver delivered. Rounds alternate the order (relay, relay stub, baseline, baseline
+// stub, then reversed); medians over rounds are reported. workerd's CPU time (all its
+// threads, from /proc) is read at mf.ready and after the first answer: the same split,
+// cpu load = median CPU at ready − the stub's (0 if below), plus the median CPU of the
+// first event (after − at ready, in the same process).
 import childProcess from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -58,40 +59,35 @@ const TOTAL_DEADLINE_MS = 600_000;
 const scratch = mkdtempSync(join(tmpdir(), 'yunxin-coldstart-'));
 process.env.TMPDIR = scratch;
 
-// The stubs: each Worker's exports, doing nothing (given as text: Miniflare names a
-// module by its path from the working directory, which a file elsewhere cannot have).
-const relayStub = {
-  script: `export class EventStore { constructor(state, env) {} fetch() { return new Response('stub'); } }
-export class Pacer { constructor(state, env) {} fetch() { return new Response('stub'); } }
-export default { fetch() { return new Response('stub'); }, queue() {} };
-`,
-};
-const hooksStub = { script: `export default { fetch() { return new Response('stub'); } };\n` };
-const opsStub = {
-  script: `export class EventIndex { constructor(state, env) {} fetch() { return new Response('true'); } }
-export default { fetch() { return new Response('stub'); } };
-`,
-};
+const config = unstable_readConfig({ config: 'wrangler.toml' });
+
+/**
+ * A script that exports what the Worker exports, doing nothing: its Durable Object classes
+ * (those wrangler.toml binds, so that the stub keeps the Worker's shape as classes are
+ * added) and a default export with its handlers. Given as text: Miniflare names a module
+ * by its path from the working directory, which a file elsewhere cannot have.
+ */
+function stubOf({ durable_objects: objects }) {
+  const classes = [...new Set((objects?.bindings ?? []).map((binding) => binding.class_name))];
+  const lines = classes.map((name) => `export class ${name} { constructor(state, env) {} fetch() { return new Response('stub'); } }`);
+  lines.push(`export default { fetch() { return new Response('stub'); }, queue() {} };`);
+  return { script: `${lines.join('\n')}\n` };
+}
 const baselineStub = { script: `export default { fetch() { return new Response('stub'); } };\n` };
 const file = (scriptPath) => ({ scriptPath });
 
-/** Miniflare options of the relay, its hooks Worker and its ops Worker, as `startRelay` builds them, with the given scripts. */
-function relayOptions(bindings, relayScript, hooksScript, opsScript) {
-  const all = { ...unstable_readConfig({ config: 'wrangler.toml' }).vars, ...bindings };
-  const worker = (config, script) => ({
-    ...unstable_getMiniflareWorkerOptions(config).workerOptions,
-    name: unstable_readConfig({ config }).name,
-    modules: true,
-    ...script,
-    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
-    bindings: all,
-  });
-  const relay = worker('wrangler.toml', relayScript);
+/** Miniflare options of the Worker, as `startRelay` builds them, with the given script. */
+function relayOptions(bindings, script) {
   return {
     workers: [
-      { ...relay, serviceBindings: { ...relay.serviceBindings, HOOKS: 'yunxin-edge-hooks' } },
-      worker('hooks/wrangler.toml', hooksScript),
-      worker('ops/wrangler.toml', opsScript),
+      {
+        ...unstable_getMiniflareWorkerOptions('wrangler.toml').workerOptions,
+        name: config.name,
+        modules: true,
+        ...script,
+        modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
+        bindings: { ...config.vars, ...bindings },
+      },
     ],
   };
 }
@@ -223,14 +219,10 @@ async function main() {
       // As in bench/worker.mjs: the quota far above the load.
       YUNXIN_RATE_PER_MINUTE: '600000',
     };
-    const relay = file('worker/build/index.js');
-    const hooks = file('hooks/build/index.js');
-    const ops = file('ops/build/index.js');
     // Each start, and the stub a Worker's start-up is compared with.
     const starts = {
-      relay: { options: relayOptions(bindings, relay, hooksStub, ops), stub: 'relay_stub' },
-      relay_with_hooks: { options: relayOptions(bindings, relay, hooks, ops), stub: 'relay_stub' },
-      relay_stub: { options: relayOptions(bindings, relayStub, hooksStub, opsStub) },
+      relay: { options: relayOptions(bindings, file('worker/build/index.js')), stub: 'relay_stub' },
+      relay_stub: { options: relayOptions(bindings, stubOf(config)) },
       baseline: { options: baselineOptions(bindings, file('bench/baseline-worker/index.js')), stub: 'baseline_stub' },
       baseline_stub: { options: baselineOptions(bindings, baselineStub) },
     };

@@ -1,5 +1,5 @@
-// Queued throughput against the app's quota: the relay (worker/build and hooks/build) in
-// workerd through Miniflare, its queue consumer draining a backlog of 500-receiver calls,
+// Queued throughput against the app's quota: the Worker (worker/build) in workerd through
+// Miniflare (`startRelay`), its queue consumer draining a backlog of 500-receiver calls,
 // against the Yunxin emulator in this process enforcing the same quota as Yunxin does
 // (a sliding 60 s window; over it, 416 and the app blocked for 60 s), all on 127.0.0.1.
 //

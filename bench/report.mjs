@@ -5,21 +5,21 @@
 // DIR holds: criterion/ (CRITERION_HOME of benches/core.rs), memory.json (its heap
 // figures), peak-<n>.json + peak-<n>.time (one plan + sign under /usr/bin/time -v),
 // signing.json (bench/signing.mjs), npm-plan.json (bench/npm-plan.mjs), worker.json
-// (bench/worker.mjs), coldstart.json (bench/coldstart.mjs), queued.json (bench/queued.mjs).
-// Sizes are measured here, from worker/build, hooks/build, js/pkg and bench/baseline-worker.
+// (bench/worker.mjs), coldstart.json (bench/coldstart.mjs), queued.json (bench/queued.mjs),
+// wrangler-dry-run.log (`wrangler deploy --dry-run` of the Worker). The other sizes are
+// measured here, from worker/build, js/pkg and bench/baseline-worker.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
 
 const dir = process.argv[2];
 if (!dir) throw new Error('usage: node bench/report.mjs DIR');
 /** The JSON object a bench printed: its last line (wrangler may print lines before it). */
 const readJson = (name) => JSON.parse(readFileSync(join(dir, name), 'utf8').trim().split('\n').at(-1));
 
-// Targets of issues 6 and 14 (where both set one, issue 14's).
+// Targets of issues 6 and 14 (where both set one, issue 14's). Issue 18 replaced issue 14's
+// 350 KB per Worker with Cloudflare's limits (LIMIT): no kilobyte target of its own.
 const TARGET = {
-  workerGzip: 350_000, // each Worker, gzip -9 of .wasm + glue, routes included (issue 14)
   npmWasmGzip: 120_000,
   wasmSigningRatio: 1.0,
   nativeChecksumsPerSec: 5e6,
@@ -30,6 +30,17 @@ const TARGET = {
   coldStartRatio: 1.5,
   npmPlanSpeedRatio: 1.0,
   quotaShare: (rate) => (rate >= 10_000 ? 0.9 : 0.95),
+};
+
+// Cloudflare's limits on a Worker, https://developers.cloudflare.com/workers/platform/limits/:
+// its size compressed, as `wrangler deploy` counts it ("gzip", in KiB; the refusal reads
+// "exceeded the size limit of 3 MiB"), and its start-up (parsing and running its top level).
+// The guard is scripts/deploy's, a third of the Free plan's limit.
+const LIMIT = {
+  freeGzipKiB: 3 * 1024,
+  paidGzipKiB: 10 * 1024,
+  guardGzipKiB: 1024,
+  startupMs: 1000,
 };
 
 // ---------------------------------------------------------------------------
@@ -57,10 +68,10 @@ function bytes(n) {
   return `${n} B`;
 }
 const ratio = (x) => `${x.toFixed(2)}×`;
-/** `gzip -9` (the CLI scripts/test and js/build.sh report with). */
+/** `gzip -9` (the CLI js/build.sh reports with). */
 const gzip = (path) => execFileSync('gzip', ['-9c', path], { maxBuffer: 64 << 20 }).length;
-/** What `wrangler deploy` prints as "gzip" (and Cloudflare's limit counts): zlib's default level over all modules. */
-const wranglerGzip = (paths) => gzipSync(Buffer.concat(paths.map((p) => readFileSync(p)))).length;
+/** KiB as wrangler prints them. */
+const kib = (x) => `${x.toFixed(2)} KiB`;
 
 // ---------------------------------------------------------------------------
 // 1. signing
@@ -214,23 +225,33 @@ const signing = readJson('signing.json');
   const size = (path) => readFileSync(path).length;
   const baseline = 'bench/baseline-worker/index.js';
   const baseGzip = gzip(baseline);
-  for (const [name, build] of [
-    ['relay', 'worker/build'],
-    ['hooks Worker', 'hooks/build'],
-  ]) {
-    const wasm = `${build}/index_bg.wasm`;
-    const glue = `${build}/index.js`;
-    const total = gzip(wasm) + gzip(glue);
-    row(
-      '4 size',
-      `${name} bundle \`${build}\`: gzip -9 of index_bg.wasm + of index.js, vs the JS Worker`,
-      `${bytes(gzip(wasm))} + ${bytes(gzip(glue))} = ${bytes(total)} (raw ${bytes(size(wasm))} + ${bytes(size(glue))}; as \`wrangler deploy\` counts it: ${bytes(wranglerGzip([glue, wasm]))})`,
-      `${bytes(baseGzip)} (raw ${bytes(size(baseline))})`,
-      ratio(total / baseGzip),
-      '≤ 350 KB gzip',
-      met(total <= TARGET.workerGzip),
-    );
-  }
+  // "Total Upload: 1234.56 KiB / gzip: 456.78 KiB", as scripts/deploy reads it.
+  const dryRun = readFileSync(join(dir, 'wrangler-dry-run.log'), 'utf8');
+  const upload = [...dryRun.matchAll(/Total Upload: ([0-9.]+) KiB \/ gzip: ([0-9.]+) KiB/g)].at(-1);
+  if (!upload) throw new Error(`wrangler deploy --dry-run printed no "Total Upload" line:\n${dryRun}`);
+  const [rawKiB, gzipKiB] = [Number(upload[1]), Number(upload[2])];
+  row(
+    '4 size',
+    'the Worker\'s bundle (`worker/build`), as `wrangler deploy --dry-run` counts it for Cloudflare\'s size limit, vs the Workers Free plan\'s limit',
+    `${kib(gzipKiB)} gzip (raw ${kib(rawKiB)}); ${((gzipKiB / LIMIT.paidGzipKiB) * 100).toFixed(1)} % of the Paid plan's ${LIMIT.paidGzipKiB / 1024} MiB`,
+    `${kib(LIMIT.freeGzipKiB)} gzip (Free plan)`,
+    ratio(gzipKiB / LIMIT.freeGzipKiB),
+    `< ${kib(LIMIT.guardGzipKiB)} gzip (scripts/deploy's guard)`,
+    met(gzipKiB < LIMIT.guardGzipKiB),
+  );
+  // As the three Workers' bundles were counted before issue 18 (BENCHMARKS.md's figures for
+  // them are in this unit), to set the one Worker beside them.
+  const build = 'worker/build';
+  const wasm = `${build}/index_bg.wasm`;
+  const glue = `${build}/index.js`;
+  const total = gzip(wasm) + gzip(glue);
+  row(
+    '4 size',
+    `the same files, gzip -9 of index_bg.wasm + of index.js, vs the JS Worker`,
+    `${bytes(gzip(wasm))} + ${bytes(gzip(glue))} = ${bytes(total)} (raw ${bytes(size(wasm))} + ${bytes(size(glue))})`,
+    `${bytes(baseGzip)} (raw ${bytes(size(baseline))})`,
+    ratio(total / baseGzip),
+  );
   const npmWasm = 'js/pkg/yunxin_edge_bg.wasm';
   const npmWasmGz = gzip(npmWasm);
   row(
@@ -258,7 +279,6 @@ const signing = readJson('signing.json');
 {
   const cold = readJson('coldstart.json');
   const r = cold.workers.relay.median;
-  const h = cold.workers.relay_with_hooks.median;
   const b = cold.workers.baseline.median;
   const ms = (x) => `${x.toFixed(1)} ms`;
   // A load below 0 is within the start-up's noise and counts as 0 (bench/coldstart.mjs).
@@ -268,7 +288,7 @@ const signing = readJson('signing.json');
   const local = (m) => `${ms(m.local_cold_ms)} (+ ${below(m.prepare_extra_ms)} for Miniflare's preparation)`;
   row(
     '6 cold start',
-    `relay (worker/build): first event of a fresh isolate, the Worker's load in workerd + its first answer (${cold.first_request}; median of ${cold.rounds} starts)`,
+    `the Worker (worker/build): first event of a fresh isolate, the Worker's load in workerd + its first answer (${cold.first_request}; median of ${cold.rounds} starts)`,
     wall(r),
     wall(b),
     ratio(r.cold_ms / b.cold_ms),
@@ -283,12 +303,14 @@ const signing = readJson('signing.json');
     local(b),
     ratio(r.local_cold_ms / b.local_cold_ms),
   );
+  // The load is what Cloudflare's start-up limit bounds (compiling the .wasm, running the
+  // top level); measured in workerd here, not on Cloudflare's machines, so no target.
   row(
     '6 cold start',
-    'the relay with its hooks Worker (hooks/build) loaded too, as one local workerd does: as the first row; workerd CPU; with Miniflare',
-    `${wall(h)}; CPU ${ms(h.cpu_cold_ms)}; ${ms(h.local_cold_ms)}`,
-    `${ms(b.cold_ms)}; CPU ${ms(b.cpu_cold_ms)}; ${ms(b.local_cold_ms)}`,
-    ratio(h.cold_ms / b.cold_ms),
+    'the Worker\'s load alone (wall; workerd CPU), vs Cloudflare\'s start-up limit',
+    `${below(r.load_ms)}; CPU ${below(r.cpu_load_ms)}`,
+    `${ms(LIMIT.startupMs)} (start-up limit)`,
+    ratio(Math.max(r.load_ms, r.cpu_load_ms, 0) / LIMIT.startupMs),
   );
   row(
     '6 cold start',
