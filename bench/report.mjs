@@ -6,6 +6,7 @@
 // figures), peak-<n>.json + peak-<n>.time (one plan + sign under /usr/bin/time -v),
 // signing.json (bench/signing.mjs), npm-plan.json (bench/npm-plan.mjs), worker.json
 // (bench/worker.mjs), coldstart.json (bench/coldstart.mjs), queued.json (bench/queued.mjs),
+// storm.json (bench/storm.mjs),
 // wrangler-dry-run.log (`wrangler deploy --dry-run` of the Worker). The other sizes are
 // measured here, from worker/build, js/pkg and bench/baseline-worker.
 import { execFileSync } from 'node:child_process';
@@ -369,6 +370,24 @@ const signing = readJson('signing.json');
       misses.length ? `${met(false)} (${misses.join(', ')})` : met(true),
     );
   }
+}
+
+// ---------------------------------------------------------------------------
+// 9. an alert storm, with and without a digest (issue 21)
+// ---------------------------------------------------------------------------
+{
+  const storm = readJson('storm.json');
+  const { plain, digested } = storm.routes;
+  row(
+    '9 storm',
+    `${storm.events} webhook events of a flapping alert for two teams, over about two ${storm.window_secs} s windows: ` +
+      'Yunxin calls (the per-minute quota counts calls) with a digest keyed by team, against the same route without',
+    `${digested.calls} calls (${digested.notifications} notifications)`,
+    `${plain.calls} calls`,
+    ratio(storm.calls_ratio),
+    'one call per window per team',
+    met(digested.calls < plain.calls),
+  );
 }
 
 // ---------------------------------------------------------------------------
