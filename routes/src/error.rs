@@ -1,5 +1,5 @@
 //! The one error enum of the routes layer, and its one mapping to an HTTP
-//! status and JSON (used by the hooks Worker and the relay alike).
+//! status and JSON (used by the Worker and the command-line tool alike).
 
 use serde_json::{Value, json};
 

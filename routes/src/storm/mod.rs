@@ -6,7 +6,7 @@
 //!
 //! One event is decided in two steps, which may run in different places:
 //!
-//! 1. [`screen`] (needs the template engine: the hooks Worker) runs the
+//! 1. [`screen`] (needs the template engine and the route) runs the
 //!    stateless checks, silences and quiet hours, and renders the digest
 //!    key; it answers a [`Step`], which serialises.
 //! 2. [`RouteState::apply`] (needs the state: a Durable Object) applies
