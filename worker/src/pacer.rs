@@ -2,7 +2,12 @@
 //! [`Pace`] and grants send slots from it (the core decides the spacing), so
 //! that every location together stays within Yunxin's per-minute quota
 //! instead of tripping its 416 block. A queue batch asks once for all its
-//! calls.
+//! calls. After a 416 the pacer is paused until Yunxin's block of the app
+//! ends ([`pause`]), so that no other call burns a 416 meanwhile; this
+//! isolate also remembers the block ([`blocked_until`]), so that slots it
+//! was granted before the 416 are not used during it.
+
+use std::cell::Cell;
 
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
@@ -23,6 +28,26 @@ struct Ask {
     max_wait_ms: u64,
 }
 
+/// `POST /pause`: grant nothing that starts before `until_ms`.
+#[derive(Serialize, Deserialize)]
+struct Pause {
+    until_ms: u64,
+}
+
+thread_local! {
+    /// The end of the latest block of the app this isolate has seen. Slots
+    /// granted before a 416 (a queue batch holds them up to
+    /// `MAX_INLINE_WAIT_MS` ahead) are checked against it before they are
+    /// used: the pacer cannot take them back. Other isolates holding slots
+    /// learn of the block from their own first 416.
+    static BLOCKED_UNTIL_MS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// When this isolate last learnt that the app's block ends (0: none seen).
+pub fn blocked_until() -> u64 {
+    BLOCKED_UNTIL_MS.get()
+}
+
 /// The Durable Object class.
 #[durable_object]
 pub struct Pacer {
@@ -34,14 +59,21 @@ impl DurableObject for Pacer {
         Pacer { state }
     }
 
-    /// `POST /grant` → a [`Grant`].
+    /// `POST /grant` → a [`Grant`]; `POST /pause` → `true`.
     async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let storage = self.state.storage();
+        if req.path() == "/pause" {
+            let Pause { until_ms } = req.json().await?;
+            let mut pace: Pace = storage.get("pace").await?.unwrap_or_default();
+            pace.pause_until(until_ms);
+            storage.put("pace", pace).await?;
+            return Response::from_json(&true);
+        }
         let Ask {
             per_minute,
             count,
             max_wait_ms,
         } = req.json().await?;
-        let storage = self.state.storage();
         let mut pace: Pace = storage.get("pace").await?.unwrap_or_default();
         let grant = pace.grant(Date::now().as_millis(), per_minute, count, max_wait_ms);
         if !grant.starts_ms.is_empty() {
@@ -73,4 +105,19 @@ pub async fn grant(
         .fetch_with_request(Request::new_with_init("https://pacer/grant", &init)?)
         .await?;
     response.json().await
+}
+
+/// Pauses `app_key`'s pacer, and this isolate, until `until_ms`: Yunxin
+/// answered 416 and blocks the app until then.
+pub async fn pause(env: &Env, app_key: &str, until_ms: u64) -> Result<()> {
+    BLOCKED_UNTIL_MS.set(BLOCKED_UNTIL_MS.get().max(until_ms));
+    let stub = env.durable_object(BINDING)?.get_by_name(app_key)?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_body(Some(JsValue::from_str(&serde_json::to_string(&Pause {
+            until_ms,
+        })?)));
+    stub.fetch_with_request(Request::new_with_init("https://pacer/pause", &init)?)
+        .await?;
+    Ok(())
 }

@@ -240,6 +240,16 @@ pub async fn send_on_slot(
 ) -> worker::Result<Recorded> {
     Delay::from(Duration::from_millis(start_ms.saturating_sub(now_ms()))).await;
 
+    // A 416 seen since the slot was granted: the app is blocked, and this
+    // call would only burn another 416. It goes back, for after the block.
+    let blocked_until = pacer::blocked_until();
+    if now_ms() < blocked_until {
+        events.release(attempt.id, blocked_until).await?;
+        return Ok(Recorded::Retry {
+            at_ms: blocked_until,
+        });
+    }
+
     // A deadline cuts the wait short: a cut-short answer is a lost one,
     // which is retried with the same trace id.
     let timeout_ms = deadline_ms.map_or(config.upstream_timeout_ms, |deadline| {
@@ -256,8 +266,31 @@ pub async fn send_on_slot(
         started_at_ms,
         latency_ms: now_ms().saturating_sub(started_at_ms),
     };
-    let RecordedWith { recorded, index } =
-        events.record(attempt.id, exchanged.outcome, sent).await?;
+    // A 416 blocks the whole app: the pacer grants nothing until the block
+    // ends. Told beside the record, not before it: no extra wait.
+    let block_end = pacing::rate_limit_block_end(
+        &exchanged.outcome,
+        now_ms(),
+        u64::from(config.rate_limit_backoff_secs) * 1000,
+        config.queued_policy().retry_after_cap_ms,
+    );
+    let app_key = config.credentials.app_key.as_str();
+    let pause = async {
+        match block_end {
+            Some(until_ms) => pacer::pause(env, app_key, until_ms).await,
+            None => Ok(()),
+        }
+    };
+    let (recorded, paused) = join(events.record(attempt.id, exchanged.outcome, sent), pause).await;
+    if let Err(e) = paused {
+        // The 416's call itself still waits out the block (its delivery says
+        // so); other calls may burn 416s until the block ends.
+        console_log!(
+            "{}",
+            serde_json::json!({ "pacer": "pause failed", "error": e.to_string() })
+        );
+    }
+    let RecordedWith { recorded, index } = recorded?;
     journal.push(index);
     if let Recorded::Done { gave_up: true } = recorded {
         let task = DeliveryTask {
