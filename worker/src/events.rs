@@ -108,6 +108,10 @@ pub enum Command {
     Retry {
         /// Every failed receiver, not only the retryable ones.
         all: bool,
+        /// Unknown receivers too, under the trace id they were last sent
+        /// with (`Delivery::replay_unknown`).
+        #[serde(default)]
+        unknown: bool,
     },
     /// The dead-letter queue received this call. Answer: `bool`.
     DeadLettered {
@@ -333,7 +337,9 @@ impl DurableObject for EventStore {
                     index: entry.as_ref().and_then(index::raw),
                 })
             }
-            Command::Retry { all } => Response::from_json(&self.replay(all, now).await?),
+            Command::Retry { all, unknown } => {
+                Response::from_json(&self.replay(all, unknown, now).await?)
+            }
             Command::DeadLettered {
                 call,
                 reason,
@@ -619,12 +625,23 @@ impl EventStore {
     /// Reopens failed receivers and enqueues their calls. Like a new event,
     /// the record says "not enqueued" until the enqueue is confirmed, so the
     /// watchdog enqueues in its place should this die half-way.
-    async fn replay(&self, all: bool, now: u64) -> Result<Option<Replay>> {
+    async fn replay(&self, all: bool, unknown: bool, now: u64) -> Result<Option<Replay>> {
         let mut replay = Replay::default();
         let (mut event_id, mut round) = (String::new(), 0);
         let mut entry = None;
         let known = self.update(|r| {
+            // Unknown receivers first, under their own trace id: a call
+            // holding both unknown and failed receivers sends the unknown
+            // ones now and keeps its failed ones for a later replay.
+            let again = if unknown {
+                r.delivery.replay_unknown(now)
+            } else {
+                Replay::default()
+            };
             replay = r.delivery.replay(all, now);
+            replay.receivers += again.receivers;
+            replay.calls.extend(again.calls);
+            replay.calls.sort_unstable();
             if !replay.calls.is_empty() {
                 r.dead_lettered.retain(|call| !replay.calls.contains(call));
                 r.enqueued = false;
@@ -754,7 +771,13 @@ impl EventClient {
     /// Sends the event's failed receivers again (retryable ones, or `all`);
     /// `None` for an unknown event.
     pub async fn replay(&self, all: bool) -> Result<Option<Replay>> {
-        self.call(&Command::Retry { all }).await
+        self.replay_with(all, false).await
+    }
+
+    /// As [`EventClient::replay`], and with `unknown` the unknown receivers
+    /// too, under their original trace id.
+    pub async fn replay_with(&self, all: bool, unknown: bool) -> Result<Option<Replay>> {
+        self.call(&Command::Retry { all, unknown }).await
     }
 
     /// Marks a call as dead-lettered by a message of replay `round`.
