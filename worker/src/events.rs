@@ -18,7 +18,7 @@
 //! is safe: the trace id makes Yunxin take each call once, and the delivery
 //! ignores a report for an attempt that is not in flight.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -69,6 +69,11 @@ pub enum Command {
         /// `/v1/notifications`.
         #[serde(default)]
         route: Option<String>,
+        /// The queued intake: the object enqueues every call itself and
+        /// marks the event enqueued, so the intake makes one round trip. A
+        /// failed enqueue is the watchdog's, as when an intake dies.
+        #[serde(default)]
+        enqueue: bool,
     },
     /// Every call is enqueued. Answer: `Option<EventStatus>`, the event's
     /// status when `status` is asked (the synchronous path answers it; one
@@ -95,6 +100,12 @@ pub enum Command {
     },
     /// What became of an attempt. Answer: [`Recorded`].
     Record {
+        /// The synchronous path's report: the object tells the index itself
+        /// (after its answer, off the request's path), and once every call
+        /// is finished marks the event settled (nothing for the queue) and
+        /// answers its status, in this one round trip.
+        #[serde(default)]
+        finish: bool,
         /// The attempt.
         attempt: AttemptId,
         /// Its outcome.
@@ -151,8 +162,12 @@ pub struct Sent {
 pub struct RecordedWith {
     /// What the delivery made of it.
     pub recorded: Recorded,
-    /// The index's entry, as JSON (none for a stale report).
+    /// The index's entry, as JSON (none for a stale report, and none when
+    /// the object told the index itself).
     pub index: Option<Box<serde_json::value::RawValue>>,
+    /// With `finish`, once every call is finished: the event's status.
+    #[serde(default)]
+    pub status: Option<Box<EventStatus>>,
 }
 
 /// The answer to [`Command::Create`].
@@ -259,7 +274,13 @@ pub struct EventStore {
     /// SQLite storage is the truth: every change is written before it is
     /// answered, and a failed write drops this copy.
     cached: RefCell<Option<Record>>,
+    /// SQLite rows the current command wrote (SQLite's own count), answered
+    /// in the [`ROWS_WRITTEN`] header: what a change to the storage costs.
+    rows_written: Cell<u64>,
 }
+
+/// The header in which the object answers the SQLite rows its command wrote.
+pub const ROWS_WRITTEN: &str = "x-rows-written";
 
 fn now_ms() -> u64 {
     Date::now().as_millis()
@@ -271,10 +292,27 @@ impl DurableObject for EventStore {
             state,
             env,
             cached: RefCell::new(None),
+            rows_written: Cell::new(0),
         }
     }
 
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        self.rows_written.set(0);
+        let mut response = self.command(req).await?;
+        response
+            .headers_mut()
+            .set(ROWS_WRITTEN, &self.rows_written.get().to_string())?;
+        Ok(response)
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        self.watchdog().await
+    }
+}
+
+impl EventStore {
+    /// Runs one command.
+    async fn command(&self, mut req: Request) -> Result<Response> {
         // serde_json over the text, not `req.json()` (serde_wasm_bindgen over
         // a JS object): the same parser as the sender's, and exact integers.
         let command: Command = serde_json::from_str(&req.text().await?)?;
@@ -286,11 +324,16 @@ impl DurableObject for EventStore {
                 delivery,
                 begin,
                 route,
-            } => Response::from_json(
-                &self
+                enqueue,
+            } => {
+                let created = self
                     .create(event_id, body_sha256, *delivery, &begin, route, now)
-                    .await?,
-            ),
+                    .await?;
+                if enqueue && matches!(created, Created::New { .. }) {
+                    self.enqueue_all().await;
+                }
+                Response::from_json(&created)
+            }
             Command::MarkEnqueued { status: asked } => {
                 let mut answer = None;
                 self.update(|r| {
@@ -318,23 +361,36 @@ impl DurableObject for EventStore {
                 Response::from_json(&released)
             }
             Command::Record {
+                finish,
                 attempt,
                 outcome,
                 sent,
             } => {
                 let mut recorded = Recorded::Stale;
                 let row = sent.map(|sent| attempt_row(attempt, &outcome, sent));
-                let mut entry = None;
+                let (mut entry, mut settled) = (None, None);
                 self.update(|r| {
                     recorded = r.delivery.record(attempt, outcome, now);
                     if let (Some(row), false) = (row, recorded == Recorded::Stale) {
                         let retried = matches!(recorded, Recorded::Retry { .. });
                         entry = Some(r.attempted(row, retried));
                     }
+                    if finish && r.delivery.is_done() {
+                        // Nothing is left for the queue: as good as enqueued.
+                        r.enqueued = true;
+                        settled = Some(Box::new(status(r)));
+                    }
                 })?;
+                let index = if finish {
+                    self.tell_index(entry);
+                    None
+                } else {
+                    entry.as_ref().and_then(index::raw)
+                };
                 Response::from_json(&RecordedWith {
                     recorded,
-                    index: entry.as_ref().and_then(index::raw),
+                    index,
+                    status: settled,
                 })
             }
             Command::Retry { all, unknown } => {
@@ -362,7 +418,8 @@ impl DurableObject for EventStore {
         }
     }
 
-    async fn alarm(&self) -> Result<Response> {
+    /// The watchdog (the object's alarm).
+    async fn watchdog(&self) -> Result<Response> {
         let now = now_ms();
         let watchdog_ms = self.watchdog_secs() * 1000;
         let intake_grace_ms = INTAKE_GRACE_MS.min(watchdog_ms);
@@ -522,10 +579,11 @@ impl EventStore {
     /// Writes `record`, and keeps it as the cached copy.
     fn store(&self, record: Record) -> Result<()> {
         let json = serde_json::to_string(&record)?;
-        self.sql()?.exec(
+        let written = self.sql()?.exec(
             "INSERT OR REPLACE INTO record (id, json) VALUES (1, ?)",
             Some(vec![json.into()]),
         )?;
+        self.count_rows(written.rows_written());
         self.cached.replace(Some(record));
         Ok(())
     }
@@ -602,6 +660,40 @@ impl EventStore {
         Ok(Created::New { steps })
     }
 
+    /// Adds rows a statement of this command wrote.
+    fn count_rows(&self, rows: usize) {
+        self.rows_written.set(self.rows_written.get() + rows as u64);
+    }
+
+    /// The queued intake's enqueue, done by the object: every call, then
+    /// the record marked enqueued. A failure is logged, not answered: the
+    /// record exists and says "not enqueued", so its watchdog enqueues.
+    async fn enqueue_all(&self) {
+        let enqueued = async {
+            if self
+                .env
+                .var("TEST_FAIL_ENQUEUE")
+                .is_ok_and(|v| v.to_string() == "1")
+            {
+                return Err(worker::Error::RustError("TEST_FAIL_ENQUEUE is set".into()));
+            }
+            let Some((event_id, calls)) =
+                self.read(|r| (r.event_id.clone(), r.delivery.calls()))?
+            else {
+                return Ok(());
+            };
+            task::enqueue(&self.env, &event_id, 0, 0..calls).await?;
+            self.update(|r| r.enqueued = true).map(drop)
+        };
+        if let Err(e) = enqueued.await {
+            let event_id = self.read(|r| r.event_id.clone()).ok().flatten();
+            console_log!(
+                "{}",
+                serde_json::json!({ "event_id": event_id, "enqueue_failed": e.to_string(), "recovery": "watchdog" })
+            );
+        }
+    }
+
     /// Tells the index of a change, after this command's answer: the index
     /// is for the operator, and never holds up or fails a delivery.
     fn tell_index(&self, entry: Option<index::Entry>) {
@@ -668,6 +760,14 @@ impl EventStore {
 pub struct EventClient {
     event_id: String,
     stub: Stub,
+    /// Round trips made to the event's object (counted in
+    /// [`EventClient::call`], the one place that calls its stub).
+    trips: Cell<u32>,
+    /// Round trips to the pacer made for this event
+    /// ([`EventClient::count_pacer_trip`]).
+    pacer_trips: Cell<u32>,
+    /// SQLite rows the object said its commands wrote.
+    rows_written: Cell<u64>,
 }
 
 impl EventClient {
@@ -676,7 +776,30 @@ impl EventClient {
         Ok(EventClient {
             event_id: event_id.to_owned(),
             stub: env.durable_object(BINDING)?.get_by_name(event_id)?,
+            trips: Cell::new(0),
+            pacer_trips: Cell::new(0),
+            rows_written: Cell::new(0),
         })
+    }
+
+    /// Counts a round trip to the pacer made for this event.
+    pub fn count_pacer_trip(&self) {
+        self.pacer_trips.set(self.pacer_trips.get() + 1);
+    }
+
+    /// Round trips to the event's object so far.
+    pub fn trips(&self) -> u32 {
+        self.trips.get()
+    }
+
+    /// Round trips to the pacer for this event so far.
+    pub fn pacer_trips(&self) -> u32 {
+        self.pacer_trips.get()
+    }
+
+    /// SQLite rows written by the commands of this client so far.
+    pub fn rows_written(&self) -> u64 {
+        self.rows_written.get()
     }
 
     /// The event's id.
@@ -689,7 +812,14 @@ impl EventClient {
         init.with_method(Method::Post)
             .with_body(Some(JsValue::from_str(&serde_json::to_string(command)?)));
         let req = Request::new_with_init("https://event-store/", &init)?;
+        self.trips.set(self.trips.get() + 1);
         let mut response = self.stub.fetch_with_request(req).await?;
+        let rows: u64 = response
+            .headers()
+            .get(ROWS_WRITTEN)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        self.rows_written.set(self.rows_written.get() + rows);
         match response.status_code() {
             200 => response.json().await,
             status => Err(worker::Error::RustError(format!(
@@ -701,12 +831,15 @@ impl EventClient {
 
     /// Records a new event that came by `route`, and begins `calls` of
     /// it; or says it is known.
+    /// With `enqueue`, the object enqueues every call itself (the queued
+    /// intake: one round trip).
     pub async fn create(
         &self,
         body_sha256: &str,
         delivery: Delivery,
         calls: Vec<usize>,
         route: Option<String>,
+        enqueue: bool,
     ) -> Result<Created> {
         self.call(&Command::Create {
             event_id: self.event_id.clone(),
@@ -714,6 +847,7 @@ impl EventClient {
             delivery: Box::new(delivery),
             begin: calls,
             route,
+            enqueue,
         })
         .await
     }
@@ -754,13 +888,17 @@ impl EventClient {
     }
 
     /// Reports what became of an attempt, and how it went out.
+    /// With `finish` (the synchronous path), the object tells the index
+    /// itself and answers the status once every call is finished.
     pub async fn record(
         &self,
         attempt: AttemptId,
         outcome: AttemptOutcome,
         sent: Sent,
+        finish: bool,
     ) -> Result<RecordedWith> {
         self.call(&Command::Record {
+            finish,
             attempt,
             outcome,
             sent: Some(sent),
@@ -817,9 +955,11 @@ mod tests {
                 delivery: Box::new(original.clone()),
                 begin: vec![0, 1],
                 route: Some("github-push".into()),
+                enqueue: true,
             },
             Command::Begin { calls: vec![1] },
             Command::Record {
+                finish: true,
                 attempt: attempt.id,
                 outcome: Outcome::answer_lost("timed out").into(),
                 sent: None,

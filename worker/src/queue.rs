@@ -16,7 +16,7 @@ use worker::{
 use yunxin_edge::{Attempt, Recorded, pacing};
 
 use crate::config::{Config, MAX_INLINE_WAIT_MS};
-use crate::events::{EventClient, RecordedWith, Sent, Step};
+use crate::events::{EventClient, EventStatus, RecordedWith, Sent, Step};
 use crate::index::{Batch, Entry, Wait};
 use crate::pacer;
 use crate::task::{self, DeliveryTask};
@@ -195,9 +195,10 @@ async fn run(
         }
         Turn::Send(start_ms) => Ok(
             match send_on_slot(
-                env, config, &events, task.round, attempt, start_ms, None, journal,
+                env, config, &events, task.round, attempt, start_ms, None, journal, false,
             )
             .await?
+            .0
             {
                 Recorded::Retry { at_ms } => Disposition::RetryAt(at_ms),
                 // Done (dead-lettered if given up), or stale: another message took the call over.
@@ -226,7 +227,9 @@ fn delay_secs(at_ms: u64) -> u32 {
 /// the upstream timeout, and no later than `deadline_ms`; a call the
 /// delivery gave up on goes to the dead-letter queue (as a message of replay
 /// `round`); the index's entry for the attempt goes to `journal`. The queue
-/// consumer and the synchronous path both send this way.
+/// consumer and the synchronous path both send this way; the synchronous
+/// path asks to `finish` (see [`EventClient::record`]), and gets the event's
+/// status once every call is finished.
 #[allow(clippy::too_many_arguments)]
 pub async fn send_on_slot(
     env: &Env,
@@ -237,7 +240,8 @@ pub async fn send_on_slot(
     start_ms: u64,
     deadline_ms: Option<u64>,
     journal: &Batch,
-) -> worker::Result<Recorded> {
+    finish: bool,
+) -> worker::Result<(Recorded, Option<Box<EventStatus>>)> {
     Delay::from(Duration::from_millis(start_ms.saturating_sub(now_ms()))).await;
 
     // A 416 seen since the slot was granted: the app is blocked, and this
@@ -245,9 +249,12 @@ pub async fn send_on_slot(
     let blocked_until = pacer::blocked_until();
     if now_ms() < blocked_until {
         events.release(attempt.id, blocked_until).await?;
-        return Ok(Recorded::Retry {
-            at_ms: blocked_until,
-        });
+        return Ok((
+            Recorded::Retry {
+                at_ms: blocked_until,
+            },
+            None,
+        ));
     }
 
     // A deadline cuts the wait short: a cut-short answer is a lost one,
@@ -281,7 +288,11 @@ pub async fn send_on_slot(
             None => Ok(()),
         }
     };
-    let (recorded, paused) = join(events.record(attempt.id, exchanged.outcome, sent), pause).await;
+    let (recorded, paused) = join(
+        events.record(attempt.id, exchanged.outcome, sent, finish),
+        pause,
+    )
+    .await;
     if let Err(e) = paused {
         // The 416's call itself still waits out the block (its delivery says
         // so); other calls may burn 416s until the block ends.
@@ -290,7 +301,11 @@ pub async fn send_on_slot(
             serde_json::json!({ "pacer": "pause failed", "error": e.to_string() })
         );
     }
-    let RecordedWith { recorded, index } = recorded?;
+    let RecordedWith {
+        recorded,
+        index,
+        status,
+    } = recorded?;
     journal.push(index);
     if let Recorded::Done { gave_up: true } = recorded {
         let task = DeliveryTask {
@@ -300,7 +315,7 @@ pub async fn send_on_slot(
         };
         task::dead_letter(env, &task).await?;
     }
-    Ok(recorded)
+    Ok((recorded, status))
 }
 
 fn now_ms() -> u64 {
