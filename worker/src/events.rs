@@ -306,6 +306,7 @@ impl DurableObject for EventStore {
     }
 
     async fn alarm(&self) -> Result<Response> {
+        crate::meter::add(|m| m.do_requests += 1);
         self.watchdog().await
     }
 }
@@ -583,7 +584,7 @@ impl EventStore {
             "INSERT OR REPLACE INTO record (id, json) VALUES (1, ?)",
             Some(vec![json.into()]),
         )?;
-        self.count_rows(written.rows_written());
+        self.count_rows(crate::meter::written(written).rows_written());
         self.cached.replace(Some(record));
         Ok(())
     }
@@ -813,6 +814,7 @@ impl EventClient {
             .with_body(Some(JsValue::from_str(&serde_json::to_string(command)?)));
         let req = Request::new_with_init("https://event-store/", &init)?;
         self.trips.set(self.trips.get() + 1);
+        crate::meter::add(|m| m.do_requests += 1);
         let mut response = self.stub.fetch_with_request(req).await?;
         let rows: u64 = response
             .headers()

@@ -34,6 +34,7 @@ pub mod guard;
 pub mod hooks;
 pub mod index;
 pub mod intake;
+pub mod meter;
 pub mod notifications;
 pub mod operator;
 pub mod pacer;
@@ -57,7 +58,14 @@ use crate::task::{DEAD_LETTER_QUEUE, DeliveryTask};
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let path = req.path();
+    // The meter's own reads are not counted: they are not the relay's work.
+    if path != "/__meter" {
+        meter::add(|m| m.invocations += 1);
+    }
     let result = match (path.as_str(), req.method()) {
+        ("/__meter", Method::Get) if env.var("BENCH_METER").is_ok_and(|v| v.to_string() == "1") => {
+            Response::from_json(&meter::snapshot()).map_err(RelayError::from)
+        }
         ("/healthz", Method::Get | Method::Head) => {
             Response::from_json(&json!({ "status": "ok" })).map_err(RelayError::from)
         }
@@ -105,6 +113,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
 
 #[event(queue)]
 async fn queue(batch: MessageBatch<DeliveryTask>, env: Env, _ctx: Context) -> worker::Result<()> {
+    meter::add(|m| m.invocations += 1);
     if batch.queue() == DEAD_LETTER_QUEUE {
         return queue::bury(batch, &env).await;
     }

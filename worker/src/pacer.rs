@@ -149,6 +149,7 @@ impl DurableObject for Pacer {
             let mut pace: Pace = storage.get("pace").await?.unwrap_or_default();
             pace.pause_until(until_ms);
             storage.put("pace", pace).await?;
+            crate::meter::add(|m| m.sqlite_rows_written += 1);
             return Response::from_json(&true);
         }
         let Ask {
@@ -160,6 +161,7 @@ impl DurableObject for Pacer {
         let grant = pace.grant(Date::now().as_millis(), per_minute, count, max_wait_ms);
         if !grant.starts_ms.is_empty() {
             storage.put("pace", pace).await?;
+            crate::meter::add(|m| m.sqlite_rows_written += 1);
         }
         Response::from_json(&grant)
     }
@@ -183,6 +185,7 @@ pub async fn grant(
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_body(Some(JsValue::from_str(&serde_json::to_string(&ask)?)));
+    crate::meter::add(|m| m.do_requests += 1);
     let mut response = stub
         .fetch_with_request(Request::new_with_init("https://pacer/grant", &init)?)
         .await?;
@@ -201,6 +204,7 @@ pub async fn pause(env: &Env, app_key: &str, until_ms: u64) -> Result<()> {
         .with_body(Some(JsValue::from_str(&serde_json::to_string(&Pause {
             until_ms,
         })?)));
+    crate::meter::add(|m| m.do_requests += 1);
     stub.fetch_with_request(Request::new_with_init("https://pacer/pause", &init)?)
         .await?;
     Ok(())

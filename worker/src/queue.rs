@@ -42,6 +42,7 @@ pub async fn deliver(
     config: &Config,
 ) -> worker::Result<()> {
     let messages = batch.messages()?;
+    crate::meter::add(|m| m.queue_reads += messages.len() as u64);
     // The records and the pacer are asked at once: asking for slots only
     // after the records answered would leave the quota idle for a round
     // trip per batch. A slot the batch does not use is lost, never reused;
@@ -106,7 +107,10 @@ pub async fn deliver(
     let journal = &journal;
     join_all(runs.map(|((message, step), turn)| async move {
         match run(message.body(), step, turn, env, config, journal).await {
-            Ok(Disposition::Ack) => message.ack(),
+            Ok(Disposition::Ack) => {
+                crate::meter::add(|m| m.queue_deletes += 1);
+                message.ack()
+            }
             Ok(Disposition::RetryAt(at_ms)) => retry(message, delay_secs(at_ms)),
             Err(e) => {
                 // Our own storage or queue failed: try the whole step again soon.
@@ -327,7 +331,9 @@ fn now_ms() -> u64 {
 /// up keeps the reason it recorded; one the queue itself gave up (our own
 /// storage failing again and again) gets this one.
 pub async fn bury(batch: MessageBatch<DeliveryTask>, env: &Env) -> worker::Result<()> {
-    for message in batch.messages()? {
+    let messages = batch.messages()?;
+    crate::meter::add(|m| m.queue_reads += messages.len() as u64);
+    for message in messages {
         let task = message.body();
         EventClient::new(env, &task.event_id)?
             .dead_lettered(
@@ -336,6 +342,7 @@ pub async fn bury(batch: MessageBatch<DeliveryTask>, env: &Env) -> worker::Resul
                 "dead-lettered: the queue gave up retrying",
             )
             .await?;
+        crate::meter::add(|m| m.queue_deletes += 1);
         message.ack();
     }
     Ok(())

@@ -42,6 +42,7 @@ impl IndexClient {
         init.with_method(Method::Post)
             .with_body(Some(JsValue::from_str(&command)));
         let req = Request::new_with_init("https://event-index/", &init)?;
+        crate::meter::add(|m| m.do_requests += 1);
         let mut response: Response = self.stub.fetch_with_request(req).await?;
         let text = response.text().await?;
         match response.status_code() {
