@@ -100,9 +100,8 @@ pub enum Command {
     },
     /// What became of an attempt. Answer: [`Recorded`].
     Record {
-        /// The synchronous path's report: the object tells the index itself
-        /// (after its answer, off the request's path), and once every call
-        /// is finished marks the event settled (nothing for the queue) and
+        /// The synchronous path's report: once every call is finished, the
+        /// object marks the event settled (nothing for the queue) and
         /// answers its status, in this one round trip.
         #[serde(default)]
         finish: bool,
@@ -162,8 +161,7 @@ pub struct Sent {
 pub struct RecordedWith {
     /// What the delivery made of it.
     pub recorded: Recorded,
-    /// The index's entry, as JSON (none for a stale report, and none when
-    /// the object told the index itself).
+    /// The index's entry, as JSON (none for a stale report).
     pub index: Option<Box<serde_json::value::RawValue>>,
     /// With `finish`, once every call is finished: the event's status.
     #[serde(default)]
@@ -178,6 +176,10 @@ pub enum Created {
     New {
         /// The steps of the calls asked to begin, in order.
         steps: Vec<Step>,
+        /// The index's entry for the new event, for the caller to write
+        /// with others ([`index::defer`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        index: Option<Box<serde_json::value::RawValue>>,
     },
     /// Known, with the same body: a re-delivery.
     Known,
@@ -382,15 +384,9 @@ impl EventStore {
                         settled = Some(Box::new(status(r)));
                     }
                 })?;
-                let index = if finish {
-                    self.tell_index(entry);
-                    None
-                } else {
-                    entry.as_ref().and_then(index::raw)
-                };
                 Response::from_json(&RecordedWith {
                     recorded,
-                    index,
+                    index: entry.as_ref().and_then(index::raw),
                     status: settled,
                 })
             }
@@ -644,6 +640,7 @@ impl EventStore {
             requests: delivery.calls(),
             counts: delivery.counts(),
             version: 1,
+            created_ms: now,
         };
         self.store(Record {
             event_id,
@@ -656,9 +653,11 @@ impl EventStore {
             version: 1,
             delivery,
         })?;
-        self.tell_index(Some(accepted));
         self.watch_intake().await?;
-        Ok(Created::New { steps })
+        Ok(Created::New {
+            steps,
+            index: index::raw(&accepted),
+        })
     }
 
     /// Adds rows a statement of this command wrote.
@@ -890,8 +889,8 @@ impl EventClient {
     }
 
     /// Reports what became of an attempt, and how it went out.
-    /// With `finish` (the synchronous path), the object tells the index
-    /// itself and answers the status once every call is finished.
+    /// With `finish` (the synchronous path), the object answers the status
+    /// once every call is finished.
     pub async fn record(
         &self,
         attempt: AttemptId,
@@ -978,6 +977,7 @@ mod tests {
                 Step::Later { until_ms: 5 },
                 Step::Done,
             ],
+            index: None,
         })
         .unwrap();
         assert!(
@@ -989,7 +989,7 @@ mod tests {
             "{steps}"
         );
         let back: Created = serde_json::from_str(&steps).unwrap();
-        assert!(matches!(back, Created::New { steps } if steps.len() == 3));
+        assert!(matches!(back, Created::New { steps, .. } if steps.len() == 3));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::error::RelayError;
 use crate::events::{Created, EventClient, EventStatus};
 use crate::query::Query;
 use crate::webhook::EventId;
-use crate::{sync, task};
+use crate::{index, sync, task};
 
 /// An authenticated, validated and planned event.
 pub struct Accepted {
@@ -263,7 +263,14 @@ pub async fn intake(accepted: Accepted, env: &Env, wait: bool) -> Result<Answer,
         )
         .await?
     {
-        Created::New { steps } => steps,
+        Created::New {
+            steps,
+            index: entry,
+        } => {
+            // Written with other events' entries, after the answer.
+            index::defer(entry);
+            steps
+        }
         Created::Known => {
             return match events.status().await? {
                 Some(status) => Ok(Answer::Known(Box::new(status))),

@@ -169,6 +169,9 @@ async fn take_event(
         intake(accepted, env, wait).await
     }
     .await;
+    // The event's index entries, with those of the isolate's other events.
+    let deferred = env.clone();
+    ctx.wait_until(async move { index::flush_deferred(&deferred).await });
 
     // The event id is logged only once the event is authenticated, and a
     // route's name only once a route answered to it: before that they are

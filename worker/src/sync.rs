@@ -15,7 +15,7 @@ use yunxin_edge::Recorded;
 
 use crate::config::{Config, MAX_IN_FLIGHT};
 use crate::events::{EventClient, EventStatus, Step};
-use crate::index::Batch;
+use crate::index::{self, Batch};
 use crate::pacer;
 use crate::queue::send_on_slot;
 
@@ -86,9 +86,8 @@ pub async fn drive(
         .buffered(MAX_IN_FLIGHT)
         .collect()
         .await;
-    // Entries of the index, if any: the event's object tells the index of
-    // the synchronous path's attempts itself, off this request's path.
-    journal.flush(env).await;
+    // The attempts' entries: written with other events' after the answer.
+    index::defer(journal.take());
     let left: Vec<usize> = left.into_iter().flatten().collect();
     let settled = budget.settled.take().filter(|_| left.is_empty());
     (left, settled)

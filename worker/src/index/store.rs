@@ -380,7 +380,9 @@ fn apply(t: &Tally, entry: Entry, now: u64) -> Result<()> {
             requests,
             counts,
             version,
+            created_ms,
         } => {
+            let created_ms = if created_ms == 0 { now } else { created_ms };
             let total = counts.delivered
                 + counts.failed
                 + counts.unknown
@@ -395,7 +397,7 @@ fn apply(t: &Tally, entry: Entry, now: u64) -> Result<()> {
                 vec![
                     event_id.into(),
                     route.map_or(SqlStorageValue::Null, Into::into),
-                    (now as i64).into(),
+                    (created_ms as i64).into(),
                     (now as i64).into(),
                     (version as i64).into(),
                     state_name(counts.state).into(),
