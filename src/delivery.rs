@@ -782,6 +782,58 @@ impl Delivery {
         replay
     }
 
+    /// Sends again the receivers whose call ended with them unknown (an
+    /// answer was lost after the request went out), **under the trace id
+    /// they were last sent with** and as the same body: their call is
+    /// reopened in the same generation, so Yunxin, if it took that trace
+    /// id, answers from its de-duplication instead of notifying them twice.
+    /// [`Delivery::replay`] never sends them, as a new trace id could.
+    ///
+    /// The reopened call keeps the lost answer in mind: should it give up
+    /// again without an answer, its receivers are unknown again, never
+    /// failed. A call still under way is left alone, as in `replay`.
+    ///
+    /// At most once holds only while Yunxin still remembers the trace id;
+    /// how long that is, Yunxin does not document (see the relay's README).
+    ///
+    /// ```
+    /// use yunxin_edge::delivery::{Action, Delivery, RetryPolicy};
+    /// use yunxin_edge::{BatchNotification, Content, Outcome, Plan, PlanOptions};
+    ///
+    /// let notification = BatchNotification::new("bot", Content::text("hi")).to(["ann", "bo"]);
+    /// let plan = Plan::new(&notification, &PlanOptions::for_event("evt_1"))?;
+    /// let mut delivery = Delivery::new(plan, RetryPolicy::scheduled([]))?;
+    /// let Action::Send(attempt) = delivery.poll(0) else { unreachable!() };
+    /// delivery.record(attempt.id, Outcome::answer_lost("timeout").into(), 10);
+    /// assert_eq!(delivery.report().unknown.len(), 2);
+    ///
+    /// assert_eq!(delivery.replay(true, 60_000).receivers, 0, "unknown: never under a new trace id");
+    /// let replay = delivery.replay_unknown(60_000);
+    /// assert_eq!((replay.calls, replay.receivers), (vec![0], 2));
+    /// let Action::Send(again) = delivery.poll(60_000) else { unreachable!() };
+    /// assert_eq!((again.trace_id, again.receiver_ids), (attempt.trace_id, attempt.receiver_ids));
+    /// # Ok::<(), yunxin_edge::Error>(())
+    /// ```
+    pub fn replay_unknown(&mut self, now_ms: u64) -> Replay {
+        let mut replay = Replay::default();
+        for (index, call) in self.calls.iter_mut().enumerate() {
+            if call.phase != Phase::Done || call.unknown.is_empty() {
+                continue;
+            }
+            // In the order they were open in: the same body as before.
+            let again = std::mem::take(&mut call.unknown);
+            replay.calls.push(index);
+            replay.receivers += again.len();
+            call.open = again.into_iter().map(|u| u.account_id).collect();
+            call.attempts = 0;
+            call.lost_in_generation = true;
+            call.last_failure = None;
+            call.retry_after_ms = None;
+            call.phase = Phase::Ready { at_ms: now_ms };
+        }
+        replay
+    }
+
     /// The calls whose next step is overdue by more than `grace_ms`: due for
     /// an attempt, or in flight past the lease. A watchdog re-drives these.
     pub fn overdue(&self, now_ms: u64, grace_ms: u64) -> Vec<usize> {

@@ -24,8 +24,29 @@
 //! let grant = Pace::default().grant(0, 10_000, 4, 1_000);
 //! assert_eq!(grant.starts_ms, vec![0, 7, 13, 19]);
 //! ```
+//!
+//! After a 416, Yunxin blocks the whole app, not just the call it refused:
+//! every call made during the block burns another 416 (and, on a strict
+//! server, may extend nothing but still fails). [`Pace::pause_until`] moves
+//! the next free slot past the block's end, so that no grant of the app
+//! starts before it; [`rate_limit_block_end`] says from an attempt's outcome
+//! whether, and until when, to pause.
+//!
+//! ```
+//! use yunxin_edge::pacing::Pace;
+//!
+//! let mut pace = Pace::default();
+//! pace.pause_until(61_000);
+//! // Nothing within a 1 s wait at 1 s; the next slot is the block's end.
+//! let grant = pace.grant(1_000, 600, 3, 1_000);
+//! assert!(grant.starts_ms.is_empty());
+//! assert_eq!(grant.next_ms, 61_000);
+//! ```
 
 use serde::{Deserialize, Serialize};
+
+use crate::delivery::AttemptOutcome;
+use crate::response::Outcome;
 
 /// One app's pacing state: the next free slot. Kept by whoever serialises
 /// the app's calls (the relay's pacer Durable Object).
@@ -77,7 +98,38 @@ pub fn interval_us(per_minute: u32) -> u64 {
     (60_000_000_u64 * 102).div_ceil(100 * u64::from(per_minute.max(1)))
 }
 
+/// When Yunxin's block of the app ends, if `outcome` (received at `now_ms`)
+/// says the app is blocked: a whole call refused with code 416. The block
+/// lasts at least `backoff_ms` (`RATE_LIMIT_BACKOFF_SECS`; Yunxin says
+/// "about a minute") and at least the answer's `Retry-After`, capped at
+/// `retry_after_cap_ms`. A receiver's own `1xx416` inside an answered call
+/// is not a block of the app (the call was taken) and pauses nothing.
+pub fn rate_limit_block_end(
+    outcome: &AttemptOutcome,
+    now_ms: u64,
+    backoff_ms: u64,
+    retry_after_cap_ms: u64,
+) -> Option<u64> {
+    let Outcome::Rejected { code: 416, .. } = outcome.outcome else {
+        return None;
+    };
+    let told = outcome
+        .retry_after_secs
+        .map_or(0, |secs| secs.saturating_mul(1000))
+        .min(retry_after_cap_ms);
+    Some(now_ms.saturating_add(backoff_ms.max(told)))
+}
+
 impl Pace {
+    /// Grants nothing that starts before `until_ms`: the app is blocked
+    /// until then (see [`rate_limit_block_end`]). Slots already granted are
+    /// not taken back (their holders check the block themselves); a pause
+    /// never shortens an earlier one, and costs the quota nothing, as the
+    /// first slot after it is spaced from nothing sent during the block.
+    pub fn pause_until(&mut self, until_ms: u64) {
+        self.next_free_us = self.next_free_us.max(until_ms.saturating_mul(1000));
+    }
+
     /// Grants up to `count` consecutive slots starting no later than
     /// `now_ms + max_wait_ms`, and advances past them. Slots not granted are
     /// not reserved: a call that cannot wait costs the quota nothing.
@@ -152,6 +204,95 @@ mod tests {
         assert!(may_leave(1_000, 500));
         assert!(may_leave(1_000, 1_500));
         assert!(!may_leave(1_000, 1_501));
+    }
+
+    #[test]
+    fn a_416_pauses_every_grant_until_the_block_ends() {
+        let mut pace = Pace::default();
+        // 600 a minute, 102 ms apart: three calls due in the next 300 ms.
+        assert_eq!(pace.grant(0, 600, 3, 300).starts_ms, vec![0, 102, 204]);
+        // The first is answered 416 at 50 ms: the app is blocked for 60 s.
+        let refused = AttemptOutcome::from(Outcome::Rejected {
+            code: 416,
+            msg: "frequency control".into(),
+        });
+        let end = rate_limit_block_end(&refused, 50, 60_000, 3_600_000);
+        assert_eq!(end, Some(60_050));
+        pace.pause_until(60_050);
+        // No caller, however long it may wait short of the end, gets a slot.
+        for now in [60, 1_000, 59_000] {
+            let grant = pace.grant(now, 600, 5, 60_049 - now);
+            assert!(grant.starts_ms.is_empty(), "granted at {now}: {grant:?}");
+            assert_eq!(grant.next_ms, 60_050);
+            assert_eq!(grant.retry_at_ms(1, 600), 60_152);
+        }
+        // At the end, slots again, spaced as before.
+        assert_eq!(pace.grant(60_050, 600, 2, 0).starts_ms, vec![60_050]);
+        assert_eq!(pace.grant(60_050, 600, 2, 200).starts_ms, vec![60_152]);
+        // A shorter pause later never shortens the block.
+        let mut paused = Pace::default();
+        paused.pause_until(10_000);
+        paused.pause_until(5_000);
+        assert_eq!(paused.grant(0, 600, 1, 20_000).starts_ms, vec![10_000]);
+    }
+
+    #[test]
+    fn only_a_refused_call_blocks_the_app() {
+        let at = |outcome: Outcome, retry_after_secs| {
+            rate_limit_block_end(
+                &AttemptOutcome {
+                    outcome,
+                    retry_after_secs,
+                },
+                1_000,
+                60_000,
+                120_000,
+            )
+        };
+        let refused = || Outcome::Rejected {
+            code: 416,
+            msg: "frequency control".into(),
+        };
+        assert_eq!(at(refused(), None), Some(61_000));
+        // Retry-After longer than the backoff, and capped.
+        assert_eq!(at(refused(), Some(90)), Some(91_000));
+        assert_eq!(at(refused(), Some(3_600)), Some(121_000));
+        // Other refusals, a receiver's own 416, and lost answers: no block.
+        let other = Outcome::Rejected {
+            code: 414,
+            msg: "bad".into(),
+        };
+        assert_eq!(at(other, None), None);
+        let receiver = Outcome::from_http(
+            200,
+            br#"{"code":200,"data":{"failed_list":[{"account_id":"a","error_code":102416,"error_msg":"busy"}]}}"#,
+        );
+        assert!(matches!(receiver, Outcome::PartialFailure { .. }));
+        assert_eq!(at(receiver, Some(90)), None);
+        assert_eq!(at(Outcome::answer_lost("timeout"), None), None);
+    }
+
+    proptest! {
+        /// Whatever was granted before, no slot starts inside a block.
+        #[test]
+        fn nothing_is_granted_inside_a_block(
+            per_minute in 1u32..20_000,
+            before in 0usize..50,
+            block_ms in 1u64..120_000,
+            asks in proptest::collection::vec((0u64..5_000, 0usize..20, 0u64..200_000), 1..30),
+        ) {
+            let mut pace = Pace::default();
+            pace.grant(0, per_minute, before, 60_000);
+            let end = 1_000 + block_ms;
+            pace.pause_until(end);
+            let mut now = 1_000;
+            for (advance, count, max_wait) in asks {
+                now += advance;
+                let grant = pace.grant(now, per_minute, count, max_wait);
+                prop_assert!(grant.starts_ms.iter().all(|s| *s >= end));
+                prop_assert!(grant.next_ms >= end);
+            }
+        }
     }
 
     #[test]

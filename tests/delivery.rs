@@ -2364,3 +2364,64 @@ fn replay_re_drives_a_call_the_queue_gave_up_but_not_one_in_flight() {
     assert_eq!(again.receiver_ids, a.receiver_ids);
     assert_eq!(again.trace_id, trace(0, 1));
 }
+
+#[test]
+fn unknown_receivers_replay_under_their_original_trace_id() {
+    // Two attempts: the first loses its answer, the second meets a gateway's
+    // 502. The receivers end unknown: Yunxin may have taken the first.
+    let mut d = delivery(&users(3), RetryPolicy::scheduled([0]));
+    let CallAction::Send(first) = d.poll_call(0, 0) else {
+        panic!("call 0 is due")
+    };
+    d.record(first.id, lost(), 10);
+    let CallAction::Send(second) = d.poll_call(0, 10) else {
+        panic!("call 0 is due again")
+    };
+    assert_eq!(second.trace_id, first.trace_id);
+    d.record(second.id, http(502), 20);
+    assert_eq!(d.poll_call(0, 20), CallAction::Done);
+    assert_eq!(d.status().unknown.len(), 3);
+
+    // A replay of failed receivers does not touch them, even with `all`.
+    assert_eq!(d.replay(true, 1_000), Default::default());
+
+    let replay = d.replay_unknown(1_000);
+    assert_eq!((replay.calls.as_slice(), replay.receivers), (&[0][..], 3));
+    assert_eq!(d.replay_unknown(1_000), Default::default(), "under way");
+    let CallAction::Send(again) = d.poll_call(0, 1_000) else {
+        panic!("call 0 is reopened")
+    };
+    // The same trace id and the same body: Yunxin de-duplicates it.
+    assert_eq!(again.trace_id, trace(0, 0));
+    assert_eq!(again.trace_id, first.trace_id);
+    assert_eq!(again.receiver_ids, first.receiver_ids);
+    assert_eq!(again.body, first.body);
+    assert_ne!(again.id, first.id, "attempt ids are never reused");
+
+    // Given up again without an answer: still unknown, never failed.
+    d.record(again.id, http(502), 1_010);
+    let CallAction::Send(last) = d.poll_call(0, 1_010) else {
+        panic!("one retry left")
+    };
+    d.record(last.id, http(502), 1_020);
+    let status = d.status();
+    assert_eq!((status.unknown.len(), status.failed.len()), (3, 0));
+
+    // Answered: delivered, each once.
+    d.replay_unknown(2_000);
+    let CallAction::Send(answered) = d.poll_call(0, 2_000) else {
+        panic!("call 0 is reopened")
+    };
+    assert_eq!(answered.trace_id, first.trace_id);
+    d.record(answered.id, ok(), 2_010);
+    let status = d.status();
+    assert_eq!(
+        (
+            status.delivered.len(),
+            status.unknown.len(),
+            status.failed.len()
+        ),
+        (3, 0, 0)
+    );
+    assert_counts_agree(&d);
+}

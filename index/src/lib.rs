@@ -59,6 +59,11 @@ pub enum Entry {
         counts: Counts,
         /// The record's version.
         version: u64,
+        /// When the record was made (UNIX ms; 0: when the index hears of
+        /// it). Entries are written in batches, so the index's own clock
+        /// would give a batch's events one time and lose their order.
+        #[serde(default)]
+        created_ms: u64,
     },
     /// A request was refused with `status`.
     Rejected {

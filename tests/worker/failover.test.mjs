@@ -149,6 +149,38 @@ test('the first endpoint answers 502: every receiver once, through the second, u
   );
 });
 
+test('a dead first endpoint and 502s from the second until the calls give up: nothing unknown, and a replay delivers each receiver once', async (t) => {
+  // A short cooldown: the dead endpoint is tried again and again. workerd
+  // reports its refusal as "Network connection lost.", the same words as an
+  // answer lost after sending; the relay must still know nothing went out.
+  const relay = await relayFor(t, [refusedUrl, second.url], { ENDPOINT_COOLDOWN_SECS: '1', RETRY_SCHEDULE_SECS: '1,1,1' });
+  second.injectFaults({ kind: 'http502' });
+
+  const queued = notification(600, { prefix: 'dead' }); // two calls
+  const accepted = await postEvent(relay.url, queued, { wait: false });
+  assert.equal(accepted.status, 202, accepted.text);
+  const given = await settled(relay, accepted.id);
+  assert.deepEqual(given.unknown, [], 'a connection never made leaves nothing unknown');
+  assert.equal(given.failed.length, 600);
+  assert.ok(given.failed.every((f) => f.retryable), JSON.stringify(given.failed[0]));
+  assert.equal(second.deliveries().length, 0);
+  const refusals = healthLines(relay, refusedUrl).filter((l) => l.state === 'avoided');
+  assert.ok(refusals.length >= 1, 'the dead endpoint was tried');
+  assert.ok(refusals.every((l) => /connection refused/.test(l.after)), JSON.stringify(refusals));
+
+  second.clearFaults();
+  const replay = await request(`${relay.url}/v1/events/${accepted.id}/retry`, {
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: '{"unknown": true}',
+  });
+  assert.equal(replay.status, 202, replay.text);
+  assert.equal(replay.json.retried_receivers, 600);
+  const done = await settled(relay, accepted.id);
+  assert.equal(done.state, 'delivered', JSON.stringify(done.failed?.[0]));
+  assert.deepEqual(done.unknown, []);
+  assertEachDeliveredOnce(queued.receiver_ids);
+});
+
 test('the first endpoint recovers: after its cooldown, traffic returns to it', async (t) => {
   const cooldownMs = 2000;
   const relay = await relayFor(t, [first.url, second.url], { ENDPOINT_COOLDOWN_SECS: String(cooldownMs / 1000) });

@@ -57,12 +57,13 @@ before(async () => {
   }
   assert.equal((await postEvent(relay.url, notification(1), { secret: `whsec_${Buffer.from('wrong').toString('base64')}` })).status, 401);
   assert.equal((await request(`${relay.url}/v1/hooks/no-such-route`, { headers: { 'content-type': 'application/json' }, body: '{}' })).status, 404);
+  // The index hears of intakes in batches, up to a second later (DEFER_MS).
   await eventually(
     async () => {
-      const { json } = await list('?state=pending');
-      return json.events.length === 0;
+      const [{ json: pending }, { json: all }] = await Promise.all([list('?state=pending'), list()]);
+      return pending.events.length === 0 && all.events.length === 7;
     },
-    { ms: 30_000, what: 'every event finished' },
+    { ms: 30_000, what: 'every event listed and finished' },
   );
 });
 after(async () => {
@@ -193,7 +194,10 @@ describe('retention (EVENT_RETENTION_DAYS)', () => {
     const old = await postEvent(short.url, notification(1, { prefix: 'old' }));
     await new Promise((resolve) => setTimeout(resolve, retentionMs + 1000));
     const fresh = await postEvent(short.url, notification(1, { prefix: 'fresh' }));
-    const { json } = await request(`${short.url}/v1/events`, { method: 'GET', headers: auth });
+    const json = await eventually(async () => {
+      const { json: page } = await request(`${short.url}/v1/events`, { method: 'GET', headers: auth });
+      return page.events.some((e) => e.event_id === fresh.id) ? page : null;
+    }, { ms: 5000, what: 'the fresh event listed' });
     assert.deepEqual(json.events.map((e) => e.event_id), [fresh.id]);
     // The event's own record outlives its listing: its status still answers.
     const status = await request(`${short.url}/v1/events/${old.id}`, { method: 'GET', headers: auth });

@@ -102,6 +102,34 @@ describe('replaying failures', () => {
     for (let i = 0; i < 6; i++) assert.equal(deliveriesOf(`race${i}`), 1);
   });
 
+  test('`{"unknown": true}` sends unknown receivers again under their original trace id: Yunxin takes them once', async () => {
+    // The first attempt is processed and its answer lost; the second meets a 502.
+    emu.injectFaults([{ kind: 'drop-after', count: 1 }, { kind: 'http502' }]);
+    const { id, status } = await queuedAndFinished(notification(3, { prefix: 'lost' }));
+    assert.deepEqual(status.failed, []);
+    assert.deepEqual(status.unknown.map((u) => u.account_id).sort(), ['lost0', 'lost1', 'lost2']);
+    const [first, second] = emu.requests();
+    assert.equal(second.traceId, first.traceId);
+    assert.equal(emu.deliveries().length, 3, 'the lost answer was delivered');
+
+    emu.clearFaults();
+    const plain = await retry(id, '{"all": true}');
+    assert.equal(plain.status, 200, plain.text);
+    assert.equal(plain.json.retried_receivers, 0, 'unknown receivers are never sent under a new trace id');
+
+    const replayed = await retry(id, '{"unknown": true}');
+    assert.equal(replayed.status, 202, replayed.text);
+    assert.deepEqual(replayed.json, { event_id: id, retried_receivers: 3, requests: [0], status_url: `/v1/events/${id}` });
+    const after = await finished(id);
+    assert.equal(after.state, 'delivered', JSON.stringify(after));
+    assert.deepEqual(after.unknown, []);
+    const last = emu.requests().at(-1);
+    assert.equal(last.traceId, first.traceId, 'the original trace id');
+    assert.equal(last.replayed, true, 'answered from the trace-id replay');
+    assert.equal(last.traceIdConflict, false, 'the same body as the original');
+    for (let i = 0; i < 3; i++) assert.equal(deliveriesOf(`lost${i}`), 1, `lost${i} notified once`);
+  });
+
   test('a dead-lettered call is re-driven, and leaves the dead-letter list', async () => {
     emu.injectFaults({ kind: 'http502' });
     const { id } = await queuedAndFinished(notification(3, { prefix: 'dl' }));

@@ -18,7 +18,7 @@
 //! is safe: the trace id makes Yunxin take each call once, and the delivery
 //! ignores a report for an attempt that is not in flight.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -69,6 +69,11 @@ pub enum Command {
         /// `/v1/notifications`.
         #[serde(default)]
         route: Option<String>,
+        /// The queued intake: the object enqueues every call itself and
+        /// marks the event enqueued, so the intake makes one round trip. A
+        /// failed enqueue is the watchdog's, as when an intake dies.
+        #[serde(default)]
+        enqueue: bool,
     },
     /// Every call is enqueued. Answer: `Option<EventStatus>`, the event's
     /// status when `status` is asked (the synchronous path answers it; one
@@ -95,6 +100,11 @@ pub enum Command {
     },
     /// What became of an attempt. Answer: [`Recorded`].
     Record {
+        /// The synchronous path's report: once every call is finished, the
+        /// object marks the event settled (nothing for the queue) and
+        /// answers its status, in this one round trip.
+        #[serde(default)]
+        finish: bool,
         /// The attempt.
         attempt: AttemptId,
         /// Its outcome.
@@ -108,6 +118,10 @@ pub enum Command {
     Retry {
         /// Every failed receiver, not only the retryable ones.
         all: bool,
+        /// Unknown receivers too, under the trace id they were last sent
+        /// with (`Delivery::replay_unknown`).
+        #[serde(default)]
+        unknown: bool,
     },
     /// The dead-letter queue received this call. Answer: `bool`.
     DeadLettered {
@@ -149,6 +163,9 @@ pub struct RecordedWith {
     pub recorded: Recorded,
     /// The index's entry, as JSON (none for a stale report).
     pub index: Option<Box<serde_json::value::RawValue>>,
+    /// With `finish`, once every call is finished: the event's status.
+    #[serde(default)]
+    pub status: Option<Box<EventStatus>>,
 }
 
 /// The answer to [`Command::Create`].
@@ -159,6 +176,10 @@ pub enum Created {
     New {
         /// The steps of the calls asked to begin, in order.
         steps: Vec<Step>,
+        /// The index's entry for the new event, for the caller to write
+        /// with others ([`index::defer`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        index: Option<Box<serde_json::value::RawValue>>,
     },
     /// Known, with the same body: a re-delivery.
     Known,
@@ -255,7 +276,13 @@ pub struct EventStore {
     /// SQLite storage is the truth: every change is written before it is
     /// answered, and a failed write drops this copy.
     cached: RefCell<Option<Record>>,
+    /// SQLite rows the current command wrote (SQLite's own count), answered
+    /// in the [`ROWS_WRITTEN`] header: what a change to the storage costs.
+    rows_written: Cell<u64>,
 }
+
+/// The header in which the object answers the SQLite rows its command wrote.
+pub const ROWS_WRITTEN: &str = "x-rows-written";
 
 fn now_ms() -> u64 {
     Date::now().as_millis()
@@ -267,10 +294,28 @@ impl DurableObject for EventStore {
             state,
             env,
             cached: RefCell::new(None),
+            rows_written: Cell::new(0),
         }
     }
 
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        self.rows_written.set(0);
+        let mut response = self.command(req).await?;
+        response
+            .headers_mut()
+            .set(ROWS_WRITTEN, &self.rows_written.get().to_string())?;
+        Ok(response)
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        crate::meter::add(|m| m.do_requests += 1);
+        self.watchdog().await
+    }
+}
+
+impl EventStore {
+    /// Runs one command.
+    async fn command(&self, mut req: Request) -> Result<Response> {
         // serde_json over the text, not `req.json()` (serde_wasm_bindgen over
         // a JS object): the same parser as the sender's, and exact integers.
         let command: Command = serde_json::from_str(&req.text().await?)?;
@@ -282,11 +327,16 @@ impl DurableObject for EventStore {
                 delivery,
                 begin,
                 route,
-            } => Response::from_json(
-                &self
+                enqueue,
+            } => {
+                let created = self
                     .create(event_id, body_sha256, *delivery, &begin, route, now)
-                    .await?,
-            ),
+                    .await?;
+                if enqueue && matches!(created, Created::New { .. }) {
+                    self.enqueue_all().await;
+                }
+                Response::from_json(&created)
+            }
             Command::MarkEnqueued { status: asked } => {
                 let mut answer = None;
                 self.update(|r| {
@@ -314,26 +364,35 @@ impl DurableObject for EventStore {
                 Response::from_json(&released)
             }
             Command::Record {
+                finish,
                 attempt,
                 outcome,
                 sent,
             } => {
                 let mut recorded = Recorded::Stale;
                 let row = sent.map(|sent| attempt_row(attempt, &outcome, sent));
-                let mut entry = None;
+                let (mut entry, mut settled) = (None, None);
                 self.update(|r| {
                     recorded = r.delivery.record(attempt, outcome, now);
                     if let (Some(row), false) = (row, recorded == Recorded::Stale) {
                         let retried = matches!(recorded, Recorded::Retry { .. });
                         entry = Some(r.attempted(row, retried));
                     }
+                    if finish && r.delivery.is_done() {
+                        // Nothing is left for the queue: as good as enqueued.
+                        r.enqueued = true;
+                        settled = Some(Box::new(status(r)));
+                    }
                 })?;
                 Response::from_json(&RecordedWith {
                     recorded,
                     index: entry.as_ref().and_then(index::raw),
+                    status: settled,
                 })
             }
-            Command::Retry { all } => Response::from_json(&self.replay(all, now).await?),
+            Command::Retry { all, unknown } => {
+                Response::from_json(&self.replay(all, unknown, now).await?)
+            }
             Command::DeadLettered {
                 call,
                 reason,
@@ -356,7 +415,8 @@ impl DurableObject for EventStore {
         }
     }
 
-    async fn alarm(&self) -> Result<Response> {
+    /// The watchdog (the object's alarm).
+    async fn watchdog(&self) -> Result<Response> {
         let now = now_ms();
         let watchdog_ms = self.watchdog_secs() * 1000;
         let intake_grace_ms = INTAKE_GRACE_MS.min(watchdog_ms);
@@ -516,10 +576,11 @@ impl EventStore {
     /// Writes `record`, and keeps it as the cached copy.
     fn store(&self, record: Record) -> Result<()> {
         let json = serde_json::to_string(&record)?;
-        self.sql()?.exec(
+        let written = self.sql()?.exec(
             "INSERT OR REPLACE INTO record (id, json) VALUES (1, ?)",
             Some(vec![json.into()]),
         )?;
+        self.count_rows(crate::meter::written(written).rows_written());
         self.cached.replace(Some(record));
         Ok(())
     }
@@ -579,6 +640,7 @@ impl EventStore {
             requests: delivery.calls(),
             counts: delivery.counts(),
             version: 1,
+            created_ms: now,
         };
         self.store(Record {
             event_id,
@@ -591,9 +653,45 @@ impl EventStore {
             version: 1,
             delivery,
         })?;
-        self.tell_index(Some(accepted));
         self.watch_intake().await?;
-        Ok(Created::New { steps })
+        Ok(Created::New {
+            steps,
+            index: index::raw(&accepted),
+        })
+    }
+
+    /// Adds rows a statement of this command wrote.
+    fn count_rows(&self, rows: usize) {
+        self.rows_written.set(self.rows_written.get() + rows as u64);
+    }
+
+    /// The queued intake's enqueue, done by the object: every call, then
+    /// the record marked enqueued. A failure is logged, not answered: the
+    /// record exists and says "not enqueued", so its watchdog enqueues.
+    async fn enqueue_all(&self) {
+        let enqueued = async {
+            if self
+                .env
+                .var("TEST_FAIL_ENQUEUE")
+                .is_ok_and(|v| v.to_string() == "1")
+            {
+                return Err(worker::Error::RustError("TEST_FAIL_ENQUEUE is set".into()));
+            }
+            let Some((event_id, calls)) =
+                self.read(|r| (r.event_id.clone(), r.delivery.calls()))?
+            else {
+                return Ok(());
+            };
+            task::enqueue(&self.env, &event_id, 0, 0..calls).await?;
+            self.update(|r| r.enqueued = true).map(drop)
+        };
+        if let Err(e) = enqueued.await {
+            let event_id = self.read(|r| r.event_id.clone()).ok().flatten();
+            console_log!(
+                "{}",
+                serde_json::json!({ "event_id": event_id, "enqueue_failed": e.to_string(), "recovery": "watchdog" })
+            );
+        }
     }
 
     /// Tells the index of a change, after this command's answer: the index
@@ -619,12 +717,23 @@ impl EventStore {
     /// Reopens failed receivers and enqueues their calls. Like a new event,
     /// the record says "not enqueued" until the enqueue is confirmed, so the
     /// watchdog enqueues in its place should this die half-way.
-    async fn replay(&self, all: bool, now: u64) -> Result<Option<Replay>> {
+    async fn replay(&self, all: bool, unknown: bool, now: u64) -> Result<Option<Replay>> {
         let mut replay = Replay::default();
         let (mut event_id, mut round) = (String::new(), 0);
         let mut entry = None;
         let known = self.update(|r| {
+            // Unknown receivers first, under their own trace id: a call
+            // holding both unknown and failed receivers sends the unknown
+            // ones now and keeps its failed ones for a later replay.
+            let again = if unknown {
+                r.delivery.replay_unknown(now)
+            } else {
+                Replay::default()
+            };
             replay = r.delivery.replay(all, now);
+            replay.receivers += again.receivers;
+            replay.calls.extend(again.calls);
+            replay.calls.sort_unstable();
             if !replay.calls.is_empty() {
                 r.dead_lettered.retain(|call| !replay.calls.contains(call));
                 r.enqueued = false;
@@ -651,6 +760,14 @@ impl EventStore {
 pub struct EventClient {
     event_id: String,
     stub: Stub,
+    /// Round trips made to the event's object (counted in
+    /// [`EventClient::call`], the one place that calls its stub).
+    trips: Cell<u32>,
+    /// Round trips to the pacer made for this event
+    /// ([`EventClient::count_pacer_trip`]).
+    pacer_trips: Cell<u32>,
+    /// SQLite rows the object said its commands wrote.
+    rows_written: Cell<u64>,
 }
 
 impl EventClient {
@@ -659,7 +776,30 @@ impl EventClient {
         Ok(EventClient {
             event_id: event_id.to_owned(),
             stub: env.durable_object(BINDING)?.get_by_name(event_id)?,
+            trips: Cell::new(0),
+            pacer_trips: Cell::new(0),
+            rows_written: Cell::new(0),
         })
+    }
+
+    /// Counts a round trip to the pacer made for this event.
+    pub fn count_pacer_trip(&self) {
+        self.pacer_trips.set(self.pacer_trips.get() + 1);
+    }
+
+    /// Round trips to the event's object so far.
+    pub fn trips(&self) -> u32 {
+        self.trips.get()
+    }
+
+    /// Round trips to the pacer for this event so far.
+    pub fn pacer_trips(&self) -> u32 {
+        self.pacer_trips.get()
+    }
+
+    /// SQLite rows written by the commands of this client so far.
+    pub fn rows_written(&self) -> u64 {
+        self.rows_written.get()
     }
 
     /// The event's id.
@@ -672,7 +812,15 @@ impl EventClient {
         init.with_method(Method::Post)
             .with_body(Some(JsValue::from_str(&serde_json::to_string(command)?)));
         let req = Request::new_with_init("https://event-store/", &init)?;
+        self.trips.set(self.trips.get() + 1);
+        crate::meter::add(|m| m.do_requests += 1);
         let mut response = self.stub.fetch_with_request(req).await?;
+        let rows: u64 = response
+            .headers()
+            .get(ROWS_WRITTEN)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        self.rows_written.set(self.rows_written.get() + rows);
         match response.status_code() {
             200 => response.json().await,
             status => Err(worker::Error::RustError(format!(
@@ -684,12 +832,15 @@ impl EventClient {
 
     /// Records a new event that came by `route`, and begins `calls` of
     /// it; or says it is known.
+    /// With `enqueue`, the object enqueues every call itself (the queued
+    /// intake: one round trip).
     pub async fn create(
         &self,
         body_sha256: &str,
         delivery: Delivery,
         calls: Vec<usize>,
         route: Option<String>,
+        enqueue: bool,
     ) -> Result<Created> {
         self.call(&Command::Create {
             event_id: self.event_id.clone(),
@@ -697,6 +848,7 @@ impl EventClient {
             delivery: Box::new(delivery),
             begin: calls,
             route,
+            enqueue,
         })
         .await
     }
@@ -737,13 +889,17 @@ impl EventClient {
     }
 
     /// Reports what became of an attempt, and how it went out.
+    /// With `finish` (the synchronous path), the object answers the status
+    /// once every call is finished.
     pub async fn record(
         &self,
         attempt: AttemptId,
         outcome: AttemptOutcome,
         sent: Sent,
+        finish: bool,
     ) -> Result<RecordedWith> {
         self.call(&Command::Record {
+            finish,
             attempt,
             outcome,
             sent: Some(sent),
@@ -754,7 +910,13 @@ impl EventClient {
     /// Sends the event's failed receivers again (retryable ones, or `all`);
     /// `None` for an unknown event.
     pub async fn replay(&self, all: bool) -> Result<Option<Replay>> {
-        self.call(&Command::Retry { all }).await
+        self.replay_with(all, false).await
+    }
+
+    /// As [`EventClient::replay`], and with `unknown` the unknown receivers
+    /// too, under their original trace id.
+    pub async fn replay_with(&self, all: bool, unknown: bool) -> Result<Option<Replay>> {
+        self.call(&Command::Retry { all, unknown }).await
     }
 
     /// Marks a call as dead-lettered by a message of replay `round`.
@@ -794,9 +956,11 @@ mod tests {
                 delivery: Box::new(original.clone()),
                 begin: vec![0, 1],
                 route: Some("github-push".into()),
+                enqueue: true,
             },
             Command::Begin { calls: vec![1] },
             Command::Record {
+                finish: true,
                 attempt: attempt.id,
                 outcome: Outcome::answer_lost("timed out").into(),
                 sent: None,
@@ -813,6 +977,7 @@ mod tests {
                 Step::Later { until_ms: 5 },
                 Step::Done,
             ],
+            index: None,
         })
         .unwrap();
         assert!(
@@ -824,7 +989,7 @@ mod tests {
             "{steps}"
         );
         let back: Created = serde_json::from_str(&steps).unwrap();
-        assert!(matches!(back, Created::New { steps } if steps.len() == 3));
+        assert!(matches!(back, Created::New { steps, .. } if steps.len() == 3));
     }
 
     #[test]

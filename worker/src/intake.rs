@@ -14,7 +14,7 @@ use crate::error::RelayError;
 use crate::events::{Created, EventClient, EventStatus};
 use crate::query::Query;
 use crate::webhook::EventId;
-use crate::{sync, task};
+use crate::{index, sync, task};
 
 /// An authenticated, validated and planned event.
 pub struct Accepted {
@@ -43,6 +43,30 @@ impl Accepted {
     }
 }
 
+/// What taking an event cost on the request's path, for its log line (and
+/// the tests and the benchmark's cost model, which read it there): Durable
+/// Object round trips, counted where the stubs are called, and the SQLite
+/// rows the event's object wrote, as SQLite counted them.
+#[derive(Debug, Clone, Copy)]
+pub struct Cost {
+    /// Round trips to Durable Objects: the event's object and the pacer.
+    pub do_round_trips: u32,
+    /// Of those, to the pacer (a synchronous call's slot lease).
+    pub pacer_round_trips: u32,
+    /// Rows the event's object wrote for this request.
+    pub sqlite_rows_written: u64,
+}
+
+impl Cost {
+    fn of(events: &EventClient) -> Self {
+        Cost {
+            do_round_trips: events.trips() + events.pacer_trips(),
+            pacer_round_trips: events.pacer_trips(),
+            sqlite_rows_written: events.rows_written(),
+        }
+    }
+}
+
 /// What a route that takes events answers.
 pub enum Answer {
     /// `Prefer: wait`: the event's status once the request has done what it
@@ -51,9 +75,14 @@ pub enum Answer {
     Waited {
         event_id: EventId,
         status: Box<EventStatus>,
+        cost: Cost,
     },
     /// Queued: 202 with the status URL.
-    Accepted { event_id: EventId, requests: usize },
+    Accepted {
+        event_id: EventId,
+        requests: usize,
+        cost: Cost,
+    },
     /// A known `webhook-id`: 200 with the event's status so far.
     Known(Box<EventStatus>),
     /// A route's filter said no: 200, nothing sent.
@@ -133,7 +162,9 @@ impl Answer {
                 "status_url": status_url(event_id),
             }))?,
             Answer::Waited { status, .. } => Response::from_json(status)?,
-            Answer::Accepted { event_id, requests } => Response::from_json(&AcceptedBody {
+            Answer::Accepted {
+                event_id, requests, ..
+            } => Response::from_json(&AcceptedBody {
                 event_id: event_id.as_str(),
                 requests: *requests,
                 status_url: status_url(event_id),
@@ -176,6 +207,21 @@ impl Answer {
 
     /// What the answer says, for the log line: mode, calls and receiver counts.
     pub fn summary(&self) -> serde_json::Value {
+        let mut summary = self.counts();
+        if let (Answer::Waited { cost, .. } | Answer::Accepted { cost, .. }, Some(line)) =
+            (self, summary.as_object_mut())
+        {
+            line.insert("do_round_trips".into(), json!(cost.do_round_trips));
+            line.insert("pacer_round_trips".into(), json!(cost.pacer_round_trips));
+            line.insert(
+                "sqlite_rows_written".into(),
+                json!(cost.sqlite_rows_written),
+            );
+        }
+        summary
+    }
+
+    fn counts(&self) -> serde_json::Value {
         match self {
             Answer::Waited { status, .. } | Answer::Known(status) => json!({
                 "mode": if matches!(self, Answer::Waited { .. }) { "wait" } else { "known" },
@@ -229,11 +275,25 @@ pub async fn intake(accepted: Accepted, env: &Env, wait: bool) -> Result<Answer,
     } else {
         Vec::new()
     };
+    // Queued, the event's object enqueues the calls itself: one round trip.
     let steps = match events
-        .create(&body_sha256, Delivery::new(plan, policy)?, first, route)
+        .create(
+            &body_sha256,
+            Delivery::new(plan, policy)?,
+            first,
+            route,
+            !wait,
+        )
         .await?
     {
-        Created::New { steps } => steps,
+        Created::New {
+            steps,
+            index: entry,
+        } => {
+            // Written with other events' entries, after the answer.
+            index::defer(entry);
+            steps
+        }
         Created::Known => {
             return match events.status().await? {
                 Some(status) => Ok(Answer::Known(Box::new(status))),
@@ -248,19 +308,22 @@ pub async fn intake(accepted: Accepted, env: &Env, wait: bool) -> Result<Answer,
             });
         }
     };
-    let left = if wait {
-        sync::drive(env, &config, &events, requests, steps).await
-    } else {
-        (0..requests).collect()
-    };
     if !wait {
-        hand_to_queue(&config, env, &events, left, false).await;
-        return Ok(Answer::Accepted { event_id, requests });
+        return Ok(Answer::Accepted {
+            event_id,
+            requests,
+            cost: Cost::of(&events),
+        });
     }
-    let status = match hand_to_queue(&config, env, &events, left, true).await {
-        Some(status) => Some(status),
-        // The hand-off failed (the watchdog will enqueue): read the status alone.
-        None => events.status().await?,
+    let (left, settled) = sync::drive(env, &config, &events, requests, steps).await;
+    let status = match settled {
+        // Every call finished: the last report answered the status.
+        Some(status) => Some(*status),
+        None => match hand_to_queue(&config, env, &events, left, true).await {
+            Some(status) => Some(status),
+            // The hand-off failed (the watchdog will enqueue): read the status alone.
+            None => events.status().await?,
+        },
     };
     match status {
         Some(status) => Ok(Answer::Waited {
@@ -269,6 +332,7 @@ pub async fn intake(accepted: Accepted, env: &Env, wait: bool) -> Result<Answer,
                 ..status
             }),
             event_id,
+            cost: Cost::of(&events),
         }),
         None => Err(RelayError::Internal(
             "the event store lost the event".into(),

@@ -38,6 +38,7 @@ pub mod guard;
 pub mod hooks;
 pub mod index;
 pub mod intake;
+pub mod meter;
 pub mod notifications;
 pub mod operator;
 pub mod pacer;
@@ -64,7 +65,14 @@ use crate::task::{DEAD_LETTER_QUEUE, DeliveryTask};
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let path = req.path();
+    // The meter's own reads are not counted: they are not the relay's work.
+    if path != "/__meter" {
+        meter::add(|m| m.invocations += 1);
+    }
     let result = match (path.as_str(), req.method()) {
+        ("/__meter", Method::Get) if env.var("BENCH_METER").is_ok_and(|v| v.to_string() == "1") => {
+            Response::from_json(&meter::snapshot()).map_err(RelayError::from)
+        }
         ("/healthz", Method::Get | Method::Head) => {
             Response::from_json(&json!({ "status": "ok" })).map_err(RelayError::from)
         }
@@ -119,6 +127,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
 
 #[event(queue)]
 async fn queue(batch: MessageBatch<DeliveryTask>, env: Env, _ctx: Context) -> worker::Result<()> {
+    meter::add(|m| m.invocations += 1);
     if batch.queue() == DEAD_LETTER_QUEUE {
         return queue::bury(batch, &env).await;
     }
@@ -174,6 +183,9 @@ async fn take_event(
         intake(accepted, env, wait).await
     }
     .await;
+    // The event's index entries, with those of the isolate's other events.
+    let deferred = env.clone();
+    ctx.wait_until(async move { index::flush_deferred(&deferred).await });
 
     // The event id is logged only once the event is authenticated, and a
     // route's name only once a route answered to it: before that they are

@@ -41,6 +41,11 @@ struct RetryRequest {
     /// Every failed receiver, not only those failed for a retryable reason.
     #[serde(default)]
     all: bool,
+    /// The unknown receivers too (an answer lost after sending), each call's
+    /// under the trace id it was last sent with, so that Yunxin takes them
+    /// at most once while it remembers that trace id.
+    #[serde(default)]
+    unknown: bool,
 }
 
 impl RetryRequest {
@@ -54,7 +59,7 @@ impl RetryRequest {
         match serde_json::from_slice(body).map_err(bad)? {
             value @ serde_json::Value::Object(_) => serde_json::from_value(value).map_err(bad),
             _ => Err(RelayError::BadBody(
-                r#"must be a JSON object such as {"all": true}"#.into(),
+                r#"must be a JSON object such as {"all": true} or {"unknown": true}"#.into(),
             )),
         }
     }
@@ -228,7 +233,7 @@ pub async fn retry(mut req: Request, env: &Env, segment: &str) -> Result<Respons
     let asked = RetryRequest::parse(&body)?;
     let id = event_id(segment)?;
     let replay: Replay = EventClient::new(env, id.as_str())?
-        .replay(asked.all)
+        .replay_with(asked.all, asked.unknown)
         .await?
         .ok_or_else(|| not_found(segment))?;
     let answer = RetryAnswer {

@@ -2,14 +2,20 @@
 //! [`Pace`] and grants send slots from it (the core decides the spacing), so
 //! that every location together stays within Yunxin's per-minute quota
 //! instead of tripping its 416 block. A queue batch asks once for all its
-//! calls.
+//! calls. After a 416 the pacer is paused until Yunxin's block of the app
+//! ends ([`pause`]), so that no other call burns a 416 meanwhile; this
+//! isolate also remembers the block ([`blocked_until`]), so that slots it
+//! was granted before the 416 are not used during it.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 use worker::{
     Date, DurableObject, Env, Method, Request, RequestInit, Response, Result, State, durable_object,
 };
-use yunxin_edge::pacing::{Grant, Pace};
+use yunxin_edge::pacing::{self, Grant, Pace};
 
 /// The binding of the namespace.
 pub const BINDING: &str = "PACER";
@@ -23,6 +29,107 @@ struct Ask {
     max_wait_ms: u64,
 }
 
+/// `POST /pause`: grant nothing that starts before `until_ms`.
+#[derive(Serialize, Deserialize)]
+struct Pause {
+    until_ms: u64,
+}
+
+thread_local! {
+    /// The end of the latest block of the app this isolate has seen. Slots
+    /// granted before a 416 (a queue batch holds them up to
+    /// `MAX_INLINE_WAIT_MS` ahead) are checked against it before they are
+    /// used: the pacer cannot take them back. Other isolates holding slots
+    /// learn of the block from their own first 416.
+    static BLOCKED_UNTIL_MS: Cell<u64> = const { Cell::new(0) };
+}
+
+thread_local! {
+    /// Slots this isolate holds for the synchronous path, leased from the
+    /// pacer in blocks ([`lease_slot`]), with the app key and quota they
+    /// were leased under.
+    static LEASE: RefCell<Lease> = RefCell::new(Lease::default());
+}
+
+/// A block of slots leased from the app's pacer.
+#[derive(Default)]
+struct Lease {
+    app_key: String,
+    per_minute: u32,
+    starts_ms: VecDeque<u64>,
+}
+
+/// The most slots one lease takes: at most `LEASE_HORIZON_MS` of the quota.
+const LEASE_SLOTS: usize = 16;
+/// How far ahead a lease reaches. A leased slot nobody uses is lost (the
+/// quota is never exceeded, only left idle), so a lease is short.
+const LEASE_HORIZON_MS: u64 = 1_000;
+
+/// One send slot for a synchronous call, no later than `max_wait_ms` from
+/// now: from this isolate's lease when it holds one still usable
+/// ([`pacing::may_leave`]), else from a new lease of up to [`LEASE_SLOTS`]
+/// slots within [`LEASE_HORIZON_MS`] (the call takes the first). Most events
+/// thus ask the pacer nothing, and each slot is used at most once, so the
+/// quota holds in any 60 s window as it does for single grants. Answers the
+/// slot (or when to come back) and whether the pacer was asked.
+pub async fn lease_slot(
+    env: &Env,
+    app_key: &str,
+    per_minute: u32,
+    max_wait_ms: u64,
+) -> Result<(Result<u64, u64>, bool)> {
+    let now = Date::now().as_millis();
+    let latest = now.saturating_add(max_wait_ms);
+    let take = |lease: &mut Lease| -> Option<u64> {
+        if lease.app_key != app_key || lease.per_minute != per_minute {
+            *lease = Lease {
+                app_key: app_key.to_owned(),
+                per_minute,
+                starts_ms: VecDeque::new(),
+            };
+        }
+        while let Some(&start) = lease.starts_ms.front() {
+            if pacing::may_leave(start, now) {
+                break;
+            }
+            lease.starts_ms.pop_front();
+        }
+        match lease.starts_ms.front() {
+            Some(&start) if start <= latest && start >= blocked_until() => {
+                lease.starts_ms.pop_front()
+            }
+            _ => None,
+        }
+    };
+    if let Some(start) = LEASE.with_borrow_mut(take) {
+        return Ok((Ok(start), false));
+    }
+    let grant = grant(
+        env,
+        app_key,
+        per_minute,
+        LEASE_SLOTS,
+        max_wait_ms.min(LEASE_HORIZON_MS),
+    )
+    .await?;
+    let mut starts = grant.starts_ms.into_iter();
+    let Some(first) = starts.next() else {
+        return Ok((Err(grant.next_ms), true));
+    };
+    LEASE.with_borrow_mut(|lease| {
+        if lease.app_key == app_key && lease.per_minute == per_minute {
+            lease.starts_ms.extend(starts);
+            lease.starts_ms.make_contiguous().sort_unstable();
+        }
+    });
+    Ok((Ok(first), true))
+}
+
+/// When this isolate last learnt that the app's block ends (0: none seen).
+pub fn blocked_until() -> u64 {
+    BLOCKED_UNTIL_MS.get()
+}
+
 /// The Durable Object class.
 #[durable_object]
 pub struct Pacer {
@@ -34,18 +141,27 @@ impl DurableObject for Pacer {
         Pacer { state }
     }
 
-    /// `POST /grant` → a [`Grant`].
+    /// `POST /grant` → a [`Grant`]; `POST /pause` → `true`.
     async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let storage = self.state.storage();
+        if req.path() == "/pause" {
+            let Pause { until_ms } = req.json().await?;
+            let mut pace: Pace = storage.get("pace").await?.unwrap_or_default();
+            pace.pause_until(until_ms);
+            storage.put("pace", pace).await?;
+            crate::meter::add(|m| m.sqlite_rows_written += 1);
+            return Response::from_json(&true);
+        }
         let Ask {
             per_minute,
             count,
             max_wait_ms,
         } = req.json().await?;
-        let storage = self.state.storage();
         let mut pace: Pace = storage.get("pace").await?.unwrap_or_default();
         let grant = pace.grant(Date::now().as_millis(), per_minute, count, max_wait_ms);
         if !grant.starts_ms.is_empty() {
             storage.put("pace", pace).await?;
+            crate::meter::add(|m| m.sqlite_rows_written += 1);
         }
         Response::from_json(&grant)
     }
@@ -69,8 +185,27 @@ pub async fn grant(
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_body(Some(JsValue::from_str(&serde_json::to_string(&ask)?)));
+    crate::meter::add(|m| m.do_requests += 1);
     let mut response = stub
         .fetch_with_request(Request::new_with_init("https://pacer/grant", &init)?)
         .await?;
     response.json().await
+}
+
+/// Pauses `app_key`'s pacer, and this isolate, until `until_ms`: Yunxin
+/// answered 416 and blocks the app until then.
+pub async fn pause(env: &Env, app_key: &str, until_ms: u64) -> Result<()> {
+    BLOCKED_UNTIL_MS.set(BLOCKED_UNTIL_MS.get().max(until_ms));
+    // Leased slots inside the block would only burn 416s.
+    LEASE.with_borrow_mut(|lease| lease.starts_ms.retain(|start| *start >= until_ms));
+    let stub = env.durable_object(BINDING)?.get_by_name(app_key)?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_body(Some(JsValue::from_str(&serde_json::to_string(&Pause {
+            until_ms,
+        })?)));
+    crate::meter::add(|m| m.do_requests += 1);
+    stub.fetch_with_request(Request::new_with_init("https://pacer/pause", &init)?)
+        .await?;
+    Ok(())
 }

@@ -16,7 +16,7 @@ use worker::{
 use yunxin_edge::{Attempt, Recorded, pacing};
 
 use crate::config::{Config, MAX_INLINE_WAIT_MS};
-use crate::events::{EventClient, RecordedWith, Sent, Step};
+use crate::events::{EventClient, EventStatus, RecordedWith, Sent, Step};
 use crate::index::{Batch, Entry, Wait};
 use crate::pacer;
 use crate::task::{self, DeliveryTask};
@@ -42,6 +42,7 @@ pub async fn deliver(
     config: &Config,
 ) -> worker::Result<()> {
     let messages = batch.messages()?;
+    crate::meter::add(|m| m.queue_reads += messages.len() as u64);
     // The records and the pacer are asked at once: asking for slots only
     // after the records answered would leave the quota idle for a round
     // trip per batch. A slot the batch does not use is lost, never reused;
@@ -106,7 +107,10 @@ pub async fn deliver(
     let journal = &journal;
     join_all(runs.map(|((message, step), turn)| async move {
         match run(message.body(), step, turn, env, config, journal).await {
-            Ok(Disposition::Ack) => message.ack(),
+            Ok(Disposition::Ack) => {
+                crate::meter::add(|m| m.queue_deletes += 1);
+                message.ack()
+            }
             Ok(Disposition::RetryAt(at_ms)) => retry(message, delay_secs(at_ms)),
             Err(e) => {
                 // Our own storage or queue failed: try the whole step again soon.
@@ -195,9 +199,10 @@ async fn run(
         }
         Turn::Send(start_ms) => Ok(
             match send_on_slot(
-                env, config, &events, task.round, attempt, start_ms, None, journal,
+                env, config, &events, task.round, attempt, start_ms, None, journal, false,
             )
             .await?
+            .0
             {
                 Recorded::Retry { at_ms } => Disposition::RetryAt(at_ms),
                 // Done (dead-lettered if given up), or stale: another message took the call over.
@@ -226,7 +231,9 @@ fn delay_secs(at_ms: u64) -> u32 {
 /// the upstream timeout, and no later than `deadline_ms`; a call the
 /// delivery gave up on goes to the dead-letter queue (as a message of replay
 /// `round`); the index's entry for the attempt goes to `journal`. The queue
-/// consumer and the synchronous path both send this way.
+/// consumer and the synchronous path both send this way; the synchronous
+/// path asks to `finish` (see [`EventClient::record`]), and gets the event's
+/// status once every call is finished.
 #[allow(clippy::too_many_arguments)]
 pub async fn send_on_slot(
     env: &Env,
@@ -237,8 +244,22 @@ pub async fn send_on_slot(
     start_ms: u64,
     deadline_ms: Option<u64>,
     journal: &Batch,
-) -> worker::Result<Recorded> {
+    finish: bool,
+) -> worker::Result<(Recorded, Option<Box<EventStatus>>)> {
     Delay::from(Duration::from_millis(start_ms.saturating_sub(now_ms()))).await;
+
+    // A 416 seen since the slot was granted: the app is blocked, and this
+    // call would only burn another 416. It goes back, for after the block.
+    let blocked_until = pacer::blocked_until();
+    if now_ms() < blocked_until {
+        events.release(attempt.id, blocked_until).await?;
+        return Ok((
+            Recorded::Retry {
+                at_ms: blocked_until,
+            },
+            None,
+        ));
+    }
 
     // A deadline cuts the wait short: a cut-short answer is a lost one,
     // which is retried with the same trace id.
@@ -256,8 +277,39 @@ pub async fn send_on_slot(
         started_at_ms,
         latency_ms: now_ms().saturating_sub(started_at_ms),
     };
-    let RecordedWith { recorded, index } =
-        events.record(attempt.id, exchanged.outcome, sent).await?;
+    // A 416 blocks the whole app: the pacer grants nothing until the block
+    // ends. Told beside the record, not before it: no extra wait.
+    let block_end = pacing::rate_limit_block_end(
+        &exchanged.outcome,
+        now_ms(),
+        u64::from(config.rate_limit_backoff_secs) * 1000,
+        config.queued_policy().retry_after_cap_ms,
+    );
+    let app_key = config.credentials.app_key.as_str();
+    let pause = async {
+        match block_end {
+            Some(until_ms) => pacer::pause(env, app_key, until_ms).await,
+            None => Ok(()),
+        }
+    };
+    let (recorded, paused) = join(
+        events.record(attempt.id, exchanged.outcome, sent, finish),
+        pause,
+    )
+    .await;
+    if let Err(e) = paused {
+        // The 416's call itself still waits out the block (its delivery says
+        // so); other calls may burn 416s until the block ends.
+        console_log!(
+            "{}",
+            serde_json::json!({ "pacer": "pause failed", "error": e.to_string() })
+        );
+    }
+    let RecordedWith {
+        recorded,
+        index,
+        status,
+    } = recorded?;
     journal.push(index);
     if let Recorded::Done { gave_up: true } = recorded {
         let task = DeliveryTask {
@@ -267,7 +319,7 @@ pub async fn send_on_slot(
         };
         task::dead_letter(env, &task).await?;
     }
-    Ok(recorded)
+    Ok((recorded, status))
 }
 
 fn now_ms() -> u64 {
@@ -279,7 +331,9 @@ fn now_ms() -> u64 {
 /// up keeps the reason it recorded; one the queue itself gave up (our own
 /// storage failing again and again) gets this one.
 pub async fn bury(batch: MessageBatch<DeliveryTask>, env: &Env) -> worker::Result<()> {
-    for message in batch.messages()? {
+    let messages = batch.messages()?;
+    crate::meter::add(|m| m.queue_reads += messages.len() as u64);
+    for message in messages {
         let task = message.body();
         EventClient::new(env, &task.event_id)?
             .dead_lettered(
@@ -288,6 +342,7 @@ pub async fn bury(batch: MessageBatch<DeliveryTask>, env: &Env) -> worker::Resul
                 "dead-lettered: the queue gave up retrying",
             )
             .await?;
+        crate::meter::add(|m| m.queue_deletes += 1);
         message.ack();
     }
     Ok(())

@@ -18,6 +18,7 @@ pub async fn post(stub: &Stub, body: String, headers: &[(&str, &str)]) -> Result
         .with_headers(sent)
         .with_body(Some(JsValue::from_str(&body)));
     let req = Request::new_with_init("https://object/", &init)?;
+    crate::meter::add(|m| m.do_requests += 1);
     let mut response = stub.fetch_with_request(req).await?;
     Ok((response.status_code(), response.text().await?))
 }

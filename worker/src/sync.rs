@@ -6,7 +6,7 @@
 //! same request finds the event known and sends nothing, and a hand-off
 //! resumes exactly where the request stopped.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
@@ -14,8 +14,8 @@ use worker::{Date, Delay, Env};
 use yunxin_edge::Recorded;
 
 use crate::config::{Config, MAX_IN_FLIGHT};
-use crate::events::{EventClient, Step};
-use crate::index::Batch;
+use crate::events::{EventClient, EventStatus, Step};
+use crate::index::{self, Batch};
 use crate::pacer;
 use crate::queue::send_on_slot;
 
@@ -26,6 +26,8 @@ const MIN_ATTEMPT_MS: u64 = 1_000;
 struct Budget {
     deadline_ms: u64,
     calls_left: Cell<usize>,
+    /// The status the report that finished the last call answered.
+    settled: RefCell<Option<Box<EventStatus>>>,
 }
 
 impl Budget {
@@ -54,18 +56,21 @@ pub fn first_round(config: &Config) -> usize {
 }
 
 /// Drives every call of the event until it is finished or the budget runs
-/// out; returns the calls left for the queue. `first` are the steps of the
-/// first calls, begun when the event was recorded.
+/// out; returns the calls left for the queue, and the event's status if its
+/// last report found every call finished (then nothing is left, the event
+/// is settled, and the intake needs no further round trip). `first` are the
+/// steps of the first calls, begun when the event was recorded.
 pub async fn drive(
     env: &Env,
     config: &Config,
     events: &EventClient,
     calls: usize,
     first: Vec<Step>,
-) -> Vec<usize> {
+) -> (Vec<usize>, Option<Box<EventStatus>>) {
     let budget = Budget {
         deadline_ms: now_ms() + config.sync_deadline_ms,
         calls_left: Cell::new(config.sync_max_calls),
+        settled: RefCell::new(None),
     };
     let journal = Batch::default();
     let mut first = first.into_iter();
@@ -81,9 +86,11 @@ pub async fn drive(
         .buffered(MAX_IN_FLIGHT)
         .collect()
         .await;
-    // The attempts' entries, in one request to the index.
-    journal.flush(env).await;
-    left.into_iter().flatten().collect()
+    // The attempts' entries: written with other events' after the answer.
+    index::defer(journal.take());
+    let left: Vec<usize> = left.into_iter().flatten().collect();
+    let settled = budget.settled.take().filter(|_| left.is_empty());
+    (left, settled)
 }
 
 /// One call, step by step as its record says (from `given`, its first step
@@ -130,10 +137,17 @@ async fn drive_call(
         // A slot only if it comes in time; else the call is the queue's.
         let max_wait_ms = budget.deadline_ms.saturating_sub(now_ms() + MIN_ATTEMPT_MS);
         let app_key = config.credentials.app_key.as_str();
-        let grant = pacer::grant(env, app_key, config.rate_per_minute, 1, max_wait_ms).await?;
-        let Some(&start_ms) = grant.starts_ms.first() else {
-            events.release(attempt.id, grant.next_ms).await?;
-            return Ok(false);
+        let (slot, asked) =
+            pacer::lease_slot(env, app_key, config.rate_per_minute, max_wait_ms).await?;
+        if asked {
+            events.count_pacer_trip();
+        }
+        let start_ms = match slot {
+            Ok(start_ms) => start_ms,
+            Err(next_ms) => {
+                events.release(attempt.id, next_ms).await?;
+                return Ok(false);
+            }
         };
         // Round 0: only a new event is driven synchronously; replays are queued.
         match send_on_slot(
@@ -145,11 +159,17 @@ async fn drive_call(
             start_ms,
             Some(budget.deadline_ms),
             journal,
+            true,
         )
         .await?
         {
-            Recorded::Retry { at_ms } if budget.has_time_at(at_ms) => sleep_until(at_ms).await,
-            Recorded::Done { .. } => return Ok(true),
+            (Recorded::Retry { at_ms }, _) if budget.has_time_at(at_ms) => sleep_until(at_ms).await,
+            (Recorded::Done { .. }, settled) => {
+                if settled.is_some() {
+                    budget.settled.replace(settled);
+                }
+                return Ok(true);
+            }
             // A retry after the deadline, or stale (the watchdog's message
             // took the call over): the queue's.
             _ => return Ok(false),

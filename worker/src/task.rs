@@ -52,11 +52,14 @@ pub async fn enqueue(
     let queue = env.queue(DELIVERIES)?;
     for batch in tasks.chunks(SEND_BATCH) {
         queue.send_batch(batch.to_vec()).await?;
+        crate::meter::add(|m| m.queue_writes += batch.len() as u64);
     }
     Ok(())
 }
 
 /// Sends one call to the dead-letter queue.
 pub async fn dead_letter(env: &Env, task: &DeliveryTask) -> Result<()> {
-    env.queue(DEAD_LETTERS)?.send(task.clone()).await
+    env.queue(DEAD_LETTERS)?.send(task.clone()).await?;
+    crate::meter::add(|m| m.queue_writes += 1);
+    Ok(())
 }

@@ -7,6 +7,16 @@
 //! a refused connection means it did not ([`Outcome::Transport`]). Which
 //! endpoint to use, and what an outcome says of it, is the core's
 //! [`Failover`].
+//!
+//! workerd does not tell the two apart: a `fetch` to a port nothing listens
+//! on, a connection reset before or after the request was read, and a
+//! connection closed after it was read all reject with the same
+//! `Error: Network connection lost.` (properties `remote: true`,
+//! `retryable: true`; measured with workerd 1.20260426 against 127.0.0.1,
+//! `tests/worker/failover.test.mjs`). So after that error the endpoint is
+//! probed with a bare TCP connection (`connect()`, whose `opened` rejects
+//! with "cannot connect to the specified address" when nothing accepts):
+//! an endpoint that accepts no connection took no request either.
 
 use std::cell::RefCell;
 use std::time::Duration;
@@ -15,7 +25,8 @@ use futures_util::future::{Either, select};
 use futures_util::pin_mut;
 use wasm_bindgen::JsValue;
 use worker::{
-    AbortController, Date, Delay, Fetch, Headers, Method, Request, RequestInit, console_log,
+    AbortController, Date, Delay, Fetch, Headers, Method, Request, RequestInit, Socket, Url,
+    console_log,
 };
 use yunxin_edge::failover::Failover;
 use yunxin_edge::{Attempt, AttemptOutcome, Endpoint, Outcome};
@@ -148,7 +159,24 @@ async fn exchange(
             };
             (outcome, true, Some(status))
         }
-        Either::Left((Err(e), _)) => (classify_fetch_error(&e.to_string()).into(), true, None),
+        Either::Left((Err(e), _)) => {
+            let message = e.to_string();
+            let outcome = match classify_fetch_error(&message) {
+                Outcome::AnswerLost { .. } if is_connection_lost(&message) => {
+                    let probe_ms = PROBE_TIMEOUT_MS.min(timeout_ms);
+                    if accepts_connections(endpoint, probe_ms).await {
+                        Outcome::answer_lost(format!("fetch failed: {message}"))
+                    } else {
+                        Outcome::transport(format!(
+                            "connection refused: {} accepts no connection ({message})",
+                            endpoint.base_url()
+                        ))
+                    }
+                }
+                outcome => outcome,
+            };
+            (outcome.into(), true, None)
+        }
         Either::Right(_) => {
             controller.abort();
             let outcome = Outcome::answer_lost(format!("no answer within {timeout_ms} ms"));
@@ -160,6 +188,49 @@ async fn exchange(
 
 fn now_ms() -> u64 {
     Date::now().as_millis()
+}
+
+/// How long the probe after a lost connection waits for the endpoint to
+/// accept one: a live endpoint accepts within a round trip.
+const PROBE_TIMEOUT_MS: u64 = 2_000;
+
+/// workerd's one text for a connection that failed, before or after the
+/// request went out.
+fn is_connection_lost(message: &str) -> bool {
+    message
+        .to_ascii_lowercase()
+        .contains("network connection lost")
+}
+
+/// Whether `endpoint` accepts a TCP connection within `timeout_ms`. Only a
+/// refusal says no: a probe that cannot be made, or is not answered in
+/// time, says yes, so that an answer that may have been lost stays so.
+async fn accepts_connections(endpoint: &Endpoint, timeout_ms: u64) -> bool {
+    let Ok(url) = Url::parse(endpoint.base_url()) else {
+        return true;
+    };
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+        return true;
+    };
+    let Ok(mut socket) = Socket::builder().connect(host, port) else {
+        return true;
+    };
+    let accepted = {
+        let opened = socket.opened();
+        let deadline = Delay::from(Duration::from_millis(timeout_ms));
+        pin_mut!(opened, deadline);
+        match select(opened, deadline).await {
+            Either::Left((Ok(_), _)) => true,
+            Either::Left((Err(e), _)) => !e
+                .to_string()
+                .to_ascii_lowercase()
+                .contains("cannot connect"),
+            Either::Right(_) => true,
+        }
+    };
+    // Nothing was sent on it; a failure to close changes nothing.
+    let _ = socket.close().await;
+    accepted
 }
 
 /// A `fetch` failure: not sent when the connection could not be made;

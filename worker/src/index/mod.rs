@@ -7,11 +7,12 @@
 
 mod store;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
-use worker::{Env, Result, Stub, console_log};
+use worker::{Delay, Env, Result, Stub, console_log};
 pub use yunxin_edge_index::{AttemptRow, Command, Entry, MAX_PAGE, Query, Wait};
 use yunxin_edge_index::{BINDING, Detail, NAME, Page, Stats};
 
@@ -93,6 +94,42 @@ pub async fn log(env: &Env, entries: &[Box<RawValue>]) {
     }
 }
 
+thread_local! {
+    /// Entries of the intake's events, waiting to be written together
+    /// ([`defer`], [`flush_deferred`]).
+    static DEFERRED: RefCell<Vec<Box<RawValue>>> = const { RefCell::new(Vec::new()) };
+    /// Whether a flush of [`DEFERRED`] is already waiting.
+    static FLUSHING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// How long intake entries wait for others before they are written: the
+/// index is at most this much behind the events' records, and each write
+/// serves every event of the isolate in that time. An index write costs a
+/// Durable Object request and a SQLite row per counter series touched, so
+/// written one event at a time the index was most of an event's cost.
+pub const DEFER_MS: u64 = 1_000;
+
+/// Keeps an intake's entries for the next write of this isolate's entries.
+pub fn defer(entries: impl IntoIterator<Item = Box<RawValue>>) {
+    DEFERRED.with_borrow_mut(|deferred| deferred.extend(entries));
+}
+
+/// Writes the deferred entries after [`DEFER_MS`], together with those
+/// deferred meanwhile; does nothing if a write is already waiting (it takes
+/// them). For `waitUntil`, after the answer: off every request's path. An
+/// isolate evicted meanwhile loses them; the events' records, the truth,
+/// tell the index again at their next change.
+pub async fn flush_deferred(env: &Env) {
+    if FLUSHING.get() || DEFERRED.with_borrow(Vec::is_empty) {
+        return;
+    }
+    FLUSHING.set(true);
+    Delay::from(Duration::from_millis(DEFER_MS)).await;
+    let entries = DEFERRED.take();
+    FLUSHING.set(false);
+    log(env, &entries).await;
+}
+
 /// The entries one invocation collects (a queue batch, a synchronous
 /// request), written to the index in one request at its end: one subrequest
 /// per batch rather than one per upstream call.
@@ -108,6 +145,11 @@ impl Batch {
     /// Adds an entry.
     pub fn add(&self, entry: &Entry) {
         self.push(raw(entry));
+    }
+
+    /// Takes the entries, to write later ([`defer`]).
+    pub fn take(&self) -> Vec<Box<RawValue>> {
+        self.0.take()
     }
 
     /// Writes the entries (see [`IndexClient::log`]).

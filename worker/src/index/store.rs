@@ -103,6 +103,7 @@ impl DurableObject for EventIndex {
     }
 
     async fn alarm(&self) -> Result<Response> {
+        crate::meter::add(|m| m.do_requests += 1);
         let retention_ms = self.retention_ms();
         self.prune(&self.sql()?, now_ms(), retention_ms)?;
         self.state
@@ -146,14 +147,14 @@ impl EventIndex {
     /// Forgets events not changed for `retention_ms`, and their attempts.
     fn prune(&self, sql: &SqlStorage, now: u64, retention_ms: u64) -> Result<()> {
         let cutoff = now.saturating_sub(retention_ms) as i64;
-        sql.exec(
+        crate::meter::written(sql.exec(
             "DELETE FROM events WHERE updated_ms < ?",
             vec![cutoff.into()],
-        )?;
-        sql.exec(
+        )?);
+        crate::meter::written(sql.exec(
             "DELETE FROM attempts WHERE started_ms < ? AND event_id NOT IN (SELECT event_id FROM events)",
             vec![cutoff.into()],
-        )?;
+        )?);
         self.pruned_ms.set(now);
         Ok(())
     }
@@ -231,14 +232,12 @@ impl<'a> Tally<'a> {
                     .add_double(by as f64)
                     .write_to(dataset)?;
             }
-            let updated: Vec<Value> = self
-                .sql
-                .exec(
-                    "UPDATE counters SET value = value + ? WHERE name = ? AND labels = ? \
-                     RETURNING value",
-                    vec![by.into(), name.clone().into(), labels.clone().into()],
-                )?
-                .to_array()?;
+            let updated: Vec<Value> = crate::meter::written(self.sql.exec(
+                "UPDATE counters SET value = value + ? WHERE name = ? AND labels = ? \
+                 RETURNING value",
+                vec![by.into(), name.clone().into(), labels.clone().into()],
+            )?)
+            .to_array()?;
             if !updated.is_empty() {
                 continue;
             }
@@ -255,11 +254,11 @@ impl<'a> Tally<'a> {
                 series = Some(count);
                 OVERFLOW_LABELS.to_owned()
             };
-            self.sql.exec(
+            crate::meter::written(self.sql.exec(
                 "INSERT INTO counters (name, labels, value) VALUES (?, ?, ?) \
                  ON CONFLICT (name, labels) DO UPDATE SET value = value + excluded.value",
                 vec![name.into(), labels.into(), by.into()],
-            )?;
+            )?);
         }
         Ok(())
     }
@@ -355,7 +354,7 @@ fn update(
             add(t, "receivers_failed", &labels, (*now_failed - was) as i64)?;
         }
     }
-    t.sql.exec(
+    crate::meter::written(t.sql.exec(
         "UPDATE events SET updated_ms = ?, version = ?, state = ?, delivered = ?, failed = ?, \
          unknown = ?, pending = ?, failed_by_code = ? WHERE event_id = ?",
         vec![
@@ -369,7 +368,7 @@ fn update(
             serde_json::to_string(&counts.failed_by_code)?.into(),
             event_id.into(),
         ],
-    )?;
+    )?);
     Ok(route)
 }
 
@@ -381,36 +380,36 @@ fn apply(t: &Tally, entry: Entry, now: u64) -> Result<()> {
             requests,
             counts,
             version,
+            created_ms,
         } => {
+            let created_ms = if created_ms == 0 { now } else { created_ms };
             let total = counts.delivered
                 + counts.failed
                 + counts.unknown
                 + counts.pending
                 + counts.not_attempted;
             let label = route_label(route.as_deref()).to_owned();
-            let inserted: Vec<Value> = t
-                .sql
-                .exec(
-                    "INSERT INTO events (event_id, route, created_ms, updated_ms, version, state, \
+            let inserted: Vec<Value> = crate::meter::written(t.sql.exec(
+                "INSERT INTO events (event_id, route, created_ms, updated_ms, version, state, \
                      requests, total, delivered, failed, unknown, pending) \
                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
                      ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-                    vec![
-                        event_id.into(),
-                        route.map_or(SqlStorageValue::Null, Into::into),
-                        (now as i64).into(),
-                        (now as i64).into(),
-                        (version as i64).into(),
-                        state_name(counts.state).into(),
-                        (requests as i64).into(),
-                        (total as i64).into(),
-                        (counts.delivered as i64).into(),
-                        (counts.failed as i64).into(),
-                        (counts.unknown as i64).into(),
-                        (counts.pending as i64).into(),
-                    ],
-                )?
-                .to_array()?;
+                vec![
+                    event_id.into(),
+                    route.map_or(SqlStorageValue::Null, Into::into),
+                    (created_ms as i64).into(),
+                    (now as i64).into(),
+                    (version as i64).into(),
+                    state_name(counts.state).into(),
+                    (requests as i64).into(),
+                    (total as i64).into(),
+                    (counts.delivered as i64).into(),
+                    (counts.failed as i64).into(),
+                    (counts.unknown as i64).into(),
+                    (counts.pending as i64).into(),
+                ],
+            )?)
+            .to_array()?;
             if !inserted.is_empty() {
                 add(t, "events_accepted", &[("route", &label)], 1)?;
             }
@@ -457,7 +456,7 @@ fn apply(t: &Tally, entry: Entry, now: u64) -> Result<()> {
             if retried {
                 add(t, "attempts_retried", &[("route", &label)], 1)?;
             }
-            t.sql.exec(
+            crate::meter::written(t.sql.exec(
                 "INSERT OR REPLACE INTO attempts (event_id, call, attempt, row, started_ms, \
                  outcome, endpoint, endpoint_failure) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 vec![
@@ -470,7 +469,7 @@ fn apply(t: &Tally, entry: Entry, now: u64) -> Result<()> {
                     attempt.endpoint.clone().into(),
                     i64::from(attempt.endpoint_failure).into(),
                 ],
-            )?;
+            )?);
         }
         Entry::Changed {
             event_id,
