@@ -234,7 +234,8 @@ impl DurableObject for Storm {
                 vec![incoming.event_id.clone().into()],
             )?;
             // Screened again: a silence made meanwhile applies, and a
-            // digest collects it like any event.
+            // digest collects it like any event. Its first decision (the
+            // deferral) is forgotten, or `decide` would answer it again.
             let event_id = incoming.event_id.clone();
             sql.exec(
                 "DELETE FROM decided WHERE event_id = ?",
