@@ -34,7 +34,7 @@ use crate::error::RelayError;
 use crate::events::EventClient;
 use crate::guard::{self, TokenCheck};
 use crate::webhook::EventId;
-use crate::{hooks, operator, silences};
+use crate::{operator, route_config, silences};
 use yunxin_edge_index::EventView;
 
 /// A form's body is a few short fields.
@@ -385,7 +385,7 @@ async fn silences_page(
     now_ms: u64,
     problem_shown: Option<&str>,
 ) -> worker::Result<Page> {
-    let (listed, routes) = match (silences::all(env).await, hooks::routes(env)) {
+    let (listed, routes) = match (silences::all(env).await, route_config::routes(env)) {
         (Ok(listed), Ok(routes)) => (listed, routes),
         (Err(e), _) => return Ok(failed(chrome, &e)),
         (_, Err(e)) => return Ok(failed(chrome, &RelayError::from(e))),

@@ -44,6 +44,7 @@ pub mod operator;
 pub mod pacer;
 pub mod query;
 pub mod queue;
+pub mod route_config;
 pub mod rpc;
 pub mod silences;
 pub mod storm;

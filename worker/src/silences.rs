@@ -12,8 +12,8 @@ use yunxin_edge_routes::storm::silence::{Silence, SilenceId};
 
 use crate::body;
 use crate::error::RelayError;
-use crate::hooks;
 use crate::operator;
+use crate::route_config;
 use crate::storm::StormClient;
 
 /// A silence's body is a few short fields (the matcher at most 1 KiB).
@@ -39,7 +39,7 @@ pub async fn make(
     body: &[u8],
     now_ms: u64,
 ) -> Result<Result<Value, (u16, Value)>, RelayError> {
-    let routes = hooks::routes(env)?;
+    let routes = route_config::routes(env)?;
     let mut random = [0u8; 12];
     getrandom::fill(&mut random)
         .map_err(|e| RelayError::Internal(format!("no randomness: {e}")))?;
@@ -72,7 +72,7 @@ pub async fn list(req: &Request, env: &Env) -> Result<Response, RelayError> {
 
 /// Every route's silences, newest first.
 pub async fn all(env: &Env) -> Result<Vec<Silence>, RelayError> {
-    let routes = hooks::routes(env)?;
+    let routes = route_config::routes(env)?;
     let clients = routes
         .iter()
         .map(|(name, _)| StormClient::new(env, name))
@@ -100,7 +100,7 @@ pub async fn remove(env: &Env, id: &str) -> Result<bool, RelayError> {
     if SilenceId::new(id).is_none() {
         return Ok(false);
     }
-    let routes = hooks::routes(env)?;
+    let routes = route_config::routes(env)?;
     let clients = routes
         .iter()
         .map(|(name, _)| StormClient::new(env, name))

@@ -42,8 +42,8 @@ use yunxin_edge_routes::{Event, Rendered, RouteError, render_digest};
 
 use crate::config::Config;
 use crate::error::RelayError;
-use crate::hooks;
 use crate::intake::{self, Accepted};
+use crate::route_config;
 use crate::rpc;
 use crate::webhook::EventId;
 
@@ -163,7 +163,7 @@ impl DurableObject for Storm {
                 Response::from_json(&events)
             }
             Command::AddSilence { body, id } => {
-                let routes = hooks::routes(&self.env).map_err(to_worker)?;
+                let routes = route_config::routes(&self.env).map_err(to_worker)?;
                 let mut silences = silences(&sql)?;
                 let added = SilenceId::new(id)
                     .ok_or_else(|| SilenceError::new(500, "id", "is not a silence id"))
@@ -295,9 +295,9 @@ impl Storm {
                 repeat: true,
             });
         }
-        let routes = hooks::routes(&self.env).map_err(to_worker)?;
+        let routes = route_config::routes(&self.env).map_err(to_worker)?;
         let route = routes.get(route_name).map_err(to_worker)?;
-        let options = hooks::render_options(&self.env).map_err(to_worker)?;
+        let options = route_config::render_options(&self.env).map_err(to_worker)?;
         let mut silences = silences(sql)?;
         silences.prune(now);
         let event = Event {
@@ -391,9 +391,9 @@ impl Storm {
             "DELETE FROM digest_events WHERE created_ms < ?",
             vec![(now.saturating_sub(KEEP_MS) as i64).into()],
         )?;
-        let routes = hooks::routes(&self.env)?;
+        let routes = route_config::routes(&self.env)?;
         let route = routes.get(route_name)?;
-        let options = hooks::render_options(&self.env)?;
+        let options = route_config::render_options(&self.env)?;
         let Rendered::Notification {
             notification,
             json,
