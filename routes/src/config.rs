@@ -128,6 +128,22 @@ impl<'de> Deserialize<'de> for Verify {
 /// Longest route name.
 const MAX_ROUTE_NAME: usize = 64;
 
+/// Whether `name` can name a route: 1 to [`MAX_ROUTE_NAME`] ASCII letters,
+/// digits, `-` or `_`. A route's event ids start with it (`{route}:{key}`).
+///
+/// ```
+/// use yunxin_edge_routes::config::is_route_name;
+/// assert!(is_route_name("github-push"));
+/// assert!(!is_route_name("a:b") && !is_route_name(""));
+/// ```
+pub fn is_route_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_ROUTE_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 impl Routes {
     /// Reads the configuration: a JSON object, or a JSON string holding one
     /// (a secret or `.dev.vars` holds text). Fails only when the document
@@ -162,12 +178,7 @@ impl Routes {
         };
         for (name, value) in routes {
             let mut problems = Vec::new();
-            let valid_name = !name.is_empty()
-                && name.len() <= MAX_ROUTE_NAME
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if !valid_name {
+            if !is_route_name(name) {
                 problems.push(problem(
                     name,
                     "name",

@@ -86,7 +86,7 @@ impl RenderOptions {
 }
 
 /// The payload of an event: its body as JSON, `{}` for an empty body.
-pub(crate) fn payload(name: &str, body: &[u8]) -> Result<Value, RouteError> {
+pub fn payload(name: &str, body: &[u8]) -> Result<Value, RouteError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         Ok(json!({}))
     } else {
@@ -427,7 +427,7 @@ fn id_text(id: Value) -> Result<Value, String> {
 /// ```text
 /// {"to": 12345678901234567890123, "n": 7}  →  {"to": "12345678901234567890123", "n": 7}
 /// ```
-pub fn exact_integers(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+fn exact_integers(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     let mut out: Option<Vec<u8>> = None;
     let mut copied = 0;
     let mut in_string = false;

@@ -35,7 +35,7 @@ use crate::events::EventClient;
 use crate::guard::{self, TokenCheck};
 use crate::webhook::EventId;
 use crate::{operator, route_config, silences};
-use yunxin_edge_index::EventView;
+use yunxin_edge_index::{EventView, Stats};
 
 /// A form's body is a few short fields.
 const MAX_FORM_BYTES: usize = 4096;
@@ -199,10 +199,7 @@ async fn handle(mut req: Request, env: &Env, now_ms: u64) -> worker::Result<Page
         }
         ("/dashboard/", _) => Ok(Page::redirect(301, "/dashboard")),
         ("/dashboard/quota", Method::Get | Method::Head) => {
-            let stats = match Config::from_env(env) {
-                Ok(config) => operator::stats_of(env, &config).await,
-                Err(e) => Err(e),
-            };
+            let stats = stats(env).await;
             Ok(match stats {
                 Ok(stats) => Page::html(200, quota::page(chrome, &stats)),
                 Err(e) => failed(chrome, &e),
@@ -374,6 +371,12 @@ async fn sign_in(
         .map_err(|e| worker::Error::RustError(format!("no randomness: {e}")))?;
     let (_, value) = keys.issue(random, now_ms);
     Ok(Page::redirect(303, next).with_header("Set-Cookie", session::set_cookie(&value)))
+}
+
+/// The index's stats against the configured quota (the quota page and
+/// `/metrics`).
+async fn stats(env: &Env) -> Result<Stats, RelayError> {
+    operator::stats_of(env, &Config::from_env(env)?).await
 }
 
 /// `/dashboard/silences`, with `problem` above the form after a refusal.
@@ -574,10 +577,7 @@ async fn metrics(req: &Request, env: &Env, token: Option<&str>) -> worker::Resul
             .with_content_type(web::TEXT));
         }
     }
-    let stats = match Config::from_env(env) {
-        Ok(config) => operator::stats_of(env, &config).await,
-        Err(e) => Err(e),
-    };
+    let stats = stats(env).await;
     Ok(match stats {
         Ok(stats) => Page {
             content_type: web::PROMETHEUS,

@@ -23,15 +23,15 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use wasm_bindgen::JsValue;
 use worker::{
-    Date, DurableObject, Env, Method, Request, RequestInit, Response, Result, SqlStorage, State,
-    Stub, console_log, durable_object,
+    Date, DurableObject, Env, Request, Response, Result, SqlStorage, State, Stub, console_log,
+    durable_object,
 };
 use yunxin_edge::{
     Attempt, AttemptId, AttemptOutcome, CallAction, Delivery, Outcome, Recorded, Replay,
 };
 
+use crate::rpc;
 use crate::{index, task};
 
 /// The binding of the namespace.
@@ -808,13 +808,9 @@ impl EventClient {
     }
 
     async fn call<T: DeserializeOwned>(&self, command: &Command) -> Result<T> {
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_body(Some(JsValue::from_str(&serde_json::to_string(command)?)));
-        let req = Request::new_with_init("https://event-store/", &init)?;
         self.trips.set(self.trips.get() + 1);
-        crate::meter::add(|m| m.do_requests += 1);
-        let mut response = self.stub.fetch_with_request(req).await?;
+        let body = serde_json::to_string(command)?;
+        let mut response = rpc::post(&self.stub, "/", body, &[]).await?;
         let rows: u64 = response
             .headers()
             .get(ROWS_WRITTEN)?

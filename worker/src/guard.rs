@@ -265,6 +265,6 @@ pub async fn sign_out_everywhere(env: &Env) -> Result<()> {
 
 async fn ask<T: serde::de::DeserializeOwned>(env: &Env, command: &Command) -> Result<T> {
     let stub = env.durable_object(BINDING)?.get_by_name(NAME)?;
-    let (_, text) = crate::rpc::post(&stub, serde_json::to_string(command)?, &[]).await?;
-    Ok(serde_json::from_str(&text)?)
+    let body = serde_json::to_string(command)?;
+    crate::rpc::post(&stub, "/", body, &[]).await?.json().await
 }

@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 use worker::{Date, Env, Request, console_log};
-use yunxin_edge::{Plan, PlanOptions};
 use yunxin_edge_routes::storm::Disposition;
 use yunxin_edge_routes::{Event, Rendered, RouteError, Scheme, Signed, VerifyError};
 
@@ -56,12 +55,9 @@ pub async fn accept(
     };
     let event_id = EventId::parse(&event_id)
         .map_err(|e| RelayError::Internal(format!("the route rendered event id {e}")))?;
-    let options = PlanOptions::for_event(event_id.as_str()).max_receivers(config.max_receivers);
-    let refused = |error| RouteError::Notification {
-        route: route_name.to_owned(),
-        error,
-    };
-    let plan = Plan::new(&notification, &options).map_err(refused)?;
+    // Planned before it is decided: a notification over a limit is refused
+    // before it counts against a throttle or joins a digest.
+    let accepted = Accepted::of_route(config, event_id.clone(), &body, &notification, route_name)?;
 
     // What the route's silences, quiet hours, digest and throttle make of
     // it: decided once per event id by the route's object (a dry run on a
@@ -90,18 +86,18 @@ pub async fn accept(
     if dry_run {
         return Ok(Hook::Answered(Answer::DryRun {
             event_id: event_id.to_string(),
-            requests: plan.requests().len(),
+            requests: accepted.plan.requests().len(),
             notification: json,
             disposition: Box::new(decided.disposition),
         }));
     }
-    let plan = match decided.disposition {
-        Disposition::Send => plan,
+    let accepted = match decided.disposition {
+        Disposition::Send => accepted,
         Disposition::Throttled { allowed, .. } if !allowed.is_empty() => {
             // Only the receivers under the throttle; the event's status
             // lists the others as throttled.
             notification.receiver_ids = allowed;
-            Plan::new(&notification, &options).map_err(refused)?
+            Accepted::of_route(accepted.config, event_id, &body, &notification, route_name)?
         }
         disposition => {
             return Ok(Hook::Answered(Answer::Held {
@@ -110,8 +106,6 @@ pub async fn accept(
             }));
         }
     };
-    let mut accepted = Accepted::new(config, event_id, &body, plan);
-    accepted.route = Some(route_name.to_owned());
     Ok(Hook::Event(Box::new(accepted)))
 }
 

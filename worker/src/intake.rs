@@ -6,7 +6,8 @@ use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use worker::{Date, Env, Request, Response, console_log};
-use yunxin_edge::{Delivery, DeliveryState, Plan};
+use yunxin_edge::{BatchNotification, Delivery, DeliveryState, Plan, PlanOptions};
+use yunxin_edge_routes::RouteError;
 use yunxin_edge_routes::storm::Disposition;
 
 use crate::config::Config;
@@ -67,6 +68,28 @@ impl Cost {
     }
 }
 
+impl Accepted {
+    /// A route's rendered notification as an event of the route, planned
+    /// under `event_id` within `MAX_RECEIVERS_PER_EVENT`: a limit it
+    /// crosses is the route's problem, naming the route.
+    pub fn of_route(
+        config: Config,
+        event_id: EventId,
+        body: &[u8],
+        notification: &BatchNotification,
+        route: &str,
+    ) -> Result<Self, RelayError> {
+        let options = PlanOptions::for_event(event_id.as_str()).max_receivers(config.max_receivers);
+        let plan = Plan::new(notification, &options).map_err(|error| RouteError::Notification {
+            route: route.to_owned(),
+            error,
+        })?;
+        let mut accepted = Accepted::new(config, event_id, body, plan);
+        accepted.route = Some(route.to_owned());
+        Ok(accepted)
+    }
+}
+
 /// What a route that takes events answers.
 pub enum Answer {
     /// `Prefer: wait`: the event's status once the request has done what it
@@ -120,10 +143,6 @@ struct AcceptedBody<'a> {
     status_url: String,
 }
 
-fn status_url(event_id: &EventId) -> String {
-    format!("/v1/events/{}", event_id.path_segment())
-}
-
 impl Answer {
     /// The HTTP status.
     pub fn status(&self) -> u16 {
@@ -159,7 +178,7 @@ impl Answer {
             } => Response::from_json(&json!({
                 "event_id": event_id.as_str(),
                 "disposition": disposition,
-                "status_url": status_url(event_id),
+                "status_url": event_id.status_url(),
             }))?,
             Answer::Waited { status, .. } => Response::from_json(status)?,
             Answer::Accepted {
@@ -167,7 +186,7 @@ impl Answer {
             } => Response::from_json(&AcceptedBody {
                 event_id: event_id.as_str(),
                 requests: *requests,
-                status_url: status_url(event_id),
+                status_url: event_id.status_url(),
             })?,
             Answer::Known(status) => Response::from_json(status)?,
         }
@@ -328,7 +347,7 @@ pub async fn intake(accepted: Accepted, env: &Env, wait: bool) -> Result<Answer,
     match status {
         Some(status) => Ok(Answer::Waited {
             status: Box::new(EventStatus {
-                status_url: Some(status_url(&event_id)),
+                status_url: Some(event_id.status_url()),
                 ..status
             }),
             event_id,

@@ -20,6 +20,7 @@ use worker::{Env, Request, Response};
 use yunxin_edge::DeliveryState;
 use yunxin_edge::Replay;
 use yunxin_edge_index::{EventDetail, EventView, Held, HeldEvent, Page, Stats};
+use yunxin_edge_routes::config::is_route_name;
 use yunxin_edge_routes::storm::Disposition;
 
 use crate::body;
@@ -95,7 +96,8 @@ pub async fn event_detail(env: &Env, id: &EventId) -> Result<Option<EventView>, 
     let index = IndexClient::new(env)?;
     // A route's event (`{route}:{key}`) may have been held by the route's
     // object: asked at the same time.
-    let storm = route_of(id.as_str())
+    let route = route_of(id.as_str());
+    let storm = route
         .map(|route| StormClient::new(env, route))
         .transpose()?;
     let held = async {
@@ -108,13 +110,13 @@ pub async fn event_detail(env: &Env, id: &EventId) -> Result<Option<EventView>, 
         join(join(events.status(), index.detail(id.as_str())), held).await;
     let held = held?;
     let Some(event) = status? else {
-        let (Some(disposition), Some(route)) = (held, route_of(id.as_str())) else {
+        let (Some(disposition), Some(route)) = (held, route) else {
             return Ok(None);
         };
         let digest_status_url = match &disposition {
             Disposition::Digested(digested) => EventId::parse(digested.digest_id.as_str())
                 .ok()
-                .map(|digest| format!("/v1/events/{}", digest.path_segment())),
+                .map(|digest| digest.status_url()),
             _ => None,
         };
         return Ok(Some(EventView::Held(Box::new(HeldEvent {
@@ -143,11 +145,7 @@ pub async fn event_detail(env: &Env, id: &EventId) -> Result<Option<EventView>, 
 /// The route of a route's event id (`{route}:{key}`), if it has one.
 fn route_of(event_id: &str) -> Option<&str> {
     let (route, _) = event_id.split_once(':')?;
-    let fine = !route.is_empty()
-        && route
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    fine.then_some(route)
+    is_route_name(route).then_some(route)
 }
 
 /// `GET /v1/events?state=&route=&limit=&cursor=`: the index's events,
@@ -240,7 +238,7 @@ pub async fn retry(mut req: Request, env: &Env, segment: &str) -> Result<Respons
         event_id: id.as_str(),
         retried_receivers: replay.receivers,
         requests: &replay.calls,
-        status_url: format!("/v1/events/{}", id.path_segment()),
+        status_url: id.status_url(),
     };
     let status = if replay.receivers > 0 { 202 } else { 200 };
     Ok(Response::from_json(&answer)?.with_status(status))

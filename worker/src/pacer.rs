@@ -10,11 +10,9 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
+use crate::rpc;
 use serde::{Deserialize, Serialize};
-use wasm_bindgen::JsValue;
-use worker::{
-    Date, DurableObject, Env, Method, Request, RequestInit, Response, Result, State, durable_object,
-};
+use worker::{Date, DurableObject, Env, Request, Response, Result, State, durable_object};
 use yunxin_edge::pacing::{self, Grant, Pace};
 
 /// The binding of the namespace.
@@ -182,14 +180,8 @@ pub async fn grant(
         count,
         max_wait_ms,
     };
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_body(Some(JsValue::from_str(&serde_json::to_string(&ask)?)));
-    crate::meter::add(|m| m.do_requests += 1);
-    let mut response = stub
-        .fetch_with_request(Request::new_with_init("https://pacer/grant", &init)?)
-        .await?;
-    response.json().await
+    let body = serde_json::to_string(&ask)?;
+    rpc::post(&stub, "/grant", body, &[]).await?.json().await
 }
 
 /// Pauses `app_key`'s pacer, and this isolate, until `until_ms`: Yunxin
@@ -199,13 +191,7 @@ pub async fn pause(env: &Env, app_key: &str, until_ms: u64) -> Result<()> {
     // Leased slots inside the block would only burn 416s.
     LEASE.with_borrow_mut(|lease| lease.starts_ms.retain(|start| *start >= until_ms));
     let stub = env.durable_object(BINDING)?.get_by_name(app_key)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_body(Some(JsValue::from_str(&serde_json::to_string(&Pause {
-            until_ms,
-        })?)));
-    crate::meter::add(|m| m.do_requests += 1);
-    stub.fetch_with_request(Request::new_with_init("https://pacer/pause", &init)?)
-        .await?;
+    let body = serde_json::to_string(&Pause { until_ms })?;
+    rpc::post(&stub, "/pause", body, &[]).await?;
     Ok(())
 }

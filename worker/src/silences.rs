@@ -72,11 +72,7 @@ pub async fn list(req: &Request, env: &Env) -> Result<Response, RelayError> {
 
 /// Every route's silences, newest first.
 pub async fn all(env: &Env) -> Result<Vec<Silence>, RelayError> {
-    let routes = route_config::routes(env)?;
-    let clients = routes
-        .iter()
-        .map(|(name, _)| StormClient::new(env, name))
-        .collect::<worker::Result<Vec<_>>>()?;
+    let clients = route_objects(env)?;
     let mut silences = Vec::new();
     for listed in join_all(clients.iter().map(StormClient::silences)).await {
         silences.extend(listed?);
@@ -100,14 +96,20 @@ pub async fn remove(env: &Env, id: &str) -> Result<bool, RelayError> {
     if SilenceId::new(id).is_none() {
         return Ok(false);
     }
-    let routes = route_config::routes(env)?;
-    let clients = routes
-        .iter()
-        .map(|(name, _)| StormClient::new(env, name))
-        .collect::<worker::Result<Vec<_>>>()?;
+    let clients = route_objects(env)?;
     let mut removed = false;
     for answer in join_all(clients.iter().map(|c| c.remove_silence(id))).await {
         removed |= answer?;
     }
     Ok(removed)
+}
+
+/// The object of every configured route: a silence is kept by its route's.
+fn route_objects(env: &Env) -> Result<Vec<StormClient>, RelayError> {
+    let routes = route_config::routes(env)?;
+    let clients = routes
+        .iter()
+        .map(|(name, _)| StormClient::new(env, name))
+        .collect::<worker::Result<Vec<_>>>()?;
+    Ok(clients)
 }

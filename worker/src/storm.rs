@@ -32,8 +32,8 @@ use worker::{
     Date, DurableObject, Env, Request, Response, Result, SqlStorage, State, console_log,
     durable_object,
 };
-use yunxin_edge::{AccountId, BatchNotification, Plan, PlanOptions};
-use yunxin_edge_routes::render::exact_integers;
+use yunxin_edge::{AccountId, BatchNotification};
+use yunxin_edge_routes::render::payload;
 use yunxin_edge_routes::storm::digest::{Collect, Digest, DigestKey, Flushed};
 use yunxin_edge_routes::storm::silence::{Silence, SilenceError, SilenceId, Silences};
 use yunxin_edge_routes::storm::throttle::Throttle;
@@ -313,8 +313,7 @@ impl Storm {
                 json!({ "route": route_name, "silence": id.as_str(), "matcher_failed": error })
             );
         }
-        let payload: Value = serde_json::from_slice(&exact_integers(incoming.body.as_bytes()))
-            .unwrap_or_else(|_| json!({}));
+        let payload = payload(route_name, incoming.body.as_bytes()).map_err(to_worker)?;
         let receivers: Vec<AccountId> = incoming
             .notification
             .get("receiver_ids")
@@ -477,16 +476,10 @@ async fn deliver(
     notification: &BatchNotification,
     body: &str,
 ) -> std::result::Result<(), RelayError> {
-    let config = Config::from_env(env)?;
     let event_id = EventId::parse(event_id)
         .map_err(|e| RelayError::Internal(format!("a storm event id {e}")))?;
-    let options = PlanOptions::for_event(event_id.as_str()).max_receivers(config.max_receivers);
-    let plan = Plan::new(notification, &options).map_err(|error| RouteError::Notification {
-        route: route_name.to_owned(),
-        error,
-    })?;
-    let mut accepted = Accepted::new(config, event_id, body.as_bytes(), plan);
-    accepted.route = Some(route_name.to_owned());
+    let config = Config::from_env(env)?;
+    let accepted = Accepted::of_route(config, event_id, body.as_bytes(), notification, route_name)?;
     intake::intake(accepted, env, false).await.map(drop)
 }
 
@@ -626,8 +619,8 @@ impl StormClient {
 
     async fn ask<T: serde::de::DeserializeOwned>(&self, command: &Command) -> Result<(u16, T)> {
         let body = serde_json::to_string(command)?;
-        let (status, text) = rpc::post(&self.stub, body, &[("x-route", &self.route)]).await?;
-        Ok((status, serde_json::from_str(&text)?))
+        let mut response = rpc::post(&self.stub, "/", body, &[("x-route", &self.route)]).await?;
+        Ok((response.status_code(), response.json().await?))
     }
 
     /// Decides a rendered event.

@@ -72,6 +72,11 @@ impl EventId {
             .remove(b'~');
         percent_encoding::utf8_percent_encode(&self.0, RESERVED).to_string()
     }
+
+    /// Where its status is answered: `/v1/events/{id}`.
+    pub fn status_url(&self) -> String {
+        format!("/v1/events/{}", self.path_segment())
+    }
 }
 
 impl fmt::Display for EventId {

@@ -40,7 +40,8 @@ impl IndexClient {
     }
 
     async fn post(&self, command: String) -> Result<String> {
-        match rpc::post(&self.stub, command, &[]).await? {
+        let mut response = rpc::post(&self.stub, "/", command, &[]).await?;
+        match (response.status_code(), response.text().await?) {
             (200, text) => Ok(text),
             (status, text) => Err(worker::Error::RustError(format!(
                 "event index answered {status}: {text}"
