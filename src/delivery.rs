@@ -398,14 +398,29 @@ pub struct Delivery {
     /// The notification without receivers; bodies are built from it.
     template: BatchNotification,
     policy: RetryPolicy,
-    calls: Vec<Call>,
+    calls: Vec<CallState>,
     /// Receivers left out as repeats: reported, never sent.
     duplicates: Vec<NotAttempted>,
 }
 
-/// One call of the plan and what has become of its receivers.
+/// What a [`Delivery`] keeps that never changes once it is made: the
+/// notification without receivers, the policy, the trace seed and the
+/// repeats left out. With one [`CallState`] per call it is the whole
+/// delivery ([`Delivery::into_parts`]), so that a store can write it once
+/// and then rewrite only the call a command changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Call {
+pub struct DeliveryHead {
+    trace_seed: String,
+    template: BatchNotification,
+    policy: RetryPolicy,
+    duplicates: Vec<NotAttempted>,
+}
+
+/// One call of the plan and what has become of its receivers: the part of
+/// a [`Delivery`] that its commands change. Opaque: stored and given back
+/// as it was serialized.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallState {
     /// The receivers still to send, in the current generation.
     open: Vec<AccountId>,
     /// 0 for the call as planned; +1 for each follow-up of some receivers.
@@ -461,7 +476,7 @@ impl Delivery {
         let calls = plan
             .requests()
             .iter()
-            .map(|request| Call {
+            .map(|request| CallState {
                 open: request.receiver_ids.clone(),
                 generation: 0,
                 attempts: 0,
@@ -482,6 +497,43 @@ impl Delivery {
             calls,
             duplicates: plan.duplicates().iter().map(NotAttempted::from).collect(),
         })
+    }
+
+    /// The delivery in its parts: what never changes, and each call's state.
+    ///
+    /// ```
+    /// # use yunxin_edge::{BatchNotification, Content, Delivery, Plan, PlanOptions, RetryPolicy};
+    /// let notification = BatchNotification::new("bot", Content::text("hi")).to(["alice"]);
+    /// let plan = Plan::new(&notification, &PlanOptions::for_event("evt_1")).unwrap();
+    /// let delivery = Delivery::new(plan, RetryPolicy::default()).unwrap();
+    /// let (head, calls) = delivery.clone().into_parts();
+    /// assert_eq!(calls.len(), 1);
+    /// assert_eq!(Delivery::from_parts(head, calls), delivery);
+    /// ```
+    pub fn into_parts(self) -> (DeliveryHead, Vec<CallState>) {
+        let head = DeliveryHead {
+            trace_seed: self.trace_seed,
+            template: self.template,
+            policy: self.policy,
+            duplicates: self.duplicates,
+        };
+        (head, self.calls)
+    }
+
+    /// The delivery made of parts that [`Delivery::into_parts`] gave.
+    pub fn from_parts(head: DeliveryHead, calls: Vec<CallState>) -> Self {
+        Delivery {
+            trace_seed: head.trace_seed,
+            template: head.template,
+            policy: head.policy,
+            calls,
+            duplicates: head.duplicates,
+        }
+    }
+
+    /// Each call's state, in order: what a store rewrites when it changed.
+    pub fn call_states(&self) -> &[CallState] {
+        &self.calls
     }
 
     /// The policy this delivery follows.
@@ -975,7 +1027,12 @@ impl Delivery {
     }
 }
 
-impl Call {
+impl CallState {
+    /// Whether this call has its final result for every receiver.
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
     fn finish(&mut self, retry_after_ms: Option<u64>) {
         self.open.clear();
         self.lost_in_generation = false;

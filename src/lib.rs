@@ -61,8 +61,8 @@ pub use callback::{
     CallbackHeaders, DEFAULT_CALLBACK_TOLERANCE_MS, SignedCallback, sign_callback, verify_callback,
 };
 pub use delivery::{
-    Action, Attempt, AttemptId, AttemptOutcome, CallAction, Counts, Delivery, DeliveryState,
-    Recorded, Replay, RetryPolicy,
+    Action, Attempt, AttemptId, AttemptOutcome, CallAction, CallState, Counts, Delivery,
+    DeliveryHead, DeliveryState, Recorded, Replay, RetryPolicy,
 };
 pub use error::{CallbackError, Error, Result};
 pub use notification::{

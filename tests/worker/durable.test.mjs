@@ -199,3 +199,35 @@ test('a hard restart of the runtime mid-delivery loses nothing acknowledged with
   assert.ok([...counts.values()].every((n) => n === 1), 'no receiver notified twice');
   second.kill();
 });
+
+test('an intake whose enqueue failed, then a hard restart before the watchdog looked: still delivered, exactly once', async (t) => {
+  // The events' objects keep the intakes they are waiting for in memory; a
+  // restart loses that memory, and the object must find them in storage.
+  const persistTo = mkdtempSync(join(tmpdir(), 'yunxin-edge-persist-'));
+  t.after(() => rmSync(persistTo, { recursive: true, force: true }));
+  const start = () =>
+    spawnRelay(t, { persistTo, bindings: { YUNXIN_BASE_URL: emu.url, ...FAST, TEST_FAIL_ENQUEUE: '1', WATCHDOG_SECS: '3' } });
+
+  const first = await start();
+  const accepted = [];
+  for (let e = 0; e < 3; e++) accepted.push(await postEvent(first.url, notification(600, { prefix: `lost${e}-` }), { wait: false }));
+  assert.ok(accepted.every((r) => r.status === 202));
+  first.kill();
+  assert.equal(emu.deliveries().length, 0, 'nothing was enqueued before the kill');
+
+  const second = await start();
+  for (const { id } of accepted) {
+    const status = await eventually(
+      async () => {
+        const { json } = await eventStatus(second.url, id, { token: TOKEN });
+        return json.state === 'delivered' ? json : null;
+      },
+      { ms: 60_000, what: `event ${id} delivered by the watchdog after the restart` },
+    );
+    assert.equal(status.delivered.length, 600);
+  }
+  const counts = countsByReceiver();
+  assert.equal(counts.size, 1800);
+  assert.ok([...counts.values()].every((n) => n === 1), 'no receiver notified twice');
+  second.kill();
+});

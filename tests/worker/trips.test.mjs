@@ -29,7 +29,7 @@ function costOf(id) {
   return line;
 }
 
-test('a one-call event synchronously: two round trips to its object, the pacer asked by few events, two rows written', async (t) => {
+test('a one-call event synchronously: two round trips to its object, the pacer asked by few events, three rows written', async (t) => {
   const events = 20;
   const ids = [];
   for (let i = 0; i < events; i++) {
@@ -44,8 +44,9 @@ test('a one-call event synchronously: two round trips to its object, the pacer a
     // Create-and-begin, and the outcome's record answering the status.
     assert.equal(cost.do_round_trips - cost.pacer_round_trips, 2, JSON.stringify(cost));
     assert.ok(cost.pacer_round_trips <= 1, JSON.stringify(cost));
-    // The record written when created, and once by the outcome.
-    assert.equal(cost.sqlite_rows_written, 2, JSON.stringify(cost));
+    // The event's row and its call's row when created; the call's row again
+    // by the outcome.
+    assert.equal(cost.sqlite_rows_written, 3, JSON.stringify(cost));
   }
   // Slots are leased in blocks: most events ask the pacer nothing.
   const asked = costs.filter((c) => c.pacer_round_trips > 0).length;
@@ -64,9 +65,23 @@ test('a one-call event queued: one round trip to its object, which enqueues its 
     const cost = costOf(id);
     assert.deepEqual(
       { do_round_trips: cost.do_round_trips, pacer_round_trips: cost.pacer_round_trips, sqlite_rows_written: cost.sqlite_rows_written },
-      // Recorded, then marked enqueued once its messages are sent.
-      { do_round_trips: 1, pacer_round_trips: 0, sqlite_rows_written: 2 },
+      // The event's row and its call's row, then the event's row marked
+      // enqueued once its messages are sent.
+      { do_round_trips: 1, pacer_round_trips: 0, sqlite_rows_written: 3 },
     );
   }
   await eventually(() => ids.every((_, i) => emu.deliveryCounts()[`queued${i}-0`] === 1), { what: 'the queued events delivered' });
+});
+
+test('an event of three calls: the plan written once, each outcome rewrites its own call\'s row only', async () => {
+  const sent = await postEvent(relay.url, notification(1500, { prefix: 'split-' }));
+  assert.equal(sent.status, 200, sent.text);
+  assert.equal(sent.json.delivered.length, 1500);
+  const cost = costOf(sent.id);
+  // Created and begun in one round trip, then one record per call.
+  assert.equal(cost.do_round_trips - cost.pacer_round_trips, 1 + 3, JSON.stringify(cost));
+  // The event's row and three call rows, then one row per outcome: never the
+  // 1,500 receivers of the other calls again (a record of the whole delivery
+  // would be one row of all of them per command).
+  assert.equal(cost.sqlite_rows_written, 1 + 3 + 3, JSON.stringify(cost));
 });

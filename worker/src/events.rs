@@ -19,13 +19,15 @@
 //! ignores a report for an attempt that is not in flight.
 
 use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use worker::{
-    Date, DurableObject, Env, Request, Response, Result, SqlStorage, State, Stub, console_log,
-    durable_object,
+    Date, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State, Stub,
+    console_log, durable_object,
 };
 use yunxin_edge::{
     Attempt, AttemptId, AttemptOutcome, CallAction, Delivery, Outcome, Recorded, Replay,
@@ -46,7 +48,16 @@ const DEFAULT_WATCHDOG_SECS: u64 = 600;
 /// messages only duplicate the watchdog's, which the delivery shrugs off.
 const INTAKE_GRACE_MS: u64 = 30_000;
 
-/// What the object is asked.
+/// A command about one event, as the object receives it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The event's `webhook-id`.
+    pub event_id: String,
+    /// What to do.
+    pub command: Command,
+}
+
+/// What the object is asked about one event.
 #[derive(Debug, Serialize, Deserialize)]
 // Externally tagged (`{"begin": {…}}`): an internally tagged enum would be
 // buffered before it is read, which builds the `Delivery` deserializer twice
@@ -55,8 +66,6 @@ const INTAKE_GRACE_MS: u64 = 30_000;
 pub enum Command {
     /// Record a new event unless its id is known. Answer: [`Created`].
     Create {
-        /// The `webhook-id`.
-        event_id: String,
         /// Hex SHA-256 of the event's body.
         body_sha256: String,
         /// The delivery to keep, none of it sent yet.
@@ -122,6 +131,12 @@ pub enum Command {
         /// with (`Delivery::replay_unknown`).
         #[serde(default)]
         unknown: bool,
+    },
+    /// Take over an event kept by an object of its own before the shards
+    /// ([`Legacy`]), unless it is known. Answer: `bool`, whether adopted.
+    Adopt {
+        /// The event as that object kept it.
+        record: Box<Legacy>,
     },
     /// The dead-letter queue received this call. Answer: `bool`.
     DeadLettered {
@@ -210,72 +225,184 @@ pub enum Step {
 /// The per-receiver status of an event, as `GET /v1/events/{id}` shows it.
 pub use yunxin_edge_index::EventStatus;
 
-/// What the object stores: one row, one JSON document.
+/// An event as releases before the shards kept it: one object per event,
+/// one JSON row in its table `record`. At that object's next alarm it hands
+/// the event to its shard ([`Command::Adopt`]) and deletes itself, so an
+/// upgrade loses no event in flight; until then the shard does not know it
+/// (its status is a 404, its queue messages find nothing to do, and the
+/// shard's watchdog re-enqueues its overdue calls once adopted).
 #[derive(Debug, Serialize, Deserialize)]
-struct Record {
+pub struct Legacy {
     event_id: String,
     body_sha256: String,
     created_ms: u64,
     enqueued: bool,
     dead_lettered: Vec<usize>,
-    /// When failures were last sent again (UNIX ms; 0: never): the record is
-    /// kept a full idempotency window after it, so the replay's outcome can
-    /// be seen.
     #[serde(default)]
     replayed_ms: u64,
-    /// How many replays reopened calls: the round of their messages.
     #[serde(default)]
     replays: u32,
-    /// Bumped at every change told to the index, which keeps the newest.
     #[serde(default)]
     version: u64,
     delivery: Delivery,
 }
 
-impl Record {
+/// How many objects hold the events. An event's object is chosen by a hash
+/// of its id ([`shard_of`]), so this number is part of where every stored
+/// event lives: **never change it on a deployment with events**, or their
+/// status and their watchdog are lost.
+///
+/// Why shards and not one object per event: an object is created, its
+/// SQLite database opened and its alarm set for each new id, which in
+/// workerd costs ~4 ms of CPU per event against ~0.3 ms for a request to an
+/// object already running (BENCHMARKS.md, issue 20). 32 objects take
+/// thousands of events a second between them, far above any app's quota.
+pub const SHARDS: u64 = 32;
+
+/// The name of the object that holds `event_id`: a stable hash (the first
+/// eight bytes of its SHA-256), not the std hasher, whose output may change
+/// between Rust releases.
+pub fn shard_of(event_id: &str) -> String {
+    let digest = Sha256::digest(event_id.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    format!("events-{}", u64::from_be_bytes(first) % SHARDS)
+}
+
+/// What changes with the event rather than with one call: kept as JSON in
+/// the event's row.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Meta {
+    dead_lettered: Vec<usize>,
+    /// How many replays reopened calls: the round of their messages.
+    replays: u32,
+    /// The row's part of the event's version ([`Event::version`]).
+    version: u64,
+}
+
+/// One event as the object works on it: its row, and its delivery made of
+/// the head (written once) and one row per call.
+struct Event {
+    event_id: String,
+    body_sha256: String,
+    created_ms: u64,
     /// When the event was accepted, or its failures last replayed: what the
     /// intake grace and the idempotency window count from.
-    fn since_ms(&self) -> u64 {
-        self.created_ms.max(self.replayed_ms)
+    since_ms: u64,
+    enqueued: bool,
+    meta: Meta,
+    delivery: Delivery,
+    /// What storage holds, to write only what a command changed.
+    stored: Stored,
+}
+
+/// The stored copy of an event's changing parts.
+#[derive(Default)]
+struct Stored {
+    since_ms: u64,
+    enqueued: bool,
+    meta: Meta,
+    /// Each call's state as stored (JSON), and its version.
+    calls: Vec<(String, u64)>,
+}
+
+impl Event {
+    /// A new event accepted at `now`, nothing stored yet.
+    fn new(id: &str, body_sha256: String, now: u64, delivery: Delivery) -> Self {
+        Event {
+            event_id: id.to_owned(),
+            body_sha256,
+            created_ms: now,
+            since_ms: now,
+            enqueued: false,
+            meta: Meta {
+                version: 1,
+                ..Meta::default()
+            },
+            delivery,
+            stored: Stored::default(),
+        }
     }
 
-    /// A new version of the record, and the index's entry for an attempt's
-    /// outcome (`retried`: the call goes again).
-    fn attempted(&mut self, attempt: index::AttemptRow, retried: bool) -> index::Entry {
-        self.version += 1;
+    /// Bumped at every change told to the index, which keeps the newest:
+    /// the row's part plus each call's. Every write bumps one of them, so a
+    /// command that rewrites one call's row leaves the others untouched.
+    fn version(&self) -> u64 {
+        self.meta.version + self.stored.calls.iter().map(|(_, v)| v).sum::<u64>()
+    }
+
+    /// The index's entry for an attempt's outcome (`retried`: the call goes
+    /// again); its version is stamped once the change is written.
+    fn attempted(&self, attempt: index::AttemptRow, retried: bool) -> index::Entry {
         index::Entry::Attempt {
             event_id: self.event_id.clone(),
             attempt,
             retried,
             counts: self.delivery.counts(),
-            version: self.version,
+            version: 0,
         }
     }
 
-    /// A new version of the record, and the index's entry for a change that
-    /// is not an attempt: a call dead-lettered, or receivers replayed.
+    /// The index's entry for a change that is not an attempt: a call
+    /// dead-lettered, or receivers replayed.
     fn changed(&mut self, dead_lettered: bool, replayed: usize) -> index::Entry {
-        self.version += 1;
+        self.meta.version += 1;
         index::Entry::Changed {
             event_id: self.event_id.clone(),
             counts: self.delivery.counts(),
-            version: self.version,
+            version: 0,
             dead_lettered,
             replayed,
         }
     }
+
+    /// Whether the watchdog need not enqueue it for a dead intake.
+    fn handed_over(&self) -> bool {
+        self.enqueued || self.delivery.is_done()
+    }
+
+    /// Roughly what it holds in memory, to bound the cache.
+    fn size(&self) -> usize {
+        self.stored.calls.iter().map(|(json, _)| json.len()).sum()
+    }
 }
 
-/// The Durable Object class.
+/// Stamps an entry with the version of the change that made it.
+fn stamped(mut entry: index::Entry, at: u64) -> index::Entry {
+    match &mut entry {
+        index::Entry::Accepted { version, .. }
+        | index::Entry::Attempt { version, .. }
+        | index::Entry::Changed { version, .. } => *version = at,
+        _ => {}
+    }
+    entry
+}
+
+/// Events kept parsed between commands, at most this many bytes of call
+/// state: the synchronous path's two commands, and a queue batch's calls
+/// of one event, find it without reading storage again.
+const CACHE_BYTES: usize = 4 << 20;
+
+/// The Durable Object class: one of [`SHARDS`] objects, each holding the
+/// events whose id hashes to it.
 #[durable_object]
 pub struct EventStore {
     state: State,
     env: Env,
-    /// The stored record, parsed once per life of the object rather than
-    /// once per command (a 10,000-receiver delivery is ~200 KB of JSON).
-    /// SQLite storage is the truth: every change is written before it is
-    /// answered, and a failed write drops this copy.
-    cached: RefCell<Option<Record>>,
+    /// Recently used events, newest last. SQLite storage is the truth:
+    /// every change is written before it is answered, and a failed write
+    /// drops the copy.
+    cache: RefCell<VecDeque<Event>>,
+    /// Whether the tables exist (made once per life of the object).
+    schema: Cell<bool>,
+    /// Events recorded but not yet handed to the queue nor finished, and
+    /// when the watchdog looks at them; `None` until read from storage
+    /// after a restart.
+    unconfirmed: RefCell<Option<HashMap<String, u64>>>,
+    /// When the alarm is set for, as far as this life of the object knows.
+    alarm_at: Cell<Option<u64>>,
+    /// When the watchdog last looked at every open call (0: not in this life).
+    swept_ms: Cell<u64>,
     /// SQLite rows the current command wrote (SQLite's own count), answered
     /// in the [`ROWS_WRITTEN`] header: what a change to the storage costs.
     rows_written: Cell<u64>,
@@ -293,7 +420,11 @@ impl DurableObject for EventStore {
         EventStore {
             state,
             env,
-            cached: RefCell::new(None),
+            cache: RefCell::new(VecDeque::new()),
+            schema: Cell::new(false),
+            unconfirmed: RefCell::new(None),
+            alarm_at: Cell::new(None),
+            swept_ms: Cell::new(0),
             rows_written: Cell::new(0),
         }
     }
@@ -309,6 +440,10 @@ impl DurableObject for EventStore {
 
     async fn alarm(&self) -> Result<Response> {
         crate::meter::add(|m| m.do_requests += 1);
+        self.alarm_at.set(None);
+        if let Some(legacy) = self.legacy()? {
+            return self.hand_to_shard(legacy).await;
+        }
         self.watchdog().await
     }
 }
@@ -318,11 +453,11 @@ impl EventStore {
     async fn command(&self, mut req: Request) -> Result<Response> {
         // serde_json over the text, not `req.json()` (serde_wasm_bindgen over
         // a JS object): the same parser as the sender's, and exact integers.
-        let command: Command = serde_json::from_str(&req.text().await?)?;
+        let Envelope { event_id, command } = serde_json::from_str(&req.text().await?)?;
+        let id = event_id.as_str();
         let now = now_ms();
         match command {
             Command::Create {
-                event_id,
                 body_sha256,
                 delivery,
                 begin,
@@ -330,38 +465,37 @@ impl EventStore {
                 enqueue,
             } => {
                 let created = self
-                    .create(event_id, body_sha256, *delivery, &begin, route, now)
+                    .create(id, body_sha256, *delivery, &begin, route, now)
                     .await?;
                 if enqueue && matches!(created, Created::New { .. }) {
-                    self.enqueue_all().await;
+                    self.enqueue_all(id).await;
                 }
                 Response::from_json(&created)
             }
             Command::MarkEnqueued { status: asked } => {
-                let mut answer = None;
-                self.update(|r| {
-                    r.enqueued = true;
-                    answer = asked.then(|| status(r));
+                let answer = self.update(id, |e| {
+                    e.enqueued = true;
+                    asked.then(|| status(e))
                 })?;
-                Response::from_json(&answer)
+                Response::from_json(&answer.flatten())
             }
-            Command::Status => Response::from_json(&self.read(status)?),
+            Command::Status => Response::from_json(&self.read(id, status)?),
             Command::Begin { calls } => {
-                let mut steps = Vec::new();
-                self.update(|r| {
-                    steps = calls
-                        .iter()
-                        .map(|call| begin(&mut r.delivery, *call, now))
-                        .collect();
-                })?;
+                let mut steps: Vec<Step> = self
+                    .update(id, |e| {
+                        calls
+                            .iter()
+                            .map(|call| begin(&mut e.delivery, *call, now))
+                            .collect()
+                    })?
+                    .unwrap_or_default();
                 // An unknown event: every call is done (forgotten).
                 steps.resize_with(calls.len(), || Step::Done);
                 Response::from_json(&steps)
             }
             Command::Release { attempt, at_ms } => {
-                let mut released = false;
-                self.update(|r| released = r.delivery.release(attempt, at_ms))?;
-                Response::from_json(&released)
+                let released = self.update(id, |e| e.delivery.release(attempt, at_ms))?;
+                Response::from_json(&released.unwrap_or(false))
             }
             Command::Record {
                 finish,
@@ -369,114 +503,130 @@ impl EventStore {
                 outcome,
                 sent,
             } => {
-                let mut recorded = Recorded::Stale;
                 let row = sent.map(|sent| attempt_row(attempt, &outcome, sent));
-                let (mut entry, mut settled) = (None, None);
-                self.update(|r| {
-                    recorded = r.delivery.record(attempt, outcome, now);
-                    if let (Some(row), false) = (row, recorded == Recorded::Stale) {
-                        let retried = matches!(recorded, Recorded::Retry { .. });
-                        entry = Some(r.attempted(row, retried));
-                    }
-                    if finish && r.delivery.is_done() {
-                        // Nothing is left for the queue: as good as enqueued.
-                        r.enqueued = true;
-                        settled = Some(Box::new(status(r)));
-                    }
+                let answer = self.update_told(id, |e| {
+                    let recorded = e.delivery.record(attempt, outcome, now);
+                    let entry = match (row, recorded == Recorded::Stale) {
+                        (Some(row), false) => {
+                            let retried = matches!(recorded, Recorded::Retry { .. });
+                            Some(e.attempted(row, retried))
+                        }
+                        _ => None,
+                    };
+                    // Once every call is finished, nothing is left for the
+                    // queue: the status answers the synchronous path.
+                    let settled = (finish && e.delivery.is_done()).then(|| Box::new(status(e)));
+                    ((recorded, settled), entry)
                 })?;
+                let ((recorded, status), entry) = match answer {
+                    Some(answer) => answer,
+                    None => ((Recorded::Stale, None), None),
+                };
                 Response::from_json(&RecordedWith {
                     recorded,
                     index: entry.as_ref().and_then(index::raw),
-                    status: settled,
+                    status,
                 })
             }
             Command::Retry { all, unknown } => {
-                Response::from_json(&self.replay(all, unknown, now).await?)
+                Response::from_json(&self.replay(id, all, unknown, now).await?)
             }
+            Command::Adopt { record } => Response::from_json(&self.adopt(*record, now).await?),
             Command::DeadLettered {
                 call,
                 reason,
                 round,
             } => {
-                let mut entry = None;
-                let known = self.update(|r| {
-                    if round < r.replays || r.dead_lettered.contains(&call) {
-                        return;
+                let known = self.update_told(id, |e| {
+                    if round < e.meta.replays || e.meta.dead_lettered.contains(&call) {
+                        return ((), None);
                     }
-                    r.dead_lettered.push(call);
+                    e.meta.dead_lettered.push(call);
                     // Only a call the queue itself gave up is still open here;
                     // one the delivery gave up keeps the reason it recorded.
-                    r.delivery.abandon(call, &reason);
-                    entry = Some(r.changed(true, 0));
+                    e.delivery.abandon(call, &reason);
+                    ((), Some(e.changed(true, 0)))
                 })?;
-                self.tell_index(entry);
-                Response::from_json(&known)
+                if let Some(((), entry)) = known.as_ref() {
+                    self.tell_index(entry.as_ref());
+                }
+                Response::from_json(&known.is_some())
             }
         }
     }
 
-    /// The watchdog (the object's alarm).
+    /// The watchdog (the object's alarm): enqueues the calls of intakes that
+    /// died between recording and enqueueing, and, once per watchdog period,
+    /// re-enqueues overdue calls and forgets finished events older than the
+    /// idempotency window.
     async fn watchdog(&self) -> Result<Response> {
         let now = now_ms();
         let watchdog_ms = self.watchdog_secs() * 1000;
-        let intake_grace_ms = INTAKE_GRACE_MS.min(watchdog_ms);
-        let Some((event_id, round, kept_since_ms, enqueued, done, overdue)) =
-            self.read(|record| {
-                let overdue: Vec<usize> = if record.enqueued {
-                    record.delivery.overdue(now, watchdog_ms)
-                } else if now >= record.since_ms() + intake_grace_ms {
-                    // The intake died between recording and enqueueing.
-                    (0..record.delivery.calls()).collect()
-                } else {
-                    Vec::new()
-                };
-                let done = record.delivery.is_done();
-                (
-                    record.event_id.clone(),
-                    record.replays,
-                    record.since_ms(),
-                    record.enqueued,
-                    done,
-                    overdue,
-                )
-            })?
-        else {
-            return Response::ok("gone");
-        };
-        let mut enqueued = enqueued;
-        if !overdue.is_empty() {
-            task::enqueue(&self.env, &event_id, round, overdue.iter().copied()).await?;
-            if !enqueued {
-                self.update(|r| r.enqueued = true)?;
-                enqueued = true;
+        let grace_ms = INTAKE_GRACE_MS.min(watchdog_ms);
+        let due: Vec<String> = self.with_unconfirmed(|waiting| {
+            let due: Vec<String> = waiting
+                .iter()
+                .filter(|(_, at)| **at <= now)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in &due {
+                waiting.remove(id);
             }
-            console_log!(
-                "{}",
-                serde_json::json!({ "event_id": event_id, "watchdog_requeued": overdue })
-            );
+            due
+        })?;
+        let mut requeued = 0;
+        for id in &due {
+            requeued += self
+                .requeue(id, |e| (0..e.delivery.calls()).collect())
+                .await?;
         }
-        let forget_at = kept_since_ms + IDEMPOTENCY_WINDOW_MS;
-        let next_in_ms = if !done {
-            if enqueued {
-                watchdog_ms
-            } else {
-                (kept_since_ms + intake_grace_ms)
-                    .saturating_sub(now)
-                    .max(1000)
+        if now >= self.swept_ms.get() + watchdog_ms {
+            self.swept_ms.set(now);
+            for id in self.open_events()? {
+                requeued += self
+                    .requeue(&id, |e| {
+                        if e.enqueued {
+                            e.delivery.overdue(now, watchdog_ms)
+                        } else if now >= e.since_ms + grace_ms {
+                            // The intake died between recording and enqueueing.
+                            (0..e.delivery.calls()).collect()
+                        } else {
+                            Vec::new()
+                        }
+                    })
+                    .await?;
             }
-        } else if now >= forget_at {
-            // Finished and older than the idempotency window: forget it.
-            self.cached.replace(None);
-            self.state.storage().delete_all().await?;
-            return Response::ok("forgotten");
-        } else {
-            forget_at - now
+            self.forget(now)?;
+        }
+        // Next: the first dead-intake check, else the next sweep while any
+        // event is kept (its calls may stall, or it is to be forgotten).
+        let next_check = self.with_unconfirmed(|waiting| waiting.values().min().copied())?;
+        let next_sweep = self
+            .keeps_events()?
+            .then(|| self.swept_ms.get() + watchdog_ms);
+        if let Some(at) = next_check.into_iter().chain(next_sweep).min() {
+            self.alarm_by(at.max(now + 1000)).await?;
+        }
+        Response::ok(format!("requeued {requeued}"))
+    }
+
+    /// Enqueues the calls `which` picks of an event that is not finished,
+    /// and marks it enqueued; answers how many.
+    async fn requeue(&self, id: &str, which: impl FnOnce(&Event) -> Vec<usize>) -> Result<usize> {
+        let Some(Some((round, calls))) = self.read(id, |e| {
+            let calls = which(e);
+            (!e.delivery.is_done() && !calls.is_empty()).then_some((e.meta.replays, calls))
+        })?
+        else {
+            return Ok(0);
         };
-        self.state
-            .storage()
-            .set_alarm(Duration::from_millis(next_in_ms))
-            .await?;
-        Response::ok("checked")
+        task::enqueue(&self.env, id, round, calls.iter().copied()).await?;
+        self.update(id, |e| e.enqueued = true)?;
+        console_log!(
+            "{}",
+            serde_json::json!({ "event_id": id, "watchdog_requeued": calls })
+        );
+        Ok(calls.len())
     }
 }
 
@@ -526,15 +676,33 @@ fn begin(delivery: &mut Delivery, call: usize, now: u64) -> Step {
     }
 }
 
-fn status(record: &Record) -> EventStatus {
+fn status(event: &Event) -> EventStatus {
     EventStatus {
-        event_id: record.event_id.clone(),
-        requests: record.delivery.calls(),
-        created_at_ms: record.created_ms,
-        status: record.delivery.status(),
-        dead_lettered_requests: record.dead_lettered.clone(),
+        event_id: event.event_id.clone(),
+        requests: event.delivery.calls(),
+        created_at_ms: event.created_ms,
+        status: event.delivery.status(),
+        dead_lettered_requests: event.meta.dead_lettered.clone(),
         status_url: None,
     }
+}
+
+/// An event's row as read back.
+#[derive(Deserialize)]
+struct EventRow {
+    body_sha256: String,
+    created_ms: u64,
+    since_ms: u64,
+    enqueued: u8,
+    meta: String,
+    head: String,
+}
+
+/// A call's row as read back.
+#[derive(Deserialize)]
+struct CallRow {
+    version: u64,
+    state: String,
 }
 
 impl EventStore {
@@ -547,83 +715,204 @@ impl EventStore {
             .unwrap_or(DEFAULT_WATCHDOG_SECS)
     }
 
-    /// The one table. Created on every use: idempotent and cheap, and
-    /// `delete_all` (forgetting an event) drops it.
+    /// The two tables, made once per life of the object. `WITHOUT ROWID`:
+    /// the primary key is the table, so a row written is one row, not a row
+    /// and an index entry.
     fn sql(&self) -> Result<SqlStorage> {
         let sql = self.state.storage().sql();
-        sql.exec(
-            "CREATE TABLE IF NOT EXISTS record (id INTEGER PRIMARY KEY CHECK (id = 1), json TEXT NOT NULL)",
-            None,
-        )?;
+        if !self.schema.get() {
+            sql.exec(
+                "CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, body_sha256 TEXT NOT NULL, \
+                 created_ms INTEGER NOT NULL, since_ms INTEGER NOT NULL, enqueued INTEGER NOT NULL, \
+                 meta TEXT NOT NULL, head TEXT NOT NULL) WITHOUT ROWID",
+                None,
+            )?;
+            sql.exec(
+                "CREATE TABLE IF NOT EXISTS calls (event_id TEXT NOT NULL, call INTEGER NOT NULL, \
+                 open INTEGER NOT NULL, version INTEGER NOT NULL, state TEXT NOT NULL, \
+                 PRIMARY KEY (event_id, call)) WITHOUT ROWID",
+                None,
+            )?;
+            self.schema.set(true);
+        }
         Ok(sql)
     }
 
-    /// The stored record, parsed.
-    fn load(&self) -> Result<Option<Record>> {
-        #[derive(Deserialize)]
-        struct Row {
-            json: String,
-        }
-        let rows: Vec<Row> = self
-            .sql()?
-            .exec("SELECT json FROM record WHERE id = 1", None)?
-            .to_array()?;
-        rows.first()
-            .map(|row| serde_json::from_str(&row.json).map_err(worker::Error::from))
-            .transpose()
-    }
-
-    /// Writes `record`, and keeps it as the cached copy.
-    fn store(&self, record: Record) -> Result<()> {
-        let json = serde_json::to_string(&record)?;
-        let written = self.sql()?.exec(
-            "INSERT OR REPLACE INTO record (id, json) VALUES (1, ?)",
-            Some(vec![json.into()]),
-        )?;
-        self.count_rows(crate::meter::written(written).rows_written());
-        self.cached.replace(Some(record));
+    /// Runs a statement that writes, counting its rows.
+    fn write(&self, query: &str, values: Vec<SqlStorageValue>) -> Result<()> {
+        let cursor = self.sql()?.exec(query, Some(values))?;
+        let rows = crate::meter::written(cursor).rows_written();
+        self.rows_written.set(self.rows_written.get() + rows as u64);
         Ok(())
     }
 
-    /// Reads the record (`None`: there is none). No await while the copy is
-    /// borrowed: the closures are synchronous.
-    fn read<T>(&self, look: impl FnOnce(&Record) -> T) -> Result<Option<T>> {
-        if self.cached.borrow().is_none() {
-            let stored = self.load()?;
-            self.cached.replace(stored);
+    /// An event, from the cache or storage.
+    fn take(&self, id: &str) -> Result<Option<Event>> {
+        let mut cache = self.cache.borrow_mut();
+        if let Some(at) = cache.iter().position(|e| e.event_id == id) {
+            return Ok(cache.remove(at));
         }
-        Ok(self.cached.borrow().as_ref().map(look))
+        drop(cache);
+        self.load(id)
     }
 
-    /// Applies `change` to the record and writes it; false if there is none.
-    fn update(&self, change: impl FnOnce(&mut Record)) -> Result<bool> {
-        let record = match self.cached.take() {
-            Some(record) => Some(record),
-            None => self.load()?,
+    /// An event, read from storage.
+    fn load(&self, id: &str) -> Result<Option<Event>> {
+        let sql = self.sql()?;
+        let rows: Vec<EventRow> = sql
+            .exec(
+                "SELECT body_sha256, created_ms, since_ms, enqueued, meta, head FROM events WHERE event_id = ?",
+                Some(vec![id.into()]),
+            )?
+            .to_array()?;
+        let Some(row) = rows.into_iter().next() else {
+            return Ok(None);
         };
-        let Some(mut record) = record else {
-            return Ok(false);
-        };
-        change(&mut record);
-        // On a failed write the copy is gone (taken above): the next
-        // command reads storage again.
-        self.store(record)?;
-        Ok(true)
+        let calls: Vec<CallRow> = sql
+            .exec(
+                "SELECT version, state FROM calls WHERE event_id = ? ORDER BY call",
+                Some(vec![id.into()]),
+            )?
+            .to_array()?;
+        let states = calls
+            .iter()
+            .map(|c| serde_json::from_str(&c.state))
+            .collect::<serde_json::Result<_>>()?;
+        let meta: Meta = serde_json::from_str(&row.meta)?;
+        let enqueued = row.enqueued != 0;
+        Ok(Some(Event {
+            event_id: id.to_owned(),
+            body_sha256: row.body_sha256,
+            created_ms: row.created_ms,
+            since_ms: row.since_ms,
+            enqueued,
+            delivery: Delivery::from_parts(serde_json::from_str(&row.head)?, states),
+            stored: Stored {
+                since_ms: row.since_ms,
+                enqueued,
+                meta: meta.clone(),
+                calls: calls.into_iter().map(|c| (c.state, c.version)).collect(),
+            },
+            meta,
+        }))
     }
 
-    /// Records the event unless its id is known. The load and the store
+    /// Writes what changed of `event` since it was read: its row, and the
+    /// rows of the calls whose state changed (each bumping its version).
+    fn save(&self, event: &mut Event) -> Result<()> {
+        let meta_changed = event.meta != event.stored.meta
+            || event.since_ms != event.stored.since_ms
+            || event.enqueued != event.stored.enqueued;
+        if meta_changed {
+            self.write(
+                "UPDATE events SET since_ms = ?, enqueued = ?, meta = ? WHERE event_id = ?",
+                vec![
+                    (event.since_ms as f64).into(),
+                    i32::from(event.enqueued).into(),
+                    serde_json::to_string(&event.meta)?.into(),
+                    event.event_id.as_str().into(),
+                ],
+            )?;
+            event.stored.since_ms = event.since_ms;
+            event.stored.enqueued = event.enqueued;
+            event.stored.meta = event.meta.clone();
+        }
+        for (call, state) in event.delivery.call_states().iter().enumerate() {
+            let json = serde_json::to_string(state)?;
+            let Some((stored, version)) = event.stored.calls.get_mut(call) else {
+                continue;
+            };
+            if *stored == json {
+                continue;
+            }
+            self.write(
+                "UPDATE calls SET open = ?, version = ?, state = ? WHERE event_id = ? AND call = ?",
+                vec![
+                    i32::from(!state.is_done()).into(),
+                    ((*version + 1) as f64).into(),
+                    json.as_str().into(),
+                    event.event_id.as_str().into(),
+                    (call as f64).into(),
+                ],
+            )?;
+            *stored = json;
+            *version += 1;
+        }
+        // Not read from storage just for this: the read finds it handed over.
+        if let (true, Some(waiting)) = (event.handed_over(), self.unconfirmed.borrow_mut().as_mut())
+        {
+            waiting.remove(&event.event_id);
+        }
+        Ok(())
+    }
+
+    /// Puts an event back in the cache, evicting the oldest beyond its bound.
+    fn keep(&self, event: Event) {
+        let mut cache = self.cache.borrow_mut();
+        cache.push_back(event);
+        let mut bytes: usize = cache.iter().map(Event::size).sum();
+        while bytes > CACHE_BYTES && cache.len() > 1 {
+            if let Some(old) = cache.pop_front() {
+                bytes -= old.size();
+            }
+        }
+    }
+
+    /// Looks at an event (`None`: there is none). Synchronous: no await
+    /// while it is out of the cache.
+    fn read<T>(&self, id: &str, look: impl FnOnce(&Event) -> T) -> Result<Option<T>> {
+        let Some(event) = self.take(id)? else {
+            return Ok(None);
+        };
+        let answer = look(&event);
+        self.keep(event);
+        Ok(Some(answer))
+    }
+
+    /// Applies `change` to an event and writes what it changed (`None`:
+    /// there is none).
+    fn update<T>(&self, id: &str, change: impl FnOnce(&mut Event) -> T) -> Result<Option<T>> {
+        let Some(mut event) = self.take(id)? else {
+            return Ok(None);
+        };
+        let answer = change(&mut event);
+        // On a failed write the copy is dropped: the next command reads
+        // storage again.
+        self.save(&mut event)?;
+        self.keep(event);
+        Ok(Some(answer))
+    }
+
+    /// As [`EventStore::update`], for a change that may make an index
+    /// entry: the entry is stamped with the version the change wrote.
+    fn update_told<T>(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Event) -> (T, Option<index::Entry>),
+    ) -> Result<Option<(T, Option<index::Entry>)>> {
+        let Some(mut event) = self.take(id)? else {
+            return Ok(None);
+        };
+        let (answer, entry) = change(&mut event);
+        self.save(&mut event)?;
+        let entry = entry.map(|entry| stamped(entry, event.version()));
+        self.keep(event);
+        Ok(Some((answer, entry)))
+    }
+
+    /// Records the event unless its id is known. The lookup and the insert
     /// happen without an await between them, so two intakes of the same id
     /// cannot both create it.
     async fn create(
         &self,
-        event_id: String,
+        id: &str,
         body_sha256: String,
         mut delivery: Delivery,
         calls: &[usize],
         route: Option<String>,
         now: u64,
     ) -> Result<Created> {
-        if let Some(same) = self.read(|known| known.body_sha256 == body_sha256)? {
+        if let Some(same) = self.read(id, |known| known.body_sha256 == body_sha256)? {
             return Ok(if same {
                 Created::Known
             } else {
@@ -635,40 +924,129 @@ impl EventStore {
             .map(|call| begin(&mut delivery, *call, now))
             .collect();
         let accepted = index::Entry::Accepted {
-            event_id: event_id.clone(),
+            event_id: id.to_owned(),
             route,
             requests: delivery.calls(),
             counts: delivery.counts(),
             version: 1,
             created_ms: now,
         };
-        self.store(Record {
-            event_id,
-            body_sha256,
-            created_ms: now,
-            enqueued: false,
-            dead_lettered: Vec::new(),
-            replayed_ms: 0,
-            replays: 0,
-            version: 1,
-            delivery,
-        })?;
-        self.watch_intake().await?;
+        self.insert(Event::new(id, body_sha256, now, delivery))?;
+        self.watch_intake(id, now).await?;
         Ok(Created::New {
             steps,
             index: index::raw(&accepted),
         })
     }
 
-    /// Adds rows a statement of this command wrote.
-    fn count_rows(&self, rows: usize) {
-        self.rows_written.set(self.rows_written.get() + rows as u64);
+    /// Writes a new event: its row, with the delivery's head, and one row
+    /// per call; then keeps it in the cache.
+    fn insert(&self, mut event: Event) -> Result<()> {
+        let (head, states) = event.delivery.into_parts();
+        self.write(
+            "INSERT INTO events (event_id, body_sha256, created_ms, since_ms, enqueued, meta, head) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            vec![
+                event.event_id.as_str().into(),
+                event.body_sha256.as_str().into(),
+                (event.created_ms as f64).into(),
+                (event.since_ms as f64).into(),
+                i32::from(event.enqueued).into(),
+                serde_json::to_string(&event.meta)?.into(),
+                serde_json::to_string(&head)?.into(),
+            ],
+        )?;
+        for (call, state) in states.iter().enumerate() {
+            let json = serde_json::to_string(state)?;
+            self.write(
+                "INSERT INTO calls (event_id, call, open, version, state) VALUES (?, ?, ?, 0, ?)",
+                vec![
+                    event.event_id.as_str().into(),
+                    (call as f64).into(),
+                    i32::from(!state.is_done()).into(),
+                    json.as_str().into(),
+                ],
+            )?;
+            event.stored.calls.push((json, 0));
+        }
+        event.delivery = Delivery::from_parts(head, states);
+        event.stored.since_ms = event.since_ms;
+        event.stored.enqueued = event.enqueued;
+        event.stored.meta = event.meta.clone();
+        self.keep(event);
+        Ok(())
+    }
+
+    /// The event this object kept as one object per event, if it is one.
+    fn legacy(&self) -> Result<Option<Legacy>> {
+        #[derive(Deserialize)]
+        struct Row {
+            json: String,
+        }
+        let sql = self.state.storage().sql();
+        let table: Vec<Row> = sql
+            .exec(
+                "SELECT name AS json FROM sqlite_master WHERE type = 'table' AND name = 'record'",
+                None,
+            )?
+            .to_array()?;
+        if table.is_empty() {
+            return Ok(None);
+        }
+        let rows: Vec<Row> = sql
+            .exec("SELECT json FROM record WHERE id = 1", None)?
+            .to_array()?;
+        rows.first()
+            .map(|row| serde_json::from_str(&row.json).map_err(worker::Error::from))
+            .transpose()
+    }
+
+    /// Hands this object's event to its shard, then forgets it here.
+    async fn hand_to_shard(&self, legacy: Legacy) -> Result<Response> {
+        let event_id = legacy.event_id.clone();
+        EventClient::new(&self.env, &event_id)?
+            .call::<bool>(Command::Adopt {
+                record: Box::new(legacy),
+            })
+            .await?;
+        self.state.storage().delete_all().await?;
+        console_log!(
+            "{}",
+            serde_json::json!({ "event_id": event_id, "adopted_by": shard_of(&event_id) })
+        );
+        Response::ok("adopted")
+    }
+
+    /// Takes over an event from its own object of before the shards, unless
+    /// it is known here already (an adoption answered but not confirmed).
+    async fn adopt(&self, legacy: Legacy, now: u64) -> Result<bool> {
+        let id = legacy.event_id.as_str();
+        if self.read(id, |_| ())?.is_some() {
+            return Ok(false);
+        }
+        let mut event = Event::new(id, legacy.body_sha256, legacy.created_ms, legacy.delivery);
+        event.since_ms = legacy.created_ms.max(legacy.replayed_ms);
+        event.enqueued = legacy.enqueued;
+        event.meta = Meta {
+            dead_lettered: legacy.dead_lettered,
+            replays: legacy.replays,
+            version: legacy.version,
+        };
+        let unconfirmed = !event.handed_over();
+        self.insert(event)?;
+        if unconfirmed {
+            self.watch_intake(id, now).await?;
+        } else {
+            // The next watchdog finds its overdue calls, or forgets it.
+            self.alarm_by(now + INTAKE_GRACE_MS).await?;
+        }
+        Ok(true)
     }
 
     /// The queued intake's enqueue, done by the object: every call, then
-    /// the record marked enqueued. A failure is logged, not answered: the
-    /// record exists and says "not enqueued", so its watchdog enqueues.
-    async fn enqueue_all(&self) {
+    /// the event marked enqueued. A failure is logged, not answered: the
+    /// event exists and says "not enqueued", so the watchdog enqueues it.
+    async fn enqueue_all(&self, id: &str) {
         let enqueued = async {
             if self
                 .env
@@ -677,80 +1055,170 @@ impl EventStore {
             {
                 return Err(worker::Error::RustError("TEST_FAIL_ENQUEUE is set".into()));
             }
-            let Some((event_id, calls)) =
-                self.read(|r| (r.event_id.clone(), r.delivery.calls()))?
-            else {
+            let Some(calls) = self.read(id, |e| e.delivery.calls())? else {
                 return Ok(());
             };
-            task::enqueue(&self.env, &event_id, 0, 0..calls).await?;
-            self.update(|r| r.enqueued = true).map(drop)
+            task::enqueue(&self.env, id, 0, 0..calls).await?;
+            self.update(id, |e| e.enqueued = true).map(drop)
         };
         if let Err(e) = enqueued.await {
-            let event_id = self.read(|r| r.event_id.clone()).ok().flatten();
             console_log!(
                 "{}",
-                serde_json::json!({ "event_id": event_id, "enqueue_failed": e.to_string(), "recovery": "watchdog" })
+                serde_json::json!({ "event_id": id, "enqueue_failed": e.to_string(), "recovery": "watchdog" })
             );
         }
     }
 
     /// Tells the index of a change, after this command's answer: the index
     /// is for the operator, and never holds up or fails a delivery.
-    fn tell_index(&self, entry: Option<index::Entry>) {
-        if let Some(entry) = entry.as_ref().and_then(index::raw) {
+    fn tell_index(&self, entry: Option<&index::Entry>) {
+        if let Some(entry) = entry.and_then(index::raw) {
             let env = self.env.clone();
             self.state
                 .wait_until(async move { index::log(&env, &[entry]).await });
         }
     }
 
-    /// The watchdog's first look at calls about to be enqueued: should their
-    /// enqueue never be confirmed, it enqueues them itself.
-    async fn watch_intake(&self) -> Result<()> {
-        let first_check_ms = (self.watchdog_secs() * 1000).min(INTAKE_GRACE_MS);
+    /// The events recorded but not yet handed over, read from storage once
+    /// per life of the object (then kept in memory), given to `look`.
+    fn with_unconfirmed<T>(&self, look: impl FnOnce(&mut HashMap<String, u64>) -> T) -> Result<T> {
+        if self.unconfirmed.borrow().is_none() {
+            #[derive(Deserialize)]
+            struct Row {
+                event_id: String,
+                since_ms: u64,
+            }
+            let grace_ms = INTAKE_GRACE_MS.min(self.watchdog_secs() * 1000);
+            let rows: Vec<Row> = self
+                .sql()?
+                .exec(
+                    "SELECT event_id, since_ms FROM events AS e WHERE enqueued = 0 AND EXISTS \
+                     (SELECT 1 FROM calls AS c WHERE c.event_id = e.event_id AND c.open = 1)",
+                    None,
+                )?
+                .to_array()?;
+            let waiting = rows
+                .into_iter()
+                .map(|r| (r.event_id, r.since_ms + grace_ms))
+                .collect();
+            self.unconfirmed.replace(Some(waiting));
+        }
+        let mut unconfirmed = self.unconfirmed.borrow_mut();
+        Ok(look(unconfirmed.get_or_insert_with(HashMap::new)))
+    }
+
+    /// The watchdog's first look at an event about to be enqueued: should
+    /// its enqueue never be confirmed, it enqueues the calls itself.
+    async fn watch_intake(&self, id: &str, now: u64) -> Result<()> {
+        let check_at = now + INTAKE_GRACE_MS.min(self.watchdog_secs() * 1000);
+        self.with_unconfirmed(|waiting| waiting.insert(id.to_owned(), check_at))?;
+        self.alarm_by(check_at).await
+    }
+
+    /// Makes the alarm ring at `at_ms` or sooner.
+    async fn alarm_by(&self, at_ms: u64) -> Result<()> {
+        if self.alarm_at.get().is_some_and(|set| set <= at_ms) {
+            return Ok(());
+        }
+        let now = now_ms();
         self.state
             .storage()
-            .set_alarm(Duration::from_millis(first_check_ms))
-            .await
+            .set_alarm(Duration::from_millis(at_ms.saturating_sub(now).max(1)))
+            .await?;
+        self.alarm_at.set(Some(at_ms));
+        Ok(())
+    }
+
+    /// The events with a call not finished.
+    fn open_events(&self) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Row {
+            event_id: String,
+        }
+        let rows: Vec<Row> = self
+            .sql()?
+            .exec("SELECT DISTINCT event_id FROM calls WHERE open = 1", None)?
+            .to_array()?;
+        Ok(rows.into_iter().map(|r| r.event_id).collect())
+    }
+
+    /// Forgets every finished event kept a full idempotency window.
+    fn forget(&self, now: u64) -> Result<()> {
+        #[derive(Deserialize)]
+        struct Row {
+            event_id: String,
+        }
+        let Some(before) = now.checked_sub(IDEMPOTENCY_WINDOW_MS) else {
+            return Ok(());
+        };
+        let old: Vec<Row> = self
+            .sql()?
+            .exec(
+                "SELECT event_id FROM events AS e WHERE since_ms <= ? AND NOT EXISTS \
+                 (SELECT 1 FROM calls AS c WHERE c.event_id = e.event_id AND c.open = 1)",
+                Some(vec![(before as f64).into()]),
+            )?
+            .to_array()?;
+        for Row { event_id } in old {
+            let id: SqlStorageValue = event_id.as_str().into();
+            self.write("DELETE FROM calls WHERE event_id = ?", vec![id.clone()])?;
+            self.write("DELETE FROM events WHERE event_id = ?", vec![id])?;
+            self.cache.borrow_mut().retain(|e| e.event_id != event_id);
+        }
+        Ok(())
+    }
+
+    /// Whether any event is kept.
+    fn keeps_events(&self) -> Result<bool> {
+        #[derive(Deserialize)]
+        struct Row {
+            kept: u8,
+        }
+        let rows: Vec<Row> = self
+            .sql()?
+            .exec("SELECT EXISTS (SELECT 1 FROM events) AS kept", None)?
+            .to_array()?;
+        Ok(rows.first().is_some_and(|r| r.kept != 0))
     }
 
     /// Reopens failed receivers and enqueues their calls. Like a new event,
-    /// the record says "not enqueued" until the enqueue is confirmed, so the
+    /// it says "not enqueued" until the enqueue is confirmed, so the
     /// watchdog enqueues in its place should this die half-way.
-    async fn replay(&self, all: bool, unknown: bool, now: u64) -> Result<Option<Replay>> {
-        let mut replay = Replay::default();
-        let (mut event_id, mut round) = (String::new(), 0);
-        let mut entry = None;
-        let known = self.update(|r| {
+    async fn replay(&self, id: &str, all: bool, unknown: bool, now: u64) -> Result<Option<Replay>> {
+        let Some((replay, entry)) = self.update_told(id, |e| {
             // Unknown receivers first, under their own trace id: a call
             // holding both unknown and failed receivers sends the unknown
             // ones now and keeps its failed ones for a later replay.
-            let again = if unknown {
-                r.delivery.replay_unknown(now)
+            let mut replay = if unknown {
+                e.delivery.replay_unknown(now)
             } else {
                 Replay::default()
             };
-            replay = r.delivery.replay(all, now);
-            replay.receivers += again.receivers;
-            replay.calls.extend(again.calls);
+            let failed = e.delivery.replay(all, now);
+            replay.receivers += failed.receivers;
+            replay.calls.extend(failed.calls);
             replay.calls.sort_unstable();
-            if !replay.calls.is_empty() {
-                r.dead_lettered.retain(|call| !replay.calls.contains(call));
-                r.enqueued = false;
-                r.replayed_ms = now;
-                r.replays += 1;
-                entry = Some(r.changed(false, replay.receivers));
+            if replay.calls.is_empty() {
+                return (replay, None);
             }
-            (event_id, round) = (r.event_id.clone(), r.replays);
-        })?;
-        self.tell_index(entry);
-        if !known {
+            e.meta
+                .dead_lettered
+                .retain(|call| !replay.calls.contains(call));
+            e.enqueued = false;
+            e.since_ms = now;
+            e.meta.replays += 1;
+            let entry = e.changed(false, replay.receivers);
+            (replay, Some(entry))
+        })?
+        else {
             return Ok(None);
-        }
+        };
+        self.tell_index(entry.as_ref());
         if !replay.calls.is_empty() {
-            self.watch_intake().await?;
-            task::enqueue(&self.env, &event_id, round, replay.calls.iter().copied()).await?;
-            self.update(|r| r.enqueued = true)?;
+            let round = self.read(id, |e| e.meta.replays)?.unwrap_or_default();
+            self.watch_intake(id, now).await?;
+            task::enqueue(&self.env, id, round, replay.calls.iter().copied()).await?;
+            self.update(id, |e| e.enqueued = true)?;
         }
         Ok(Some(replay))
     }
@@ -775,7 +1243,9 @@ impl EventClient {
     pub fn new(env: &Env, event_id: &str) -> Result<Self> {
         Ok(EventClient {
             event_id: event_id.to_owned(),
-            stub: env.durable_object(BINDING)?.get_by_name(event_id)?,
+            stub: env
+                .durable_object(BINDING)?
+                .get_by_name(&shard_of(event_id))?,
             trips: Cell::new(0),
             pacer_trips: Cell::new(0),
             rows_written: Cell::new(0),
@@ -807,9 +1277,12 @@ impl EventClient {
         &self.event_id
     }
 
-    async fn call<T: DeserializeOwned>(&self, command: &Command) -> Result<T> {
+    async fn call<T: DeserializeOwned>(&self, command: Command) -> Result<T> {
         self.trips.set(self.trips.get() + 1);
-        let body = serde_json::to_string(command)?;
+        let body = serde_json::to_string(&Envelope {
+            event_id: self.event_id.clone(),
+            command,
+        })?;
         let mut response = rpc::post(&self.stub, "/", body, &[]).await?;
         let rows: u64 = response
             .headers()
@@ -838,8 +1311,7 @@ impl EventClient {
         route: Option<String>,
         enqueue: bool,
     ) -> Result<Created> {
-        self.call(&Command::Create {
-            event_id: self.event_id.clone(),
+        self.call(Command::Create {
             body_sha256: body_sha256.to_owned(),
             delivery: Box::new(delivery),
             begin: calls,
@@ -851,19 +1323,19 @@ impl EventClient {
 
     /// Confirms that every call was enqueued.
     pub async fn mark_enqueued(&self) -> Result<()> {
-        self.call::<Option<EventStatus>>(&Command::MarkEnqueued { status: false })
+        self.call::<Option<EventStatus>>(Command::MarkEnqueued { status: false })
             .await
             .map(drop)
     }
 
     /// Confirms that every call was enqueued, and answers the event's status.
     pub async fn mark_enqueued_with_status(&self) -> Result<Option<EventStatus>> {
-        self.call(&Command::MarkEnqueued { status: true }).await
+        self.call(Command::MarkEnqueued { status: true }).await
     }
 
     /// The event's status; `None` for an unknown event.
     pub async fn status(&self) -> Result<Option<EventStatus>> {
-        self.call(&Command::Status).await
+        self.call(Command::Status).await
     }
 
     /// What to do now for one call.
@@ -874,12 +1346,12 @@ impl EventClient {
 
     /// What to do now for each of `calls`, in one round trip and one write.
     pub async fn begin_all(&self, calls: Vec<usize>) -> Result<Vec<Step>> {
-        self.call(&Command::Begin { calls }).await
+        self.call(Command::Begin { calls }).await
     }
 
     /// Gives back an attempt that was not sent.
     pub async fn release(&self, attempt: AttemptId, at_ms: u64) -> Result<()> {
-        self.call::<bool>(&Command::Release { attempt, at_ms })
+        self.call::<bool>(Command::Release { attempt, at_ms })
             .await
             .map(drop)
     }
@@ -894,7 +1366,7 @@ impl EventClient {
         sent: Sent,
         finish: bool,
     ) -> Result<RecordedWith> {
-        self.call(&Command::Record {
+        self.call(Command::Record {
             finish,
             attempt,
             outcome,
@@ -912,12 +1384,12 @@ impl EventClient {
     /// As [`EventClient::replay`], and with `unknown` the unknown receivers
     /// too, under their original trace id.
     pub async fn replay_with(&self, all: bool, unknown: bool) -> Result<Option<Replay>> {
-        self.call(&Command::Retry { all, unknown }).await
+        self.call(Command::Retry { all, unknown }).await
     }
 
     /// Marks a call as dead-lettered by a message of replay `round`.
     pub async fn dead_lettered(&self, call: usize, round: u32, reason: &str) -> Result<()> {
-        self.call::<bool>(&Command::DeadLettered {
+        self.call::<bool>(Command::DeadLettered {
             call,
             reason: reason.to_owned(),
             round,
@@ -947,7 +1419,6 @@ mod tests {
         };
         let commands = [
             Command::Create {
-                event_id: "evt".into(),
                 body_sha256: "00".into(),
                 delivery: Box::new(original.clone()),
                 begin: vec![0, 1],
@@ -986,6 +1457,41 @@ mod tests {
         );
         let back: Created = serde_json::from_str(&steps).unwrap();
         assert!(matches!(back, Created::New { steps, .. } if steps.len() == 3));
+    }
+
+    #[test]
+    fn an_event_keeps_its_shard_across_releases() {
+        // Where every stored event lives: a change here loses them all. The
+        // values are those of `sha256(id)`, first 8 bytes big-endian, mod 32
+        // (checked with node:crypto).
+        let names: Vec<String> = ["evt_1", "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", ""]
+            .iter()
+            .map(|id| shard_of(id))
+            .collect();
+        assert_eq!(names, ["events-1", "events-7", "events-20"]);
+    }
+
+    #[test]
+    fn a_record_of_one_object_per_event_is_read_for_adoption() {
+        // The JSON the objects of one event each wrote before the shards.
+        let json = serde_json::json!({
+            "event_id": "evt_old",
+            "body_sha256": "ab",
+            "created_ms": 1_000,
+            "enqueued": true,
+            "dead_lettered": [1],
+            "replayed_ms": 5_000,
+            "replays": 1,
+            "version": 7,
+            "delivery": delivery(501),
+        });
+        let legacy: Legacy = serde_json::from_value(json).unwrap();
+        assert_eq!(legacy.delivery.calls(), 2);
+        assert_eq!(
+            (legacy.replayed_ms, legacy.replays, legacy.version),
+            (5_000, 1, 7)
+        );
+        assert_eq!(legacy.dead_lettered, [1]);
     }
 
     #[test]
