@@ -127,19 +127,13 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
 }
 
 #[event(queue)]
-async fn queue(batch: MessageBatch<DeliveryTask>, env: Env, ctx: Context) -> worker::Result<()> {
+async fn queue(batch: MessageBatch<DeliveryTask>, env: Env, _ctx: Context) -> worker::Result<()> {
     meter::add(|m| m.invocations += 1);
     if batch.queue() == DEAD_LETTER_QUEUE {
         return queue::bury(batch, &env).await;
     }
     match Config::from_env(&env) {
-        Ok(config) => {
-            let delivered = queue::deliver(batch, &env, &config).await;
-            // The batch's index entries, with the isolate's others.
-            let deferred = env.clone();
-            ctx.wait_until(async move { index::flush_deferred(&deferred).await });
-            delivered
-        }
+        Ok(config) => queue::deliver(batch, &env, &config).await,
         Err(e) => {
             // Misconfigured: keep the messages for when the bindings are fixed.
             console_log!(

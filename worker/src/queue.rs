@@ -17,7 +17,7 @@ use yunxin_edge::{Attempt, Recorded, pacing};
 
 use crate::config::{Config, MAX_INLINE_WAIT_MS};
 use crate::events::{EventClient, EventStatus, RecordedWith, Sent, Step};
-use crate::index::{self, Batch, Entry, Wait};
+use crate::index::{Batch, Entry, Wait};
 use crate::pacer;
 use crate::task::{self, DeliveryTask};
 use crate::upstream;
@@ -123,12 +123,8 @@ pub async fn deliver(
         }
     }))
     .await;
-    // Every attempt's entry and the waits, written with the isolate's
-    // other entries (the intake's, other batches'): one index request per
-    // isolate per `index::DEFER_MS`, not one per batch, and an event
-    // accepted and attempted meanwhile is written once. The queue handler
-    // flushes them after the batch (`index::flush_deferred`).
-    index::defer(journal.take());
+    // Every attempt's entry and the waits, in one request to the index.
+    journal.flush(env).await;
     Ok(())
 }
 
