@@ -22,8 +22,8 @@ use worker::{
 };
 use yunxin_edge::{Counts, DeliveryState};
 use yunxin_edge_index::{
-    Command, Counter, Detail, EndpointHealth, Entry, Histogram, Listed, MAX_PAGE, Minute, Page,
-    Query, Receivers, Stats, Wait, cursor_after, parse_cursor,
+    AttemptRow, Command, Counter, Detail, EndpointHealth, Entry, Histogram, Listed, MAX_PAGE,
+    Minute, Page, Query, Receivers, Stats, Wait, cursor_after, parse_cursor,
 };
 
 /// The optional Workers Analytics Engine dataset binding.
@@ -52,6 +52,10 @@ pub struct EventIndex {
     env: Env,
     /// Whether this life of the object has made its tables.
     ready: Cell<bool>,
+    /// Whether the tables of the first schema (`events`, `attempts`) are
+    /// still there: read beside the new ones until retention empties them
+    /// ([`LEGACY`]).
+    legacy: Cell<bool>,
     /// When this life of the object last pruned old events (UNIX ms).
     pruned_ms: Cell<u64>,
 }
@@ -66,6 +70,7 @@ impl DurableObject for EventIndex {
             state,
             env,
             ready: Cell::new(false),
+            legacy: Cell::new(false),
             pruned_ms: Cell::new(0),
         }
     }
@@ -76,7 +81,11 @@ impl DurableObject for EventIndex {
         match command {
             Command::Log(entries) => {
                 let now = now_ms();
-                let tally = Tally::new(&sql, self.env.analytics_engine(ANALYTICS).ok());
+                let tally = Tally::new(
+                    &sql,
+                    self.legacy.get(),
+                    self.env.analytics_engine(ANALYTICS).ok(),
+                );
                 for entry in entries {
                     apply(&tally, entry, now)?;
                 }
@@ -94,8 +103,10 @@ impl DurableObject for EventIndex {
                 }
                 Response::from_json(&true)
             }
-            Command::List(query) => Response::from_json(&list(&sql, &query)?),
-            Command::Detail(event_id) => Response::from_json(&detail(&sql, &event_id)?),
+            Command::List(query) => Response::from_json(&list(&sql, self.legacy.get(), &query)?),
+            Command::Detail(event_id) => {
+                Response::from_json(&detail(&sql, self.legacy.get(), &event_id)?)
+            }
             Command::Stats { rate_per_minute } => {
                 Response::from_json(&stats(&sql, rate_per_minute, now_ms())?)
             }
@@ -144,45 +155,145 @@ impl EventIndex {
         }
     }
 
-    /// Forgets events not changed for `retention_ms`, and their attempts.
+    /// Forgets events not changed for `retention_ms`, and their attempts;
+    /// the attempts of events the index never heard of once their first
+    /// attempt is that old; calls per minute older than `/metrics` shows.
     fn prune(&self, sql: &SqlStorage, now: u64, retention_ms: u64) -> Result<()> {
         let cutoff = now.saturating_sub(retention_ms) as i64;
+        let mut statements = vec![
+            // Attempts first: they are found by their events' ids.
+            "DELETE FROM attempt_rows WHERE event_id IN \
+             (SELECT event_id FROM event_rows WHERE updated_ms < ?1)",
+            "DELETE FROM event_rows WHERE updated_ms < ?1",
+            "DELETE FROM attempt_rows WHERE event_id IN (SELECT event_id FROM orphan_events \
+             WHERE started_ms < ?1 AND event_id NOT IN (SELECT event_id FROM event_rows))",
+            "DELETE FROM orphan_events WHERE started_ms < ?1",
+        ];
+        if self.legacy.get() {
+            statements.extend([
+                "DELETE FROM attempt_rows WHERE event_id IN \
+                 (SELECT event_id FROM events WHERE updated_ms < ?1)",
+                "DELETE FROM events WHERE updated_ms < ?1",
+                "DELETE FROM attempts WHERE started_ms < ?1 \
+                 AND event_id NOT IN (SELECT event_id FROM events)",
+            ]);
+        }
+        for statement in statements {
+            crate::meter::written(sql.exec(statement, vec![cutoff.into()])?);
+        }
+        let first_minute = (now / MINUTE_MS).saturating_sub(KEEP_MINUTES) as i64;
         crate::meter::written(sql.exec(
-            "DELETE FROM events WHERE updated_ms < ?",
-            vec![cutoff.into()],
+            "DELETE FROM calls_by_minute WHERE minute < ?",
+            vec![first_minute.into()],
         )?);
-        crate::meter::written(sql.exec(
-            "DELETE FROM attempts WHERE started_ms < ? AND event_id NOT IN (SELECT event_id FROM events)",
-            vec![cutoff.into()],
-        )?);
+        if self.legacy.get() && legacy_is_empty(sql)? {
+            for table in LEGACY {
+                sql.exec(&format!("DROP TABLE {table}"), None)?;
+            }
+            self.legacy.set(false);
+        }
         self.pruned_ms.set(now);
         Ok(())
     }
 
+    /// The object's storage, its tables made (and, the first time after
+    /// the schema changed, the last hour's calls per minute counted from
+    /// the first schema's attempts) once per life of the object.
     fn sql(&self) -> Result<SqlStorage> {
         let sql = self.state.storage().sql();
         if !self.ready.get() {
+            #[derive(Deserialize)]
+            struct Table {
+                name: String,
+            }
+            let tables: Vec<Table> = sql
+                .exec("SELECT name FROM sqlite_master WHERE type = 'table'", None)?
+                .to_array()?;
+            let has = |name: &str| tables.iter().any(|t| t.name == name);
+            let legacy = LEGACY.iter().all(|table| has(table));
+            let counted = has("calls_by_minute");
+            // All in one turn, with no await between: the object writes
+            // them at once, or not at all.
             for statement in SCHEMA {
                 sql.exec(statement, None)?;
             }
+            if legacy && !counted {
+                let since = (now_ms() / MINUTE_MS).saturating_sub(KEEP_MINUTES) * MINUTE_MS;
+                crate::meter::written(sql.exec(
+                    "INSERT INTO calls_by_minute (minute, endpoint, calls, rate_limited, \
+                     failures, last_failure_ms, last_success_ms) \
+                     SELECT started_ms / 60000, endpoint, COUNT(*), \
+                     SUM(outcome = 'rate_limited'), SUM(endpoint_failure), \
+                     MAX(CASE WHEN endpoint_failure THEN started_ms END), \
+                     MAX(CASE WHEN endpoint_failure THEN NULL ELSE started_ms END) \
+                     FROM attempts WHERE started_ms >= ? GROUP BY started_ms / 60000, endpoint",
+                    vec![(since as i64).into()],
+                )?);
+            }
+            self.legacy.set(legacy);
             self.ready.set(true);
         }
         Ok(sql)
     }
 }
 
-const SCHEMA: [&str; 5] = [
-    "CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, route TEXT, \
+/// Whether the first schema's tables hold nothing more.
+fn legacy_is_empty(sql: &SqlStorage) -> Result<bool> {
+    let rows: Vec<Value> = sql
+        .exec(
+            "SELECT 1 FROM events UNION ALL SELECT 1 FROM attempts LIMIT 1",
+            None,
+        )?
+        .to_array()?;
+    Ok(rows.is_empty())
+}
+
+const MINUTE_MS: u64 = 60_000;
+/// How many whole minutes of calls are kept: the hour `/metrics` and the
+/// dashboard show, and as much again for slow clocks and late entries.
+const KEEP_MINUTES: u64 = 120;
+
+/// The tables of the first schema, in which every row cost a write more
+/// than it needs: a rowid table keeps its primary key in an index of its
+/// own, and SQLite counts each index entry as a row written. An existing
+/// deployment keeps them, read beside the new ones (no copy: a copy of a
+/// week of events in one request could outlast the request's time), and
+/// nothing new is written to them but updates of their events; they are
+/// dropped once retention has emptied them.
+const LEGACY: [&str; 2] = ["events", "attempts"];
+
+/// The tables. Every row written costs as many SQLite rows as the B-trees
+/// it goes in, so each table has as few as its readers need:
+///
+/// - `event_rows`: by id (the primary key, no rowid: one tree) for the
+///   entries' updates and the detail, and by time for the list's pages
+///   (its one index).
+/// - `attempt_rows`: by event only, for the detail (one tree). What the
+///   dashboard and `/metrics` count by time is in `calls_by_minute`, one
+///   row per minute and endpoint, written once per `Log`, not once per
+///   attempt.
+/// - `orphan_events`: events the index heard attempts of before (or
+///   without) their acceptance, with their first attempt's time, so that
+///   their attempts are forgotten as the first schema forgot them
+///   (attempts of unknown events, by time) without a time index on
+///   `attempt_rows`.
+/// - `counters`: unchanged.
+const SCHEMA: [&str; 6] = [
+    "CREATE TABLE IF NOT EXISTS event_rows (event_id TEXT NOT NULL PRIMARY KEY, route TEXT, \
      created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, version INTEGER NOT NULL, \
      state TEXT NOT NULL, requests INTEGER NOT NULL, total INTEGER NOT NULL, \
      delivered INTEGER NOT NULL, failed INTEGER NOT NULL, unknown INTEGER NOT NULL, \
-     pending INTEGER NOT NULL, failed_by_code TEXT NOT NULL DEFAULT '[]')",
-    "CREATE INDEX IF NOT EXISTS events_by_time ON events (created_ms DESC, event_id DESC)",
-    "CREATE TABLE IF NOT EXISTS attempts (event_id TEXT NOT NULL, call INTEGER NOT NULL, \
+     pending INTEGER NOT NULL, failed_by_code TEXT NOT NULL) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS event_rows_by_time ON event_rows (created_ms DESC, event_id DESC)",
+    "CREATE TABLE IF NOT EXISTS attempt_rows (event_id TEXT NOT NULL, call INTEGER NOT NULL, \
      attempt INTEGER NOT NULL, row TEXT NOT NULL, started_ms INTEGER NOT NULL, \
-     outcome TEXT NOT NULL, endpoint TEXT NOT NULL, endpoint_failure INTEGER NOT NULL, \
-     PRIMARY KEY (event_id, call, attempt))",
-    "CREATE INDEX IF NOT EXISTS attempts_by_time ON attempts (started_ms)",
+     PRIMARY KEY (event_id, call, attempt)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS orphan_events (event_id TEXT NOT NULL PRIMARY KEY, \
+     started_ms INTEGER NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS calls_by_minute (minute INTEGER NOT NULL, \
+     endpoint TEXT NOT NULL, calls INTEGER NOT NULL, rate_limited INTEGER NOT NULL, \
+     failures INTEGER NOT NULL, last_failure_ms INTEGER, last_success_ms INTEGER, \
+     PRIMARY KEY (minute, endpoint)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS counters (name TEXT NOT NULL, labels TEXT NOT NULL, \
      value INTEGER NOT NULL, PRIMARY KEY (name, labels))",
 ];
@@ -199,29 +310,193 @@ fn state_name(state: DeliveryState) -> String {
         .unwrap_or_default()
 }
 
-/// One `Log` command's work: its statements, and its counter increments
-/// summed in memory and written once at its end (a queue batch's hundred
-/// attempts touch a handful of counters, a hundred times each).
+/// One `Log` command's work: its statements, and what it can write once at
+/// its end rather than once per entry. Counter increments are summed (a
+/// queue batch's hundred attempts touch a handful of counters, a hundred
+/// times each), calls per minute too, and each event's row is read once and
+/// written once with its last counts: an event accepted and attempted in
+/// the same batch (the synchronous path's) is inserted as it ends, never
+/// inserted then updated.
 struct Tally<'a> {
     sql: &'a SqlStorage,
+    /// Whether the first schema's tables are still read ([`LEGACY`]).
+    legacy: bool,
     counters: RefCell<BTreeMap<(String, String), i64>>,
+    /// The events the entries named, by id, as last known: `None` for one
+    /// the index does not know.
+    events: RefCell<BTreeMap<String, Option<Cached>>>,
+    /// Calls by minute and endpoint.
+    calls: RefCell<BTreeMap<(i64, String), Calls>>,
+    /// Events attempted but unknown, with their first attempt's time.
+    orphans: RefCell<BTreeMap<String, i64>>,
     /// The `ANALYTICS` dataset, when configured: each increment is also a
     /// data point there (blobs: name, labels as JSON; double: the increment;
     /// index: the name), for queries over time that `/metrics` cannot answer.
     analytics: Option<AnalyticsEngineDataset>,
 }
 
+/// An event's row as a `Log` command knows it.
+struct Cached {
+    row: Known,
+    /// The table it is in, or `None` for one this command adds.
+    table: Option<&'static str>,
+    /// Whether this command changed it.
+    dirty: bool,
+}
+
+/// Upstream calls of one minute to one endpoint (see `endpoints`).
+#[derive(Default)]
+struct Calls {
+    calls: i64,
+    rate_limited: i64,
+    failures: i64,
+    last_failure_ms: Option<i64>,
+    last_success_ms: Option<i64>,
+}
+
 impl<'a> Tally<'a> {
-    fn new(sql: &'a SqlStorage, analytics: Option<AnalyticsEngineDataset>) -> Self {
+    fn new(sql: &'a SqlStorage, legacy: bool, analytics: Option<AnalyticsEngineDataset>) -> Self {
         Tally {
             sql,
+            legacy,
             counters: RefCell::default(),
+            events: RefCell::default(),
+            calls: RefCell::default(),
+            orphans: RefCell::default(),
             analytics,
         }
     }
 
-    /// Writes the summed increments.
+    /// Reads `event_id`'s row into [`Tally::events`], once per command.
+    fn load(&self, event_id: &str) -> Result<()> {
+        if self.events.borrow().contains_key(event_id) {
+            return Ok(());
+        }
+        let mut cached = None;
+        for table in ["event_rows"]
+            .into_iter()
+            .chain(self.legacy.then_some(LEGACY[0]))
+        {
+            if let Some(row) = known(self.sql, table, event_id)? {
+                cached = Some(Cached {
+                    row,
+                    table: Some(table),
+                    dirty: false,
+                });
+                break;
+            }
+        }
+        self.events.borrow_mut().insert(event_id.to_owned(), cached);
+        Ok(())
+    }
+
+    /// Counts an attempt in its minute's calls.
+    fn call(&self, attempt: &AttemptRow) {
+        let started = attempt.started_at_ms as i64;
+        let minute = (attempt.started_at_ms / MINUTE_MS) as i64;
+        let mut calls = self.calls.borrow_mut();
+        let calls = calls.entry((minute, attempt.endpoint.clone())).or_default();
+        calls.calls += 1;
+        calls.rate_limited += i64::from(attempt.outcome == "rate_limited");
+        let last = if attempt.endpoint_failure {
+            calls.failures += 1;
+            &mut calls.last_failure_ms
+        } else {
+            &mut calls.last_success_ms
+        };
+        *last = Some(last.map_or(started, |ms| ms.max(started)));
+    }
+
+    /// Writes each changed event's row once, the calls per minute, and the
+    /// events still unknown that were attempted.
+    fn write(&self) -> Result<()> {
+        let events = self.events.take();
+        for (event_id, cached) in &events {
+            let Some(Cached {
+                row,
+                table,
+                dirty: true,
+            }) = cached
+            else {
+                continue;
+            };
+            let values: Vec<SqlStorageValue> = vec![
+                row.updated_ms.into(),
+                row.version.into(),
+                row.state.clone().into(),
+                row.delivered.into(),
+                row.failed.into(),
+                row.unknown.into(),
+                row.pending.into(),
+                row.failed_by_code.clone().into(),
+                event_id.clone().into(),
+            ];
+            crate::meter::written(match table {
+                None => self.sql.exec(
+                    "INSERT INTO event_rows (updated_ms, version, state, delivered, failed, \
+                     unknown, pending, failed_by_code, event_id, route, created_ms, requests, \
+                     total) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                     ON CONFLICT (event_id) DO NOTHING",
+                    values
+                        .into_iter()
+                        .chain([
+                            row.route.clone().map_or(SqlStorageValue::Null, Into::into),
+                            row.created_ms.into(),
+                            row.requests.into(),
+                            row.total.into(),
+                        ])
+                        .collect::<Vec<_>>(),
+                )?,
+                Some(table) => self.sql.exec(
+                    &format!(
+                        "UPDATE {table} SET updated_ms = ?, version = ?, state = ?, \
+                         delivered = ?, failed = ?, unknown = ?, pending = ?, \
+                         failed_by_code = ? WHERE event_id = ?"
+                    ),
+                    values,
+                )?,
+            });
+        }
+        for ((minute, endpoint), calls) in self.calls.take() {
+            let ms = |ms: Option<i64>| ms.map_or(SqlStorageValue::Null, Into::into);
+            crate::meter::written(self.sql.exec(
+                "INSERT INTO calls_by_minute (minute, endpoint, calls, rate_limited, failures, \
+                 last_failure_ms, last_success_ms) VALUES (?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (minute, endpoint) DO UPDATE SET calls = calls + excluded.calls, \
+                 rate_limited = rate_limited + excluded.rate_limited, \
+                 failures = failures + excluded.failures, \
+                 last_failure_ms = max(coalesce(last_failure_ms, excluded.last_failure_ms), \
+                 coalesce(excluded.last_failure_ms, last_failure_ms)), \
+                 last_success_ms = max(coalesce(last_success_ms, excluded.last_success_ms), \
+                 coalesce(excluded.last_success_ms, last_success_ms))",
+                vec![
+                    minute.into(),
+                    endpoint.into(),
+                    calls.calls.into(),
+                    calls.rate_limited.into(),
+                    calls.failures.into(),
+                    ms(calls.last_failure_ms),
+                    ms(calls.last_success_ms),
+                ],
+            )?);
+        }
+        for (event_id, started_ms) in self.orphans.take() {
+            // Accepted later in the same command: not an orphan.
+            if matches!(events.get(&event_id), Some(Some(_))) {
+                continue;
+            }
+            crate::meter::written(self.sql.exec(
+                "INSERT INTO orphan_events (event_id, started_ms) VALUES (?, ?) \
+                 ON CONFLICT (event_id) DO NOTHING",
+                vec![event_id.into(), started_ms.into()],
+            )?);
+        }
+        Ok(())
+    }
+
+    /// Writes the events, the calls and the summed increments.
     fn flush(self) -> Result<()> {
+        self.write()?;
         let mut series = None;
         for ((name, labels), by) in self.counters.take() {
             if let Some(dataset) = &self.analytics {
@@ -301,18 +576,33 @@ fn observe(t: &Tally, name: &str, labels: &[(&str, &str)], ms: u64) -> Result<()
     add(t, &format!("{name}_count"), labels, 1)
 }
 
+/// An event's row.
 #[derive(Deserialize)]
 struct Known {
     route: Option<String>,
+    created_ms: i64,
+    updated_ms: i64,
     version: i64,
+    state: String,
+    requests: i64,
+    total: i64,
     delivered: i64,
+    failed: i64,
+    unknown: i64,
+    pending: i64,
     failed_by_code: String,
 }
 
-fn known(sql: &SqlStorage, event_id: &str) -> Result<Option<Known>> {
+/// `event_id`'s row in `table` (`event_rows`, or the first schema's
+/// `events`), if there.
+fn known(sql: &SqlStorage, table: &str, event_id: &str) -> Result<Option<Known>> {
     let rows: Vec<Known> = sql
         .exec(
-            "SELECT route, version, delivered, failed_by_code FROM events WHERE event_id = ?",
+            &format!(
+                "SELECT route, created_ms, updated_ms, version, state, requests, total, \
+                 delivered, failed, unknown, pending, failed_by_code FROM {table} \
+                 WHERE event_id = ?"
+            ),
             vec![event_id.into()],
         )?
         .to_array()?;
@@ -320,20 +610,24 @@ fn known(sql: &SqlStorage, event_id: &str) -> Result<Option<Known>> {
 }
 
 /// Applies an event's new counts if they are newer than what is known, and
-/// counts the receivers that became delivered or failed since.
+/// counts the receivers that became delivered or failed since. `None` for
+/// an event the index does not know; else its route.
 fn update(
     t: &Tally,
     event_id: &str,
     counts: &Counts,
     version: u64,
     now: u64,
-) -> Result<Option<String>> {
-    let Some(known) = known(t.sql, event_id)? else {
+) -> Result<Option<Option<String>>> {
+    t.load(event_id)?;
+    let mut events = t.events.borrow_mut();
+    let Some(Some(cached)) = events.get_mut(event_id) else {
         return Ok(None);
     };
-    let route = known.route;
+    let known = &mut cached.row;
+    let route = known.route.clone();
     if version as i64 <= known.version {
-        return Ok(route);
+        return Ok(Some(route));
     }
     let label = route_label(route.as_deref()).to_owned();
     let delivered = counts.delivered as i64 - known.delivered;
@@ -354,22 +648,16 @@ fn update(
             add(t, "receivers_failed", &labels, (*now_failed - was) as i64)?;
         }
     }
-    crate::meter::written(t.sql.exec(
-        "UPDATE events SET updated_ms = ?, version = ?, state = ?, delivered = ?, failed = ?, \
-         unknown = ?, pending = ?, failed_by_code = ? WHERE event_id = ?",
-        vec![
-            (now as i64).into(),
-            (version as i64).into(),
-            state_name(counts.state).into(),
-            (counts.delivered as i64).into(),
-            (counts.failed as i64).into(),
-            (counts.unknown as i64).into(),
-            (counts.pending as i64).into(),
-            serde_json::to_string(&counts.failed_by_code)?.into(),
-            event_id.into(),
-        ],
-    )?);
-    Ok(route)
+    known.updated_ms = now as i64;
+    known.version = version as i64;
+    known.state = state_name(counts.state);
+    known.delivered = counts.delivered as i64;
+    known.failed = counts.failed as i64;
+    known.unknown = counts.unknown as i64;
+    known.pending = counts.pending as i64;
+    known.failed_by_code = serde_json::to_string(&counts.failed_by_code)?;
+    cached.dirty = true;
+    Ok(Some(route))
 }
 
 fn apply(t: &Tally, entry: Entry, now: u64) -> Result<()> {
@@ -382,6 +670,11 @@ fn apply(t: &Tally, entry: Entry, now: u64) -> Result<()> {
             version,
             created_ms,
         } => {
+            t.load(&event_id)?;
+            let mut events = t.events.borrow_mut();
+            let Some(unknown @ None) = events.get_mut(&event_id) else {
+                return Ok(());
+            };
             let created_ms = if created_ms == 0 { now } else { created_ms };
             let total = counts.delivered
                 + counts.failed
@@ -389,30 +682,28 @@ fn apply(t: &Tally, entry: Entry, now: u64) -> Result<()> {
                 + counts.pending
                 + counts.not_attempted;
             let label = route_label(route.as_deref()).to_owned();
-            let inserted: Vec<Value> = crate::meter::written(t.sql.exec(
-                "INSERT INTO events (event_id, route, created_ms, updated_ms, version, state, \
-                     requests, total, delivered, failed, unknown, pending) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-                     ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-                vec![
-                    event_id.into(),
-                    route.map_or(SqlStorageValue::Null, Into::into),
-                    (created_ms as i64).into(),
-                    (now as i64).into(),
-                    (version as i64).into(),
-                    state_name(counts.state).into(),
-                    (requests as i64).into(),
-                    (total as i64).into(),
-                    (counts.delivered as i64).into(),
-                    (counts.failed as i64).into(),
-                    (counts.unknown as i64).into(),
-                    (counts.pending as i64).into(),
-                ],
-            )?)
-            .to_array()?;
-            if !inserted.is_empty() {
-                add(t, "events_accepted", &[("route", &label)], 1)?;
-            }
+            *unknown = Some(Cached {
+                row: Known {
+                    route,
+                    created_ms: created_ms as i64,
+                    updated_ms: now as i64,
+                    version: version as i64,
+                    state: state_name(counts.state),
+                    requests: requests as i64,
+                    total: total as i64,
+                    delivered: counts.delivered as i64,
+                    failed: counts.failed as i64,
+                    unknown: counts.unknown as i64,
+                    pending: counts.pending as i64,
+                    // As the first schema's default: the receivers' failures
+                    // count from the first attempt's entry.
+                    failed_by_code: "[]".to_owned(),
+                },
+                table: None,
+                dirty: true,
+            });
+            drop(events);
+            add(t, "events_accepted", &[("route", &label)], 1)?;
         }
         Entry::Rejected { route, status } => {
             let status = status.to_string();
@@ -430,7 +721,15 @@ fn apply(t: &Tally, entry: Entry, now: u64) -> Result<()> {
             version,
         } => {
             let route = update(t, &event_id, &counts, version, now)?;
-            let label = route_label(route.as_deref()).to_owned();
+            if route.is_none() {
+                // Its acceptance may come later (another isolate's batch):
+                // its attempts are kept, and forgotten by time if not.
+                let started = attempt.started_at_ms as i64;
+                let mut orphans = t.orphans.borrow_mut();
+                let first = orphans.entry(event_id.clone()).or_insert(started);
+                *first = (*first).min(started);
+            }
+            let label = route_label(route.flatten().as_deref()).to_owned();
             let code = attempt
                 .code
                 .map(|c| c.to_string())
@@ -456,18 +755,16 @@ fn apply(t: &Tally, entry: Entry, now: u64) -> Result<()> {
             if retried {
                 add(t, "attempts_retried", &[("route", &label)], 1)?;
             }
+            t.call(&attempt);
             crate::meter::written(t.sql.exec(
-                "INSERT OR REPLACE INTO attempts (event_id, call, attempt, row, started_ms, \
-                 outcome, endpoint, endpoint_failure) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO attempt_rows (event_id, call, attempt, row, started_ms) \
+                 VALUES (?, ?, ?, ?, ?)",
                 vec![
                     event_id.into(),
                     (attempt.call as i64).into(),
                     i64::from(attempt.attempt).into(),
                     serde_json::to_string(&attempt)?.into(),
                     (attempt.started_at_ms as i64).into(),
-                    attempt.outcome.clone().into(),
-                    attempt.endpoint.clone().into(),
-                    i64::from(attempt.endpoint_failure).into(),
                 ],
             )?);
         }
@@ -478,7 +775,7 @@ fn apply(t: &Tally, entry: Entry, now: u64) -> Result<()> {
             dead_lettered,
             replayed,
         } => {
-            let route = update(t, &event_id, &counts, version, now)?;
+            let route = update(t, &event_id, &counts, version, now)?.flatten();
             let label = route_label(route.as_deref()).to_owned();
             if dead_lettered {
                 add(t, "calls_dead_lettered", &[("route", &label)], 1)?;
@@ -538,7 +835,7 @@ struct EventRow {
     pending: i64,
 }
 
-fn list(sql: &SqlStorage, query: &Query) -> Result<Page> {
+fn list(sql: &SqlStorage, legacy: bool, query: &Query) -> Result<Page> {
     let mut conditions = Vec::new();
     let mut values: Vec<SqlStorageValue> = Vec::new();
     if let Some(state) = query.state {
@@ -558,20 +855,28 @@ fn list(sql: &SqlStorage, query: &Query) -> Result<Page> {
         conditions.push("(created_ms < ? OR (created_ms = ? AND event_id < ?))");
         values.extend([created.into(), created.into(), id.into()]);
     }
-    let limit = query.limit.clamp(1, MAX_PAGE);
-    values.push((limit as i64 + 1).into());
     let filter = if conditions.is_empty() {
         String::new()
     } else {
         format!("WHERE {}", conditions.join(" AND "))
     };
+    let select = |table: &str| {
+        format!(
+            "SELECT event_id, route, created_ms, updated_ms, state, requests, total, \
+             delivered, failed, unknown, pending FROM {table} {filter}"
+        )
+    };
+    let mut from = select("event_rows");
+    if legacy {
+        // Both in one ordered page: SQLite merges the two time indexes.
+        from = format!("{from} UNION ALL {}", select(LEGACY[0]));
+        values.extend(values.clone());
+    }
+    let limit = query.limit.clamp(1, MAX_PAGE);
+    values.push((limit as i64 + 1).into());
     let rows: Vec<EventRow> = sql
         .exec(
-            &format!(
-                "SELECT event_id, route, created_ms, updated_ms, state, requests, total, \
-                 delivered, failed, unknown, pending FROM events {filter} \
-                 ORDER BY created_ms DESC, event_id DESC LIMIT ?"
-            ),
+            &format!("{from} ORDER BY created_ms DESC, event_id DESC LIMIT ?"),
             values,
         )?
         .to_array()?;
@@ -603,17 +908,28 @@ fn list(sql: &SqlStorage, query: &Query) -> Result<Page> {
     })
 }
 
-fn detail(sql: &SqlStorage, event_id: &str) -> Result<Option<Detail>> {
-    let Some(known) = known(sql, event_id)? else {
+fn detail(sql: &SqlStorage, legacy: bool, event_id: &str) -> Result<Option<Detail>> {
+    let known = match known(sql, "event_rows", event_id)? {
+        None if legacy => known(sql, LEGACY[0], event_id)?,
+        known => known,
+    };
+    let Some(known) = known else {
         return Ok(None);
     };
     #[derive(Deserialize)]
     struct Row {
         row: String,
     }
+    let select = |table: &str| {
+        format!("SELECT row, started_ms, call, attempt FROM {table} WHERE event_id = ?1")
+    };
+    let mut from = select("attempt_rows");
+    if legacy {
+        from = format!("{from} UNION ALL {}", select(LEGACY[1]));
+    }
     let rows: Vec<Row> = sql
         .exec(
-            "SELECT row FROM attempts WHERE event_id = ? ORDER BY started_ms, call, attempt",
+            &format!("{from} ORDER BY started_ms, call, attempt"),
             vec![event_id.into()],
         )?
         .to_array()?;
@@ -628,7 +944,6 @@ fn detail(sql: &SqlStorage, event_id: &str) -> Result<Option<Detail>> {
 }
 
 fn stats(sql: &SqlStorage, rate_per_minute: u32, now: u64) -> Result<Stats> {
-    const MINUTE_MS: u64 = 60_000;
     let this_minute = now / MINUTE_MS;
     let first = this_minute.saturating_sub(59);
     #[derive(Deserialize)]
@@ -639,10 +954,9 @@ fn stats(sql: &SqlStorage, rate_per_minute: u32, now: u64) -> Result<Stats> {
     }
     let counted: Vec<Counted> = sql
         .exec(
-            "SELECT started_ms / 60000 AS minute, COUNT(*) AS calls, \
-             SUM(outcome = 'rate_limited') AS rate_limited FROM attempts \
-             WHERE started_ms >= ? GROUP BY minute",
-            vec![((first * MINUTE_MS) as i64).into()],
+            "SELECT minute, SUM(calls) AS calls, SUM(rate_limited) AS rate_limited \
+             FROM calls_by_minute WHERE minute >= ? GROUP BY minute",
+            vec![(first as i64).into()],
         )?
         .to_array()?;
     let minutes = (first..=this_minute)
@@ -718,13 +1032,14 @@ fn stats(sql: &SqlStorage, rate_per_minute: u32, now: u64) -> Result<Stats> {
         minutes,
         counters,
         histograms,
-        endpoints: endpoints(sql, first * MINUTE_MS)?,
+        endpoints: endpoints(sql, first)?,
     })
 }
 
-/// Each endpoint's calls and failures since `since_ms` (the last hour), and
-/// whether its last call succeeded: what the Worker's isolates saw of it.
-fn endpoints(sql: &SqlStorage, since_ms: u64) -> Result<Vec<EndpointHealth>> {
+/// Each endpoint's calls and failures since minute `since` (the last
+/// hour), and whether its last call succeeded: what the Worker's isolates
+/// saw of it.
+fn endpoints(sql: &SqlStorage, since: u64) -> Result<Vec<EndpointHealth>> {
     #[derive(Deserialize)]
     struct Seen {
         endpoint: String,
@@ -735,11 +1050,10 @@ fn endpoints(sql: &SqlStorage, since_ms: u64) -> Result<Vec<EndpointHealth>> {
     }
     let seen: Vec<Seen> = sql
         .exec(
-            "SELECT endpoint, COUNT(*) AS calls, SUM(endpoint_failure) AS failures, \
-             MAX(CASE WHEN endpoint_failure THEN started_ms END) AS last_failure_ms, \
-             MAX(CASE WHEN endpoint_failure THEN NULL ELSE started_ms END) AS last_success_ms \
-             FROM attempts WHERE started_ms >= ? GROUP BY endpoint ORDER BY endpoint",
-            vec![(since_ms as i64).into()],
+            "SELECT endpoint, SUM(calls) AS calls, SUM(failures) AS failures, \
+             MAX(last_failure_ms) AS last_failure_ms, MAX(last_success_ms) AS last_success_ms \
+             FROM calls_by_minute WHERE minute >= ? GROUP BY endpoint ORDER BY endpoint",
+            vec![(since as i64).into()],
         )?
         .to_array()?;
     Ok(seen
