@@ -6,17 +6,20 @@
 // figures), peak-<n>.json + peak-<n>.time (one plan + sign under /usr/bin/time -v),
 // signing.json (bench/signing.mjs), npm-plan.json (bench/npm-plan.mjs), worker.json
 // (bench/worker.mjs), coldstart.json (bench/coldstart.mjs), queued.json (bench/queued.mjs),
-// storm.json (bench/storm.mjs),
+// storm.json (bench/storm.mjs), cost.json (bench/cost.mjs --json),
 // wrangler-dry-run.log (`wrangler deploy --dry-run` of the Worker). The other sizes are
-// measured here, from worker/build, js/pkg and bench/baseline-worker.
+// measured here, from worker/build, js/pkg and bench/baseline-worker. A section whose
+// files are not in DIR is left out (so one bench's figures can be reported alone).
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const dir = process.argv[2];
 if (!dir) throw new Error('usage: node bench/report.mjs DIR');
 /** The JSON object a bench printed: its last line (wrangler may print lines before it). */
 const readJson = (name) => JSON.parse(readFileSync(join(dir, name), 'utf8').trim().split('\n').at(-1));
+/** Whether DIR holds all of these files (or directories). */
+const has = (...names) => names.every((name) => existsSync(join(dir, name)));
 
 // Targets of issues 6 and 14 (where both set one, issue 14's). Issue 18 replaced issue 14's
 // 350 KB per Worker with Cloudflare's limits (LIMIT): no kilobyte target of its own.
@@ -32,6 +35,29 @@ const TARGET = {
   npmPlanSpeedRatio: 1.0,
   quotaShare: (rate) => (rate >= 10_000 ? 0.9 : 0.95),
 };
+
+// Issue 20's targets (rows marked "(issue 20)"; issue 14's rows above stay as they were):
+// the synchronous path against the JS baseline, the queued intake (time to the 202)
+// against the baseline's synchronous events/s, workerd CPU per event over the event's
+// whole life (bench/cost.mjs: intake to the last delivery, the consumer and every object
+// included), and the cost per million events against the code before issue 20.
+const TARGET20 = {
+  syncThroughputRatio: 0.6,
+  syncP99Ratio: 2.0,
+  queuedIntakeRatio: 1.0,
+  cpuRatio: 2.5,
+  costRatio: 0.5,
+};
+
+// The cost model's USD per million 1-receiver events on the code before issue 20: it has
+// no meter now, so it was counted once, on commit 0b946b1 (branch bench-before-issue-20:
+// the code before issue 20 with the meter of bench/cost.mjs added, measurement only),
+// three runs of `node bench/cost.mjs` on 2026-12-06, at the same PRICES.
+const BEFORE_ISSUE_20 = {
+  'relay-sync': { runs: [18.37, 18.48, 18.41] }, // mean $18.42
+  'relay-queued': { runs: [14.57, 15.71, 14.63] }, // mean $14.97
+};
+for (const b of Object.values(BEFORE_ISSUE_20)) b.usd = b.runs.reduce((a, c) => a + c, 0) / b.runs.length;
 
 // Cloudflare's limits on a Worker, https://developers.cloudflare.com/workers/platform/limits/:
 // its size compressed, as `wrangler deploy` counts it ("gzip", in KiB; the refusal reads
@@ -87,8 +113,8 @@ function criterionEstimate(id) {
   return estimates.slope ?? estimates.mean;
 }
 
-const signing = readJson('signing.json');
-{
+if (has('signing.json', 'criterion')) {
+  const signing = readJson('signing.json');
   const base = signing.checksum['node:crypto createHash'].per_second;
   row('1 signing', 'CheckSum: JS, node:crypto `createHash(\'sha1\')` — baseline', rate(base), '—', ratio(1));
   const wasm = signing.checksum['wasm checksum'].per_second;
@@ -138,7 +164,7 @@ const signing = readJson('signing.json');
 // ---------------------------------------------------------------------------
 // 2. planning + signing, native
 // ---------------------------------------------------------------------------
-{
+if (has('memory.json', 'criterion', ...[1, 500, 10_000, 100_000].map((n) => `peak-${n}.time`))) {
   const memory = Object.fromEntries(readJson('memory.json').map((m) => [m.receivers, m]));
   const sizes = [1, 500, 10_000, 100_000];
   const perReceiver = Object.fromEntries(sizes.map((n) => [n, criterionNs(`plan_sign/${n}`) / n]));
@@ -174,16 +200,16 @@ const signing = readJson('signing.json');
 // ---------------------------------------------------------------------------
 // 3 and 5. the Worker in workerd
 // ---------------------------------------------------------------------------
-{
+if (has('worker.json')) {
   const worker = readJson('worker.json');
+  const failures = (w) => {
+    const n = Object.values(w.failures).reduce((a, c) => a + c, 0);
+    return n ? ` (${n} of ${w.events} failed: ${JSON.stringify(w.failures)})` : '';
+  };
   for (const s of worker.scenarios) {
     const r = s.workers.relay;
     const b = s.workers.baseline;
     const label = `${s.receivers} receiver${s.receivers === 1 ? '' : 's'}/event`;
-    const failures = (w) => {
-      const n = Object.values(w.failures).reduce((a, c) => a + c, 0);
-      return n ? ` (${n} of ${w.events} failed: ${JSON.stringify(w.failures)})` : '';
-    };
     row(
       '3 Worker',
       `${label}: events/s, relay vs JS Worker (${s.events_per_worker} events each, ${worker.concurrency} in flight)`,
@@ -202,6 +228,66 @@ const signing = readJson('signing.json');
       ratio(r.p99_ms / b.p99_ms),
       '≤ 1.1× baseline',
       met(r.p99_ms / b.p99_ms <= TARGET.workerP99Ratio),
+    );
+    if (s.receivers === 1) {
+      // Issue 20's targets on the same figures (synchronous, `Prefer: wait`).
+      row(
+        '3 Worker',
+        `${label}: events/s, relay (\`Prefer: wait\`) vs JS Worker, ${worker.concurrency} in flight (issue 20)`,
+        `${r.events_per_second.toFixed(1)}/s${failures(r)}`,
+        `${b.events_per_second.toFixed(1)}/s${failures(b)}`,
+        ratio(r.events_per_second / b.events_per_second),
+        `≥ ${TARGET20.syncThroughputRatio}× baseline`,
+        met(r.events_per_second / b.events_per_second >= TARGET20.syncThroughputRatio && !failures(r)),
+      );
+      row(
+        '3 Worker',
+        `${label}: p99 latency, relay (\`Prefer: wait\`) vs JS Worker (issue 20)`,
+        `${r.p99_ms.toFixed(1)} ms`,
+        `${b.p99_ms.toFixed(1)} ms`,
+        ratio(r.p99_ms / b.p99_ms),
+        `≤ ${TARGET20.syncP99Ratio.toFixed(1)}× baseline`,
+        met(r.p99_ms / b.p99_ms <= TARGET20.syncP99Ratio),
+      );
+    }
+  }
+  // Issue 20's queued intake: the relay's 202s against the baseline's synchronous path,
+  // in rounds alternating with it; every event's delivery waited for after each round.
+  const q = worker.queued;
+  if (q) {
+    const r = q.workers.relay;
+    const b = q.workers.baseline;
+    const label = `${q.receivers} receiver${q.receivers === 1 ? '' : 's'}/event`;
+    const x = r.events_per_second / b.events_per_second;
+    const delivered = r.all_delivered
+      ? `all ${r.receivers_sent} delivered`
+      : `**${r.receivers_undelivered} of ${r.receivers_sent} not delivered** within ${r.drain_deadline_ms / 1000} s a round`;
+    const dup = r.duplicate_deliveries ? `, ${r.duplicate_deliveries} delivered twice` : '';
+    row(
+      '3 Worker',
+      `queued intake (no \`Prefer: wait\`, answered 202), ${label}: events/s to the 202, relay vs the JS Worker's synchronous events/s ` +
+        `(${r.events} events each, ${worker.concurrency} in flight, rounds alternating), then every event's delivery (issue 20)`,
+      `${r.events_per_second.toFixed(1)}/s${failures(r)}; ${delivered}${dup}`,
+      `${b.events_per_second.toFixed(1)}/s${failures(b)}`,
+      ratio(x),
+      `≥ ${TARGET20.queuedIntakeRatio.toFixed(1)}× baseline, every event delivered`,
+      met(x >= TARGET20.queuedIntakeRatio && !failures(r) && r.all_delivered),
+    );
+    row(
+      '3 Worker',
+      `queued intake, ${label}: p50 / p99 time to the 202, vs the JS Worker's synchronous answer (issue 20)`,
+      `${r.p50_ms.toFixed(1)} / ${r.p99_ms.toFixed(1)} ms`,
+      `${b.p50_ms.toFixed(1)} / ${b.p99_ms.toFixed(1)} ms`,
+      ratio(r.p99_ms / b.p99_ms),
+    );
+    row(
+      '3 Worker',
+      `queued, ${label}: the drain after each round (last 202 to last delivery; total, longest round) and the relay's workerd CPU per event ` +
+        `over intake + drain (during the intake alone), vs the JS Worker's synchronous event (issue 20)`,
+      `drain ${(r.drain_ms_total / 1000).toFixed(1)} s (longest ${(r.drain_ms_max / 1000).toFixed(1)} s); ` +
+        `CPU ${r.workerd_cpu_ms_per_event.toFixed(2)} ms/event (intake ${r.workerd_cpu_ms_per_event_intake.toFixed(2)} ms)`,
+      `CPU ${b.workerd_cpu_ms_per_event.toFixed(2)} ms/event`,
+      ratio(r.workerd_cpu_ms_per_event / b.workerd_cpu_ms_per_event),
     );
   }
   for (const s of worker.scenarios) {
@@ -222,7 +308,7 @@ const signing = readJson('signing.json');
 // ---------------------------------------------------------------------------
 // 4. sizes
 // ---------------------------------------------------------------------------
-{
+if (has('wrangler-dry-run.log')) {
   const size = (path) => readFileSync(path).length;
   const baseline = 'bench/baseline-worker/index.js';
   const baseGzip = gzip(baseline);
@@ -277,7 +363,7 @@ const signing = readJson('signing.json');
 // ---------------------------------------------------------------------------
 // 6. cold start
 // ---------------------------------------------------------------------------
-{
+if (has('coldstart.json')) {
   const cold = readJson('coldstart.json');
   const r = cold.workers.relay.median;
   const b = cold.workers.baseline.median;
@@ -325,7 +411,7 @@ const signing = readJson('signing.json');
 // ---------------------------------------------------------------------------
 // 7. npm buildBatchRequests
 // ---------------------------------------------------------------------------
-{
+if (has('npm-plan.json')) {
   const plan = readJson('npm-plan.json');
   for (const s of plan.sizes) {
     const ours = s.variants[s.ours];
@@ -347,7 +433,7 @@ const signing = readJson('signing.json');
 // ---------------------------------------------------------------------------
 // 8. queued calls against the quota
 // ---------------------------------------------------------------------------
-{
+if (has('queued.json')) {
   const queued = readJson('queued.json');
   for (const q of queued.rows) {
     const share = TARGET.quotaShare(q.rate);
@@ -375,7 +461,7 @@ const signing = readJson('signing.json');
 // ---------------------------------------------------------------------------
 // 9. an alert storm, with and without a digest (issue 21)
 // ---------------------------------------------------------------------------
-{
+if (has('storm.json')) {
   const storm = readJson('storm.json');
   const { plain, digested } = storm.routes;
   row(
@@ -388,6 +474,95 @@ const signing = readJson('signing.json');
     'one call per window per team',
     met(digested.calls < plain.calls),
   );
+}
+
+// ---------------------------------------------------------------------------
+// 10. what an event costs (issue 20, bench/cost.mjs)
+// ---------------------------------------------------------------------------
+if (has('cost.json')) {
+  const cost = JSON.parse(readFileSync(join(dir, 'cost.json'), 'utf8')); // written by --json, indented
+  const find = (kind, receivers) => cost.rows.find((r) => r.kind === kind && r.receivers === receivers);
+  const usd = (x) => `$${x.toFixed(2)}`;
+  const failed = (r) => (r.failures ? ` (**${r.failures} of ${r.events} failed**)` : '');
+  const kinds = { 'relay-sync': 'synchronous (`Prefer: wait`)', 'relay-queued': 'queued (202)' };
+  const receiversOf = (n) => `${n} receiver${n === 1 ? '' : 's'}`;
+  const sizes = [...new Set(cost.rows.map((r) => r.receivers))].sort((a, b) => a - b);
+  // CPU over the event's whole life: intake to the last delivery and until the meter
+  // stops moving, the consumer and every object included.
+  for (const n of sizes) {
+    const b = find('baseline-sync', n);
+    for (const kind of Object.keys(kinds)) {
+      const r = find(kind, n);
+      if (!r || !b) continue;
+      row(
+        '10 cost',
+        `${receiversOf(n)}/event, relay ${kinds[kind]}: workerd CPU per event over its whole life (intake to the last delivery, ` +
+          `the consumer and every Durable Object included; ${r.events} events, ${r.in_flight} in flight), vs the JS Worker (issue 20)`,
+        `${r.cpu_ms.toFixed(2)} ms${failed(r)}`,
+        `${b.cpu_ms.toFixed(2)} ms${failed(b)}`,
+        ratio(r.cpu_ms / b.cpu_ms),
+        `≤ ${TARGET20.cpuRatio}× baseline`,
+        met(r.cpu_ms / b.cpu_ms <= TARGET20.cpuRatio && !r.failures),
+      );
+    }
+  }
+  // USD per million events at the published prices, against the same model's count on
+  // the code before issue 20 (BEFORE_ISSUE_20).
+  const parts = (r) => {
+    const u = r.usd_breakdown;
+    return `requests ${usd(u.invocations)}, CPU ${usd(u.cpu)}, DO requests ${usd(u.do_requests)}, SQLite rows ${usd(u.sqlite_rows)}, queue ${usd(u.queue)}`;
+  };
+  for (const kind of Object.keys(kinds)) {
+    const r = find(kind, 1);
+    if (!r) continue;
+    const before = BEFORE_ISSUE_20[kind];
+    const x = r.usd_per_million / before.usd;
+    row(
+      '10 cost',
+      `1 receiver/event, relay ${kinds[kind]}: USD per million events at published prices (Workers Paid, beyond the inclusions), ` +
+        `now vs the code before issue 20 (0b946b1, mean of 3 runs) (issue 20)`,
+      `${usd(r.usd_per_million)} (${parts(r)})${failed(r)}`,
+      `${usd(before.usd)} (${before.runs.map(usd).join(', ')})`,
+      ratio(x),
+      `≤ ${TARGET20.costRatio}× before`,
+      met(x <= TARGET20.costRatio && !r.failures),
+    );
+  }
+  {
+    const p = cost.prices;
+    const floor = (p.invocation + p.do_request + p.sqlite_row_written) * 1e6;
+    const sync = find('relay-sync', 1);
+    row(
+      '10 cost',
+      'the floor: one Worker request + one Durable Object request + one SQLite row written per event, at the same prices, ' +
+        'vs the synchronous 1-receiver event before issue 20 (the lowest ratio the row above could reach without CPU) (issue 20)',
+      `${usd(floor)} (${usd(p.invocation * 1e6)} + ${usd(p.do_request * 1e6)} + ${usd(p.sqlite_row_written * 1e6)})` +
+        (sync ? `; the relay now: ${ratio(sync.usd_per_million / floor)} the floor` : ''),
+      usd(BEFORE_ISSUE_20['relay-sync'].usd),
+      ratio(floor / BEFORE_ISSUE_20['relay-sync'].usd),
+    );
+    const b = find('baseline-sync', 1);
+    if (b) row('10 cost', 'the JS Worker, 1 receiver/event: USD per million events (one request and its CPU; no objects, no queue) (issue 20)', `${usd(b.usd_per_million)} (${parts(b)})`, '', '');
+  }
+  // What the model counts per event. The round trips of issue 20 (≤ 2 Durable Object
+  // round trips per one-call synchronous event, ≤ 1 for the queued intake) are asserted in
+  // tests/worker/trips.test.mjs; these count every object request, the pacer's, the
+  // index's, the consumer's and alarms included.
+  for (const n of sizes) {
+    for (const kind of Object.keys(kinds)) {
+      const r = find(kind, n);
+      if (!r) continue;
+      row(
+        '10 cost',
+        `${receiversOf(n)}/event, relay ${kinds[kind]}: Durable Object requests per event (every stub call and alarm: the event's object, ` +
+          'the pacer, the index; issue 20\'s round trips are asserted in tests/worker/trips.test.mjs), and what else is billed per event (issue 20)',
+        `${r.do_requests.toFixed(2)} DO requests; ${r.sqlite_rows_written.toFixed(2)} SQLite rows written, ` +
+          `${r.invocations.toFixed(2)} invocations, ${r.queue_operations.toFixed(2)} queue operations`,
+        '',
+        '',
+      );
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------

@@ -5,11 +5,20 @@
 //
 //   node bench/worker.mjs [--quick]      prints one JSON object on stdout
 //
-// Synchronous path only (`Prefer: wait`): an event is answered once every call reached
+// The synchronous path (`Prefer: wait`): an event is answered once every call reached
 // the emulator. Bounded: a fixed number of events per scenario at a fixed concurrency,
 // split into rounds that alternate between the two Workers (A B, B A, A B, ...); every request
 // has a timeout and every scenario a deadline; every process started here is stopped at
 // the end, workerd included (SIGKILL if it outlives its host).
+//
+// Then the queued intake (issue 20): the relay without `Prefer: wait` (answered 202 once
+// the event is queued), 1 receiver, the same concurrency and rounds alternating with the
+// JS baseline's synchronous path. Each event has its own receiver (`q<n>-0`), so that the
+// emulator's deliveries per receiver (`GET /_emulator/counts`) tell which events arrived.
+// After each relay round, before the next baseline round, it waits (bounded) until every
+// event of the round was delivered, then until the relay's workerd has gone quiet (its
+// deferred index writes); the relay's workerd CPU per event counts each round from its
+// first request to that point: intake and drain.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,6 +44,12 @@ const SCENARIOS = quick
       { receivers: 1, events: 1500, warmup: 50 },
       { receivers: 500, events: 300, warmup: 10 },
     ];
+// The queued intake: as many events as the synchronous 1-receiver scenario in quick mode;
+// fewer in the full run (the drains come on top: about 30 s in all on 2 cores).
+const QUEUED = quick ? { receivers: 1, events: 60, warmup: 10 } : { receivers: 1, events: 1000, warmup: 50 };
+const DRAIN_DEADLINE_MS = quick ? 30_000 : 60_000; // per round
+const QUIET_MS = 1_500; // workerd idle this long: the drain's last writes are done (index: DEFER_MS = 1 s)
+const QUIET_DEADLINE_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 30_000;
 const SCENARIO_DEADLINE_MS = 120_000;
 const TOTAL_DEADLINE_MS = 600_000;
@@ -161,12 +176,15 @@ function notificationBody(receivers, prefix) {
   });
 }
 
-/** POSTs one signed event with Prefer: wait; resolves to { ms, ok, status }. */
-async function postEvent(url, body, receivers) {
+/**
+ * POSTs one signed event, with Prefer: wait unless `wait` is false (then a 202 is the
+ * answer expected); resolves to { ms, ok, status }.
+ */
+async function postEvent(url, body, receivers, wait = true) {
   const headers = {
     'content-type': 'application/json',
     ...webhookHeaders(body, { secret: WEBHOOK_SECRET }),
-    prefer: 'wait',
+    ...(wait ? { prefer: 'wait' } : {}),
   };
   const started = process.hrtime.bigint();
   try {
@@ -178,6 +196,7 @@ async function postEvent(url, body, receivers) {
     });
     const text = await response.text();
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    if (!wait) return { ms, ok: response.status === 202, status: response.status };
     let delivered = -1;
     try {
       delivered = JSON.parse(text).delivered?.length ?? -1;
@@ -188,8 +207,12 @@ async function postEvent(url, body, receivers) {
   }
 }
 
-/** `count` events at `CONCURRENCY` in flight, stopping early at `deadline`. */
-async function load(target, body, receivers, count, deadline) {
+/**
+ * `count` events at `CONCURRENCY` in flight, stopping early at `deadline`. `body` is the
+ * body of every event, or a function of the event's number in this load.
+ */
+async function load(target, body, receivers, count, deadline, { wait = true } = {}) {
+  const bodyOf = typeof body === 'function' ? body : () => body;
   const latencies = [];
   const failures = {};
   let issued = 0;
@@ -198,8 +221,8 @@ async function load(target, body, receivers, count, deadline) {
   const started = process.hrtime.bigint();
   const worker = async () => {
     while (issued < count && Date.now() < deadline) {
-      issued++;
-      const r = await postEvent(target.url, body, receivers);
+      const n = issued++;
+      const r = await postEvent(target.url, bodyOf(n), receivers, wait);
       latencies.push(r.ms);
       if (!r.ok) failures[r.status] = (failures[r.status] ?? 0) + 1;
     }
@@ -207,6 +230,7 @@ async function load(target, body, receivers, count, deadline) {
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   return {
+    issued,
     latencies,
     failures,
     seconds,
@@ -247,28 +271,146 @@ async function main() {
       for (const t of order) runs[t.which].push(await load(t, body, receivers, perRound, deadline));
     }
     const scenario = { receivers, events_per_worker: perRound * ROUNDS, workers: {} };
-    for (const [which, list] of Object.entries(runs)) {
-      const latencies = list.flatMap((l) => l.latencies).sort((a, b) => a - b);
-      const seconds = list.reduce((s, l) => s + l.seconds, 0);
-      const cpu = list.reduce((s, l) => s + l.workerdCpu, 0);
-      const hostCpu = list.reduce((s, l) => s + l.hostCpu, 0);
-      const failures = {};
-      for (const l of list) for (const [k, v] of Object.entries(l.failures)) failures[k] = (failures[k] ?? 0) + v;
-      scenario.workers[which] = {
-        events: latencies.length,
-        seconds,
-        events_per_second: latencies.length / seconds,
-        p50_ms: percentile(latencies, 50),
-        p99_ms: percentile(latencies, 99),
-        max_ms: latencies[latencies.length - 1],
-        failures,
-        workerd_cpu_ms_per_event: (cpu * 1000) / latencies.length,
-        host_node_cpu_ms_per_event: (hostCpu * 1000) / latencies.length,
-      };
-    }
+    for (const [which, list] of Object.entries(runs)) scenario.workers[which] = summary(list);
     result.scenarios.push(scenario);
   }
+  result.queued = await queuedScenario(emulator, targets);
   return result;
+}
+
+/** The figures of a Worker's loads in one scenario. */
+function summary(list) {
+  const latencies = list.flatMap((l) => l.latencies).sort((a, b) => a - b);
+  const seconds = list.reduce((s, l) => s + l.seconds, 0);
+  const cpu = list.reduce((s, l) => s + l.workerdCpu, 0);
+  const hostCpu = list.reduce((s, l) => s + l.hostCpu, 0);
+  const failures = {};
+  for (const l of list) for (const [k, v] of Object.entries(l.failures)) failures[k] = (failures[k] ?? 0) + v;
+  return {
+    events: latencies.length,
+    seconds,
+    events_per_second: latencies.length / seconds,
+    p50_ms: percentile(latencies, 50),
+    p99_ms: percentile(latencies, 99),
+    max_ms: latencies[latencies.length - 1],
+    failures,
+    workerd_cpu_ms_per_event: (cpu * 1000) / latencies.length,
+    host_node_cpu_ms_per_event: (hostCpu * 1000) / latencies.length,
+  };
+}
+
+/** The emulator's deliveries per (lower-cased) receiver id. */
+async function deliveryCounts(emulatorUrl) {
+  const response = await fetch(`${emulatorUrl}/_emulator/counts`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+  if (response.status !== 200) throw new Error(`GET /_emulator/counts: ${response.status}`);
+  return response.json();
+}
+
+/**
+ * Waits until every id in `ids` was delivered at least once, or `deadline`; answers
+ * { ms, undelivered, duplicates } (duplicates: deliveries beyond the first, over `ids`).
+ */
+async function drain(emulatorUrl, ids, deadline) {
+  const started = Date.now();
+  for (;;) {
+    const counts = await deliveryCounts(emulatorUrl);
+    const undelivered = ids.filter((id) => !(counts[id] >= 1)).length;
+    if (undelivered === 0 || Date.now() >= deadline) {
+      const duplicates = ids.reduce((sum, id) => sum + Math.max(0, (counts[id] ?? 0) - 1), 0);
+      return { ms: Date.now() - started, undelivered, duplicates };
+    }
+    await sleep(50);
+  }
+}
+
+/** Waits (at most QUIET_DEADLINE_MS) until `pid` used no CPU for QUIET_MS; answers the ms waited. */
+async function quiet(pid) {
+  const started = Date.now();
+  let last = cpuSeconds(pid);
+  let since = Date.now();
+  while (Date.now() - since < QUIET_MS && Date.now() - started < QUIET_DEADLINE_MS) {
+    await sleep(100);
+    const now = cpuSeconds(pid);
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+    }
+  }
+  return Date.now() - started;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Issue 20's queued intake: the relay answering 202 (no Prefer: wait) against the
+ * baseline's synchronous path, rounds alternating; each relay round drained before the
+ * next baseline round.
+ */
+async function queuedScenario(emulator, targets) {
+  const { receivers, events, warmup } = QUEUED;
+  const relay = targets.find((t) => t.which === 'relay');
+  let serial = 0;
+  // Every event its own receivers, so that the emulator's counts tell each event apart
+  // (ids are at most 32 characters; the emulator lower-cases them).
+  const next = (tag, ids) => () => {
+    const prefix = `${tag}${serial++}-`;
+    for (let i = 0; i < receivers; i++) ids?.push(`${prefix}${i}`);
+    return notificationBody(receivers, prefix);
+  };
+  const deadline = Date.now() + SCENARIO_DEADLINE_MS;
+  // Warm-up (not counted), the relay's drained too: the consumer's isolate and the queue.
+  const warmIds = [];
+  await load(relay, next('qw', warmIds), receivers, warmup, deadline, { wait: false });
+  await drain(emulator.url, warmIds, Date.now() + DRAIN_DEADLINE_MS);
+  for (const t of targets) if (t !== relay) await load(t, next('bw'), receivers, warmup, deadline);
+  await quiet(relay.workerdPid);
+
+  const runs = Object.fromEntries(targets.map((t) => [t.which, []]));
+  const perRound = Math.ceil(events / ROUNDS);
+  const drains = [];
+  const ids = [];
+  let relayCpu = 0;
+  let quietMs = 0;
+  for (let r = 0; r < ROUNDS; r++) {
+    const order = r % 2 ? [...targets].reverse() : targets;
+    for (const t of order) {
+      if (t === relay) {
+        const roundIds = [];
+        const cpuBefore = cpuSeconds(relay.workerdPid);
+        runs.relay.push(await load(relay, next('q', roundIds), receivers, perRound, deadline, { wait: false }));
+        // Only the events sent (a deadline may stop a load early) are waited for.
+        ids.push(...roundIds);
+        drains.push(await drain(emulator.url, roundIds, Date.now() + DRAIN_DEADLINE_MS));
+        // The writes after the last delivery (index entries deferred, acks) belong to
+        // the round too, and the baseline's next round runs beside an idle relay.
+        quietMs += await quiet(relay.workerdPid);
+        relayCpu += cpuSeconds(relay.workerdPid) - cpuBefore;
+      } else {
+        runs[t.which].push(await load(t, next('b'), receivers, perRound, deadline));
+      }
+    }
+  }
+  const queued = { receivers, events_per_worker: perRound * ROUNDS, workers: {} };
+  for (const [which, list] of Object.entries(runs)) queued.workers[which] = summary(list);
+  const sent = runs.relay.reduce((s, l) => s + l.issued, 0);
+  const undelivered = drains.reduce((s, d) => s + d.undelivered, 0);
+  Object.assign(queued.workers.relay, {
+    // The relay's answers are 202s: its p50/p99/events/s above are the intake's.
+    answer: 202,
+    workerd_cpu_ms_per_event_intake: queued.workers.relay.workerd_cpu_ms_per_event,
+    // Intake + drain: each round from its first request to the end of its drain, once
+    // workerd has been idle for QUIET_MS (that idle time included: workerd idles at 0).
+    workerd_cpu_ms_per_event: (relayCpu * 1000) / sent,
+    receivers_sent: ids.length,
+    receivers_undelivered: undelivered,
+    all_delivered: undelivered === 0 && ids.length === sent * receivers,
+    duplicate_deliveries: drains.reduce((s, d) => s + d.duplicates, 0),
+    drain_ms_total: drains.reduce((s, d) => s + d.ms, 0),
+    drain_ms_max: Math.max(...drains.map((d) => d.ms)),
+    drain_deadline_ms: DRAIN_DEADLINE_MS,
+    quiet_ms_total: quietMs,
+  });
+  return queued;
 }
 
 let output;
