@@ -33,7 +33,7 @@ use yunxin_edge::{
     Attempt, AttemptId, AttemptOutcome, CallAction, Delivery, Outcome, Recorded, Replay,
 };
 
-use crate::rpc;
+use crate::{body, rpc};
 use crate::{index, task};
 
 /// The binding of the namespace.
@@ -78,9 +78,9 @@ pub enum Command {
         /// `/v1/notifications`.
         #[serde(default)]
         route: Option<String>,
-        /// The queued intake: the object enqueues every call itself and
-        /// marks the event enqueued, so the intake makes one round trip. A
-        /// failed enqueue is the watchdog's, as when an intake dies.
+        /// The queued intake: the object enqueues every call itself, so the
+        /// intake makes one round trip. A failed enqueue is the watchdog's,
+        /// as when an intake dies.
         #[serde(default)]
         enqueue: bool,
     },
@@ -465,7 +465,7 @@ impl EventStore {
                 enqueue,
             } => {
                 let created = self
-                    .create(id, body_sha256, *delivery, &begin, route, now)
+                    .create(id, body_sha256, *delivery, &begin, route, enqueue, now)
                     .await?;
                 if enqueue && matches!(created, Created::New { .. }) {
                     self.enqueue_all(id).await;
@@ -902,7 +902,12 @@ impl EventStore {
 
     /// Records the event unless its id is known. The lookup and the insert
     /// happen without an await between them, so two intakes of the same id
-    /// cannot both create it.
+    /// cannot both create it. With `enqueue` (the queued intake, whose calls
+    /// this object enqueues at once) it is written as enqueued, sparing a
+    /// write of its row once they are: until then this life of the object
+    /// watches it as it watches every intake, and should the object die
+    /// first, its next sweep finds the calls overdue.
+    #[allow(clippy::too_many_arguments)]
     async fn create(
         &self,
         id: &str,
@@ -910,6 +915,7 @@ impl EventStore {
         mut delivery: Delivery,
         calls: &[usize],
         route: Option<String>,
+        enqueue: bool,
         now: u64,
     ) -> Result<Created> {
         if let Some(same) = self.read(id, |known| known.body_sha256 == body_sha256)? {
@@ -931,7 +937,9 @@ impl EventStore {
             version: 1,
             created_ms: now,
         };
-        self.insert(Event::new(id, body_sha256, now, delivery))?;
+        let mut event = Event::new(id, body_sha256, now, delivery);
+        event.enqueued = enqueue;
+        self.insert(event)?;
         self.watch_intake(id, now).await?;
         Ok(Created::New {
             steps,
@@ -1044,8 +1052,8 @@ impl EventStore {
     }
 
     /// The queued intake's enqueue, done by the object: every call, then
-    /// the event marked enqueued. A failure is logged, not answered: the
-    /// event exists and says "not enqueued", so the watchdog enqueues it.
+    /// the intake no longer watched. A failure is logged, not answered: the
+    /// watchdog enqueues the calls at the intake's check.
     async fn enqueue_all(&self, id: &str) {
         let enqueued = async {
             if self
@@ -1059,7 +1067,8 @@ impl EventStore {
                 return Ok(());
             };
             task::enqueue(&self.env, id, 0, 0..calls).await?;
-            self.update(id, |e| e.enqueued = true).map(drop)
+            self.with_unconfirmed(|waiting| waiting.remove(id))
+                .map(drop)
         };
         if let Err(e) = enqueued.await {
             console_log!(
@@ -1279,22 +1288,23 @@ impl EventClient {
 
     async fn call<T: DeserializeOwned>(&self, command: Command) -> Result<T> {
         self.trips.set(self.trips.get() + 1);
-        let body = serde_json::to_string(&Envelope {
+        let asked = serde_json::to_string(&Envelope {
             event_id: self.event_id.clone(),
             command,
         })?;
-        let mut response = rpc::post(&self.stub, "/", body, &[]).await?;
+        let response = rpc::post(&self.stub, "/", asked, &[]).await?;
         let rows: u64 = response
             .headers()
             .get(ROWS_WRITTEN)?
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         self.rows_written.set(self.rows_written.get() + rows);
-        match response.status_code() {
-            200 => response.json().await,
+        let status = response.status_code();
+        let text = body::response_text(response).await?;
+        match status {
+            200 => Ok(serde_json::from_str(&text)?),
             status => Err(worker::Error::RustError(format!(
-                "event store answered {status}: {}",
-                response.text().await.unwrap_or_default()
+                "event store answered {status}: {text}"
             ))),
         }
     }

@@ -78,22 +78,25 @@ impl DurableObject for Guard {
             }
             Command::SignOut { id, expires_ms } => {
                 // Ended sessions are kept until they would have expired anyway.
-                sql.exec(
+                crate::meter::write(
+                    &sql,
                     "DELETE FROM ended WHERE expires_ms < ?",
                     vec![(now as i64).into()],
                 )?;
-                sql.exec(
+                crate::meter::write(
+                    &sql,
                     "INSERT OR REPLACE INTO ended (id, expires_ms) VALUES (?, ?)",
                     vec![id.into(), (expires_ms as i64).into()],
                 )?;
                 Response::from_json(&true)
             }
             Command::SignOutEverywhere => {
-                sql.exec(
+                crate::meter::write(
+                    &sql,
                     "INSERT OR REPLACE INTO everyone (id, signed_out_ms) VALUES (1, ?)",
                     vec![(now as i64).into()],
                 )?;
-                sql.exec("DELETE FROM ended", None)?;
+                crate::meter::write(&sql, "DELETE FROM ended", None)?;
                 Response::from_json(&true)
             }
         }
@@ -133,15 +136,21 @@ fn attempt(sql: &SqlStorage, client: &str, ok: bool, now: u64) -> Result<Option<
     let verdict = after.attempt(ok, now);
     if after != before {
         if after.failures == 0 {
-            sql.exec("DELETE FROM attempts WHERE client = ?", vec![client.into()])?;
+            crate::meter::write(
+                sql,
+                "DELETE FROM attempts WHERE client = ?",
+                vec![client.into()],
+            )?;
         } else {
             // Windows over are forgotten as new ones open: the table holds
             // only the last quarter hour's guessers.
-            sql.exec(
+            crate::meter::write(
+                sql,
                 "DELETE FROM attempts WHERE window_start_ms < ?",
                 vec![(now.saturating_sub(SIGN_IN_WINDOW_MS) as i64).into()],
             )?;
-            sql.exec(
+            crate::meter::write(
+                sql,
                 "INSERT OR REPLACE INTO attempts (client, failures, window_start_ms) VALUES (?, ?, ?)",
                 vec![
                     client.into(),
@@ -266,5 +275,8 @@ pub async fn sign_out_everywhere(env: &Env) -> Result<()> {
 async fn ask<T: serde::de::DeserializeOwned>(env: &Env, command: &Command) -> Result<T> {
     let stub = env.durable_object(BINDING)?.get_by_name(NAME)?;
     let body = serde_json::to_string(command)?;
-    crate::rpc::post(&stub, "/", body, &[]).await?.json().await
+    let response = crate::rpc::post(&stub, "/", body, &[]).await?;
+    Ok(serde_json::from_str(
+        &crate::body::response_text(response).await?,
+    )?)
 }

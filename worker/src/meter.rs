@@ -9,7 +9,7 @@
 use std::cell::Cell;
 
 use serde::Serialize;
-use worker::SqlCursor;
+use worker::{SqlCursor, SqlStorage, SqlStorageValue};
 
 /// The counts so far in this isolate.
 #[derive(Debug, Default, Clone, Copy, Serialize)]
@@ -46,6 +46,16 @@ pub fn written(cursor: SqlCursor) -> SqlCursor {
     let rows = cursor.rows_written() as u64;
     add(|m| m.sqlite_rows_written += rows);
     cursor
+}
+
+/// Runs a statement that writes, counting its rows: for objects that do
+/// not answer the rows they wrote (the event store counts its own).
+pub fn write(
+    sql: &SqlStorage,
+    query: &str,
+    values: impl Into<Option<Vec<SqlStorageValue>>>,
+) -> worker::Result<SqlCursor> {
+    Ok(written(sql.exec(query, values)?))
 }
 
 /// The counts so far.

@@ -181,7 +181,10 @@ pub async fn grant(
         max_wait_ms,
     };
     let body = serde_json::to_string(&ask)?;
-    rpc::post(&stub, "/grant", body, &[]).await?.json().await
+    let response = rpc::post(&stub, "/grant", body, &[]).await?;
+    Ok(serde_json::from_str(
+        &crate::body::response_text(response).await?,
+    )?)
 }
 
 /// Pauses `app_key`'s pacer, and this isolate, until `until_ms`: Yunxin

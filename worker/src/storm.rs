@@ -229,7 +229,8 @@ impl DurableObject for Storm {
             .to_array()?;
         for row in waiting {
             let incoming: Incoming = serde_json::from_str(&row.json)?;
-            sql.exec(
+            crate::meter::write(
+                &sql,
                 "DELETE FROM deferred WHERE event_id = ?",
                 vec![incoming.event_id.clone().into()],
             )?;
@@ -237,7 +238,8 @@ impl DurableObject for Storm {
             // digest collects it like any event. Its first decision (the
             // deferral) is forgotten, or `decide` would answer it again.
             let event_id = incoming.event_id.clone();
-            sql.exec(
+            crate::meter::write(
+                &sql,
                 "DELETE FROM decided WHERE event_id = ?",
                 vec![event_id.clone().into()],
             )?;
@@ -272,7 +274,8 @@ impl Storm {
             return Ok(());
         }
         if stored_route(sql)?.as_deref() != Some(route) {
-            sql.exec(
+            crate::meter::write(
+                sql,
                 "INSERT OR REPLACE INTO meta (id, route) VALUES (1, ?)",
                 vec![route.into()],
             )?;
@@ -333,11 +336,13 @@ impl Storm {
             });
         }
         save_state(sql, &before, &state)?;
-        sql.exec(
+        crate::meter::write(
+            sql,
             "DELETE FROM decided WHERE created_ms < ?",
             vec![(now.saturating_sub(KEEP_MS) as i64).into()],
         )?;
-        sql.exec(
+        crate::meter::write(
+            sql,
             "INSERT OR REPLACE INTO decided (event_id, created_ms, disposition) VALUES (?, ?, ?)",
             vec![
                 incoming.event_id.clone().into(),
@@ -346,7 +351,8 @@ impl Storm {
             ],
         )?;
         if let Disposition::Deferred { until_ms, .. } = &decision.disposition {
-            sql.exec(
+            crate::meter::write(
+                sql,
                 "INSERT OR REPLACE INTO deferred (event_id, until_ms, json) VALUES (?, ?, ?)",
                 vec![
                     incoming.event_id.clone().into(),
@@ -376,7 +382,8 @@ impl Storm {
         now: u64,
     ) -> std::result::Result<(), RelayError> {
         let events: Vec<&str> = flushed.event_ids().collect();
-        sql.exec(
+        crate::meter::write(
+            sql,
             "INSERT OR REPLACE INTO digest_events (digest_id, created_ms, events) VALUES (?, ?, ?)",
             vec![
                 flushed.id.as_str().into(),
@@ -386,7 +393,8 @@ impl Storm {
                     .into(),
             ],
         )?;
-        sql.exec(
+        crate::meter::write(
+            sql,
             "DELETE FROM digest_events WHERE created_ms < ?",
             vec![(now.saturating_sub(KEEP_MS) as i64).into()],
         )?;
@@ -537,7 +545,8 @@ fn silences(sql: &SqlStorage) -> Result<Silences> {
 }
 
 fn save_silences(sql: &SqlStorage, silences: &Silences) -> Result<()> {
-    sql.exec(
+    crate::meter::write(
+        sql,
         "INSERT OR REPLACE INTO silences (id, json) VALUES (1, ?)",
         vec![serde_json::to_string(silences)?.into()],
     )?;
@@ -578,14 +587,16 @@ fn load_state(sql: &SqlStorage) -> Result<RouteState> {
 /// digests added, changed or gone, each its own row.
 fn save_state(sql: &SqlStorage, before: &RouteState, after: &RouteState) -> Result<()> {
     if before.throttle != after.throttle {
-        sql.exec(
+        crate::meter::write(
+            sql,
             "INSERT OR REPLACE INTO throttle (id, json) VALUES (1, ?)",
             vec![serde_json::to_string(&after.throttle)?.into()],
         )?;
     }
     for (key, digest) in &after.digests {
         if before.digests.get(key) != Some(digest) {
-            sql.exec(
+            crate::meter::write(
+                sql,
                 "INSERT OR REPLACE INTO digests (key, json) VALUES (?, ?)",
                 vec![key.as_str().into(), serde_json::to_string(digest)?.into()],
             )?;
@@ -593,7 +604,8 @@ fn save_state(sql: &SqlStorage, before: &RouteState, after: &RouteState) -> Resu
     }
     for key in before.digests.keys() {
         if !after.digests.contains_key(key) {
-            sql.exec(
+            crate::meter::write(
+                sql,
                 "DELETE FROM digests WHERE key = ?",
                 vec![key.as_str().into()],
             )?;
@@ -619,8 +631,12 @@ impl StormClient {
 
     async fn ask<T: serde::de::DeserializeOwned>(&self, command: &Command) -> Result<(u16, T)> {
         let body = serde_json::to_string(command)?;
-        let mut response = rpc::post(&self.stub, "/", body, &[("x-route", &self.route)]).await?;
-        Ok((response.status_code(), response.json().await?))
+        let response = rpc::post(&self.stub, "/", body, &[("x-route", &self.route)]).await?;
+        let status = response.status_code();
+        Ok((
+            status,
+            serde_json::from_str(&crate::body::response_text(response).await?)?,
+        ))
     }
 
     /// Decides a rendered event.

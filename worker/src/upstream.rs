@@ -144,10 +144,11 @@ async fn exchange(
     let controller = AbortController::default();
     let signal = controller.signal();
     let exchange = async {
-        let mut response = Fetch::Request(upstream).send_with_signal(&signal).await?;
+        let response = Fetch::Request(upstream).send_with_signal(&signal).await?;
         let retry_after = response.headers().get("retry-after")?;
-        let body = response.bytes().await?;
-        Ok::<_, worker::Error>((response.status_code(), retry_after, body))
+        let status = response.status_code();
+        let body = crate::body::response_bytes(response).await?;
+        Ok::<_, worker::Error>((status, retry_after, body))
     };
     let deadline = Delay::from(Duration::from_millis(timeout_ms));
     pin_mut!(exchange, deadline);

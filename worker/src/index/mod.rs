@@ -18,7 +18,7 @@ use yunxin_edge_index::{BINDING, Detail, NAME, Page, Stats};
 
 pub use store::EventIndex;
 
-use crate::rpc;
+use crate::{body, rpc};
 
 /// Talks to the index.
 pub struct IndexClient {
@@ -40,8 +40,8 @@ impl IndexClient {
     }
 
     async fn post(&self, command: String) -> Result<String> {
-        let mut response = rpc::post(&self.stub, "/", command, &[]).await?;
-        match (response.status_code(), response.text().await?) {
+        let response = rpc::post(&self.stub, "/", command, &[]).await?;
+        match (response.status_code(), body::response_text(response).await?) {
             (200, text) => Ok(text),
             (status, text) => Err(worker::Error::RustError(format!(
                 "event index answered {status}: {text}"
