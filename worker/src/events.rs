@@ -586,7 +586,14 @@ impl EventStore {
                 requeued += self
                     .requeue(&id, |e| {
                         if e.enqueued {
-                            e.delivery.overdue(now, watchdog_ms)
+                            // A call never begun is due from the event's
+                            // enqueue, not from the epoch: a backlog younger
+                            // than the watchdog period is not re-enqueued.
+                            if now < e.since_ms + watchdog_ms {
+                                Vec::new()
+                            } else {
+                                e.delivery.overdue(now, watchdog_ms)
+                            }
                         } else if now >= e.since_ms + grace_ms {
                             // The intake died between recording and enqueueing.
                             (0..e.delivery.calls()).collect()
@@ -905,8 +912,9 @@ impl EventStore {
     /// cannot both create it. With `enqueue` (the queued intake, whose calls
     /// this object enqueues at once) it is written as enqueued, sparing a
     /// write of its row once they are: until then this life of the object
-    /// watches it as it watches every intake, and should the object die
-    /// first, its next sweep finds the calls overdue.
+    /// watches it as it watches every intake (30 s), and should the object
+    /// die first, a sweep finds the calls overdue one `WATCHDOG_SECS` after
+    /// the intake.
     #[allow(clippy::too_many_arguments)]
     async fn create(
         &self,
@@ -1017,7 +1025,20 @@ impl EventStore {
                 record: Box::new(legacy),
             })
             .await?;
-        self.state.storage().delete_all().await?;
+        // An old event's id may name a shard ("events-7"): then this object
+        // is that shard too, and only the old table goes.
+        let sql = self.state.storage().sql();
+        let shard: Vec<serde_json::Value> = sql
+            .exec(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'events'",
+                None,
+            )?
+            .to_array()?;
+        if shard.is_empty() {
+            self.state.storage().delete_all().await?;
+        } else {
+            sql.exec("DROP TABLE record", None)?;
+        }
         console_log!(
             "{}",
             serde_json::json!({ "event_id": event_id, "adopted_by": shard_of(&event_id) })
