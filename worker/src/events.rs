@@ -1,5 +1,5 @@
-//! The record of each accepted event: one Durable Object per `webhook-id`,
-//! holding the event's [`Delivery`].
+//! The record of each accepted event, holding its [`Delivery`], in one of
+//! [`SHARDS`] Durable Objects chosen by its `webhook-id` ([`shard_of`]).
 //!
 //! Why a Durable Object and not KV: idempotency needs "create if absent" to be
 //! atomic. KV is eventually consistent, so the same webhook delivered twice,
@@ -7,6 +7,11 @@
 //! enqueued twice. A Durable Object runs every request for one id in one
 //! place, one at a time, over strongly consistent storage; its SQLite storage
 //! is synchronous, so a command reads, decides and writes without yielding.
+//!
+//! Storage: an event's row holds what never changes (the body's hash, the
+//! delivery's [`DeliveryHead`](yunxin_edge::DeliveryHead)) beside the few
+//! fields that change with the event; each call has a row of its own, so a
+//! command rewrites the calls it changed, not every receiver.
 //!
 //! The object speaks a typed protocol ([`Command`] in, one answer type per
 //! command out, JSON over the stub's `fetch`). It does no delivery itself:
