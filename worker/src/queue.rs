@@ -17,7 +17,7 @@ use yunxin_edge::{Attempt, Recorded, pacing};
 
 use crate::config::{Config, MAX_INLINE_WAIT_MS};
 use crate::events::{EventClient, EventStatus, RecordedWith, Sent, Step};
-use crate::index::{Batch, Entry, Wait};
+use crate::index::{self, Batch, Entry, Wait};
 use crate::pacer;
 use crate::task::{self, DeliveryTask};
 use crate::upstream;
@@ -123,8 +123,9 @@ pub async fn deliver(
         }
     }))
     .await;
-    // Every attempt's entry and the waits, in one request to the index.
-    journal.flush(env).await;
+    // Every attempt's entry and the waits, in one request to the index,
+    // with the entries the isolate's intakes deferred meanwhile.
+    index::log_with_deferred(env, journal.take()).await;
     Ok(())
 }
 
