@@ -55,12 +55,15 @@ test('a one-call event synchronously: two round trips to its object, the pacer a
 });
 
 test('a one-call event queued: one round trip to its object, which enqueues its calls itself', async () => {
-  const ids = [];
-  for (let i = 0; i < 5; i++) {
-    const sent = await postEvent(relay.url, notification(1, { prefix: `queued${i}-` }), { wait: false });
-    assert.equal(sent.status, 202, sent.text);
-    ids.push(sent.id);
-  }
+  // At once: events that share a shard are recorded while another's enqueue
+  // is awaited, and each must still be told its own rows.
+  const sent = await Promise.all(
+    Array.from({ length: 12 }, (_, i) => postEvent(relay.url, notification(1, { prefix: `queued${i}-` }), { wait: false })),
+  );
+  const ids = sent.map((s) => {
+    assert.equal(s.status, 202, s.text);
+    return s.id;
+  });
   for (const id of ids) {
     const cost = costOf(id);
     assert.deepEqual(

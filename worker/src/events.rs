@@ -408,9 +408,11 @@ pub struct EventStore {
     alarm_at: Cell<Option<u64>>,
     /// When the watchdog last looked at every open call (0: not in this life).
     swept_ms: Cell<u64>,
-    /// SQLite rows the current command wrote (SQLite's own count), answered
-    /// in the [`ROWS_WRITTEN`] header: what a change to the storage costs.
-    rows_written: Cell<u64>,
+    /// SQLite rows written (SQLite's own count) by the commands running, by
+    /// event: answered in the [`ROWS_WRITTEN`] header, what a change to the
+    /// storage costs. Kept by event, not as one count, because commands for
+    /// other events run while one awaits (its enqueue, its alarm).
+    rows_written: RefCell<HashMap<String, u64>>,
 }
 
 /// The header in which the object answers the SQLite rows its command wrote.
@@ -430,16 +432,21 @@ impl DurableObject for EventStore {
             unconfirmed: RefCell::new(None),
             alarm_at: Cell::new(None),
             swept_ms: Cell::new(0),
-            rows_written: Cell::new(0),
+            rows_written: RefCell::new(HashMap::new()),
         }
     }
 
-    async fn fetch(&self, req: Request) -> Result<Response> {
-        self.rows_written.set(0);
-        let mut response = self.command(req).await?;
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        // serde_json over the text, not `req.json()` (serde_wasm_bindgen over
+        // a JS object): the same parser as the sender's, and exact integers.
+        let Envelope { event_id, command } = serde_json::from_str(&req.text().await?)?;
+        self.rows_written.borrow_mut().insert(event_id.clone(), 0);
+        let answered = self.command(&event_id, command).await;
+        let rows = self.rows_written.borrow_mut().remove(&event_id);
+        let mut response = answered?;
         response
             .headers_mut()
-            .set(ROWS_WRITTEN, &self.rows_written.get().to_string())?;
+            .set(ROWS_WRITTEN, &rows.unwrap_or(0).to_string())?;
         Ok(response)
     }
 
@@ -455,11 +462,7 @@ impl DurableObject for EventStore {
 
 impl EventStore {
     /// Runs one command.
-    async fn command(&self, mut req: Request) -> Result<Response> {
-        // serde_json over the text, not `req.json()` (serde_wasm_bindgen over
-        // a JS object): the same parser as the sender's, and exact integers.
-        let Envelope { event_id, command } = serde_json::from_str(&req.text().await?)?;
-        let id = event_id.as_str();
+    async fn command(&self, id: &str, command: Command) -> Result<Response> {
         let now = now_ms();
         match command {
             Command::Create {
@@ -750,11 +753,14 @@ impl EventStore {
         Ok(sql)
     }
 
-    /// Runs a statement that writes, counting its rows.
-    fn write(&self, query: &str, values: Vec<SqlStorageValue>) -> Result<()> {
+    /// Runs a statement that writes `event_id`'s rows, counting them for the
+    /// command about it that is running, if one is (the alarm's are not).
+    fn write(&self, event_id: &str, query: &str, values: Vec<SqlStorageValue>) -> Result<()> {
         let cursor = self.sql()?.exec(query, Some(values))?;
-        let rows = crate::meter::written(cursor).rows_written();
-        self.rows_written.set(self.rows_written.get() + rows as u64);
+        let rows = crate::meter::written(cursor).rows_written() as u64;
+        if let Some(count) = self.rows_written.borrow_mut().get_mut(event_id) {
+            *count += rows;
+        }
         Ok(())
     }
 
@@ -817,6 +823,7 @@ impl EventStore {
             || event.enqueued != event.stored.enqueued;
         if meta_changed {
             self.write(
+                &event.event_id,
                 "UPDATE events SET since_ms = ?, enqueued = ?, meta = ? WHERE event_id = ?",
                 vec![
                     (event.since_ms as f64).into(),
@@ -838,6 +845,7 @@ impl EventStore {
                 continue;
             }
             self.write(
+                &event.event_id,
                 "UPDATE calls SET open = ?, version = ?, state = ? WHERE event_id = ? AND call = ?",
                 vec![
                     i32::from(!state.is_done()).into(),
@@ -965,6 +973,7 @@ impl EventStore {
     fn insert(&self, mut event: Event) -> Result<()> {
         let (head, states) = event.delivery.into_parts();
         self.write(
+            &event.event_id,
             "INSERT INTO events (event_id, body_sha256, created_ms, since_ms, enqueued, meta, head) \
              VALUES (?, ?, ?, ?, ?, ?, ?)",
             vec![
@@ -980,6 +989,7 @@ impl EventStore {
         for (call, state) in states.iter().enumerate() {
             let json = serde_json::to_string(state)?;
             self.write(
+                &event.event_id,
                 "INSERT INTO calls (event_id, call, open, version, state) VALUES (?, ?, ?, 0, ?)",
                 vec![
                     event.event_id.as_str().into(),
@@ -1196,8 +1206,12 @@ impl EventStore {
             .to_array()?;
         for Row { event_id } in old {
             let id: SqlStorageValue = event_id.as_str().into();
-            self.write("DELETE FROM calls WHERE event_id = ?", vec![id.clone()])?;
-            self.write("DELETE FROM events WHERE event_id = ?", vec![id])?;
+            self.write(
+                &event_id,
+                "DELETE FROM calls WHERE event_id = ?",
+                vec![id.clone()],
+            )?;
+            self.write(&event_id, "DELETE FROM events WHERE event_id = ?", vec![id])?;
             self.cache.borrow_mut().retain(|e| e.event_id != event_id);
         }
         Ok(())
