@@ -823,13 +823,9 @@ impl Delivery {
             }
             replay.calls.push(index);
             replay.receivers += again.len();
-            call.open = again.into_iter().map(|f| f.account_id).collect();
+            // A new generation: a new trace id, nothing lost in it yet.
             call.generation += 1;
-            call.attempts = 0;
-            call.lost_in_generation = false;
-            call.last_failure = None;
-            call.retry_after_ms = None;
-            call.phase = Phase::Ready { at_ms: now_ms };
+            call.reopen(again.into_iter().map(|f| f.account_id), false, now_ms);
         }
         replay
     }
@@ -876,12 +872,8 @@ impl Delivery {
             let again = std::mem::take(&mut call.unknown);
             replay.calls.push(index);
             replay.receivers += again.len();
-            call.open = again.into_iter().map(|u| u.account_id).collect();
-            call.attempts = 0;
-            call.lost_in_generation = true;
-            call.last_failure = None;
-            call.retry_after_ms = None;
-            call.phase = Phase::Ready { at_ms: now_ms };
+            // The same generation, whose answer was lost.
+            call.reopen(again.into_iter().map(|u| u.account_id), true, now_ms);
         }
         replay
     }
@@ -1031,6 +1023,17 @@ impl CallState {
     /// Whether this call has its final result for every receiver.
     pub fn is_done(&self) -> bool {
         self.phase == Phase::Done
+    }
+
+    /// Opens the finished call again for `open`, due at `now_ms`, with a
+    /// fresh count of attempts (a replay's).
+    fn reopen(&mut self, open: impl IntoIterator<Item = AccountId>, lost: bool, now_ms: u64) {
+        self.open = open.into_iter().collect();
+        self.attempts = 0;
+        self.lost_in_generation = lost;
+        self.last_failure = None;
+        self.retry_after_ms = None;
+        self.phase = Phase::Ready { at_ms: now_ms };
     }
 
     fn finish(&mut self, retry_after_ms: Option<u64>) {

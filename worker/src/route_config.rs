@@ -1,9 +1,9 @@
 //! The webhook routes' configuration, read from the Worker's bindings:
 //! `ROUTES` (a `[vars.ROUTES]` table, or JSON text in a var or a secret),
 //! `GROUPS` (the same, name → account ids), `TIMEZONE`, and the secrets a
-//! route names. A leaf: the request path ([`hooks`](crate::hooks)), the
-//! routes' objects ([`storm`](crate::storm)), the silences and the
-//! dashboard all read the routes here.
+//! route names. A leaf: the request path (`hooks`), the routes' objects
+//! (`storm`), the silences and the dashboard all read the routes here, and
+//! it names none of them.
 
 use serde_json::Value;
 use worker::Env;
