@@ -702,6 +702,23 @@ fn status(event: &Event) -> EventStatus {
     }
 }
 
+/// An event's id, as a query of ids reads it back.
+#[derive(Deserialize)]
+struct IdRow {
+    event_id: String,
+}
+
+/// Whether the object's SQLite storage has the table `name`.
+fn has_table(sql: &SqlStorage, name: &str) -> Result<bool> {
+    let found: Vec<serde_json::Value> = sql
+        .exec(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?",
+            Some(vec![name.into()]),
+        )?
+        .to_array()?;
+    Ok(!found.is_empty())
+}
+
 /// An event's row as read back.
 #[derive(Deserialize)]
 struct EventRow {
@@ -756,8 +773,7 @@ impl EventStore {
     /// Runs a statement that writes `event_id`'s rows, counting them for the
     /// command about it that is running, if one is (the alarm's are not).
     fn write(&self, event_id: &str, query: &str, values: Vec<SqlStorageValue>) -> Result<()> {
-        let cursor = self.sql()?.exec(query, Some(values))?;
-        let rows = crate::meter::written(cursor).rows_written() as u64;
+        let rows = crate::meter::write(&self.sql()?, query, Some(values))?.rows_written() as u64;
         if let Some(count) = self.rows_written.borrow_mut().get_mut(event_id) {
             *count += rows;
         }
@@ -1015,13 +1031,7 @@ impl EventStore {
             json: String,
         }
         let sql = self.state.storage().sql();
-        let table: Vec<Row> = sql
-            .exec(
-                "SELECT name AS json FROM sqlite_master WHERE type = 'table' AND name = 'record'",
-                None,
-            )?
-            .to_array()?;
-        if table.is_empty() {
+        if !has_table(&sql, "record")? {
             return Ok(None);
         }
         let rows: Vec<Row> = sql
@@ -1043,13 +1053,7 @@ impl EventStore {
         // An old event's id may name a shard ("events-7"): then this object
         // is that shard too, and only the old table goes.
         let sql = self.state.storage().sql();
-        let shard: Vec<serde_json::Value> = sql
-            .exec(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'events'",
-                None,
-            )?
-            .to_array()?;
-        if shard.is_empty() {
+        if !has_table(&sql, "events")? {
             self.state.storage().delete_all().await?;
         } else {
             sql.exec("DROP TABLE record", None)?;
@@ -1176,11 +1180,7 @@ impl EventStore {
 
     /// The events with a call not finished.
     fn open_events(&self) -> Result<Vec<String>> {
-        #[derive(Deserialize)]
-        struct Row {
-            event_id: String,
-        }
-        let rows: Vec<Row> = self
+        let rows: Vec<IdRow> = self
             .sql()?
             .exec("SELECT DISTINCT event_id FROM calls WHERE open = 1", None)?
             .to_array()?;
@@ -1189,14 +1189,10 @@ impl EventStore {
 
     /// Forgets every finished event kept a full idempotency window.
     fn forget(&self, now: u64) -> Result<()> {
-        #[derive(Deserialize)]
-        struct Row {
-            event_id: String,
-        }
         let Some(before) = now.checked_sub(IDEMPOTENCY_WINDOW_MS) else {
             return Ok(());
         };
-        let old: Vec<Row> = self
+        let old: Vec<IdRow> = self
             .sql()?
             .exec(
                 "SELECT event_id FROM events AS e WHERE since_ms <= ? AND NOT EXISTS \
@@ -1204,7 +1200,7 @@ impl EventStore {
                 Some(vec![(before as f64).into()]),
             )?
             .to_array()?;
-        for Row { event_id } in old {
+        for IdRow { event_id } in old {
             let id: SqlStorageValue = event_id.as_str().into();
             self.write(
                 &event_id,

@@ -135,9 +135,8 @@ pub async fn flush_deferred(env: &Env) {
     FLUSHING.set(true);
     let waiting = Waiting;
     Delay::from(Duration::from_millis(DEFER_MS)).await;
-    let entries = DEFERRED.take();
     drop(waiting);
-    log(env, &entries).await;
+    log_with_deferred(env, Vec::new()).await;
 }
 
 /// Writes `entries` now, with the intakes' deferred ones before them: one

@@ -576,9 +576,14 @@ fn observe(t: &Tally, name: &str, labels: &[(&str, &str)], ms: u64) -> Result<()
     add(t, &format!("{name}_count"), labels, 1)
 }
 
-/// An event's row.
+/// The columns of an event's row, as [`Known`] reads them.
+const EVENT_COLUMNS: &str = "event_id, route, created_ms, updated_ms, version, state, requests, \
+     total, delivered, failed, unknown, pending, failed_by_code";
+
+/// An event's row: for its updates, its detail and the list's pages.
 #[derive(Deserialize)]
 struct Known {
+    event_id: String,
     route: Option<String>,
     created_ms: i64,
     updated_ms: i64,
@@ -598,11 +603,7 @@ struct Known {
 fn known(sql: &SqlStorage, table: &str, event_id: &str) -> Result<Option<Known>> {
     let rows: Vec<Known> = sql
         .exec(
-            &format!(
-                "SELECT route, created_ms, updated_ms, version, state, requests, total, \
-                 delivered, failed, unknown, pending, failed_by_code FROM {table} \
-                 WHERE event_id = ?"
-            ),
+            &format!("SELECT {EVENT_COLUMNS} FROM {table} WHERE event_id = ?"),
             vec![event_id.into()],
         )?
         .to_array()?;
@@ -684,6 +685,7 @@ fn apply(t: &Tally, entry: Entry, now: u64) -> Result<()> {
             let label = route_label(route.as_deref()).to_owned();
             *unknown = Some(Cached {
                 row: Known {
+                    event_id: event_id.clone(),
                     route,
                     created_ms: created_ms as i64,
                     updated_ms: now as i64,
@@ -820,21 +822,6 @@ fn apply(t: &Tally, entry: Entry, now: u64) -> Result<()> {
     Ok(())
 }
 
-#[derive(Deserialize)]
-struct EventRow {
-    event_id: String,
-    route: Option<String>,
-    created_ms: i64,
-    updated_ms: i64,
-    state: String,
-    requests: i64,
-    total: i64,
-    delivered: i64,
-    failed: i64,
-    unknown: i64,
-    pending: i64,
-}
-
 fn list(sql: &SqlStorage, legacy: bool, query: &Query) -> Result<Page> {
     let mut conditions = Vec::new();
     let mut values: Vec<SqlStorageValue> = Vec::new();
@@ -860,12 +847,7 @@ fn list(sql: &SqlStorage, legacy: bool, query: &Query) -> Result<Page> {
     } else {
         format!("WHERE {}", conditions.join(" AND "))
     };
-    let select = |table: &str| {
-        format!(
-            "SELECT event_id, route, created_ms, updated_ms, state, requests, total, \
-             delivered, failed, unknown, pending FROM {table} {filter}"
-        )
-    };
+    let select = |table: &str| format!("SELECT {EVENT_COLUMNS} FROM {table} {filter}");
     let mut from = select("event_rows");
     if legacy {
         // Both in one ordered page: SQLite merges the two time indexes.
@@ -874,7 +856,7 @@ fn list(sql: &SqlStorage, legacy: bool, query: &Query) -> Result<Page> {
     }
     let limit = query.limit.clamp(1, MAX_PAGE);
     values.push((limit as i64 + 1).into());
-    let rows: Vec<EventRow> = sql
+    let rows: Vec<Known> = sql
         .exec(
             &format!("{from} ORDER BY created_ms DESC, event_id DESC LIMIT ?"),
             values,
